@@ -1,0 +1,422 @@
+//! GLUE readers. Two families of layout are accepted, both detected from the file itself:
+//!
+//! * the canonical GLUE TSVs written by `download_glue_data.py` (CoLA without header, SST-2,
+//!   MRPC with a UTF-8 BOM, STS-B, QQP, MNLI matched/mismatched, QNLI, RTE, WNLI, train/dev/test),
+//!   plus the raw MSRP and STS-benchmark files they are derived from;
+//! * the HuggingFace `datasets` export (`sentence1, sentence2, label, idx` or `sentence, label,
+//!   idx`, test labels -1), as TSV or parquet ([`crate::parquet_reader`]).
+//!
+//! Labels are numbered as HuggingFace's `glue` dataset numbers them (MNLI: entailment 0,
+//! neutral 1, contradiction 2; QNLI/RTE: entailment 0, not_entailment 1), so a model fine-tuned
+//! here and one fine-tuned with `transformers` agree on what each logit means.
+
+use std::path::{Path, PathBuf};
+
+use crate::DataError;
+
+/// The nine GLUE tasks (MNLI counted twice for its two dev sets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum GlueTask {
+    Cola,
+    Sst2,
+    Mrpc,
+    Stsb,
+    Qqp,
+    Mnli,
+    MnliMismatched,
+    Qnli,
+    Rte,
+    Wnli,
+}
+
+/// Which split of a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    Train,
+    Dev,
+    Test,
+}
+
+/// One example. `label` is a class index (as f32) or an STS-B score; `None` on test splits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Example {
+    pub text_a: String,
+    pub text_b: Option<String>,
+    pub label: Option<f32>,
+}
+
+impl GlueTask {
+    pub const ALL: [GlueTask; 10] = [
+        Self::Cola,
+        Self::Sst2,
+        Self::Mrpc,
+        Self::Stsb,
+        Self::Qqp,
+        Self::Mnli,
+        Self::MnliMismatched,
+        Self::Qnli,
+        Self::Rte,
+        Self::Wnli,
+    ];
+
+    /// Short lowercase name used on the command line and in results (`sst2`, `stsb`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Cola => "cola",
+            Self::Sst2 => "sst2",
+            Self::Mrpc => "mrpc",
+            Self::Stsb => "stsb",
+            Self::Qqp => "qqp",
+            Self::Mnli => "mnli",
+            Self::MnliMismatched => "mnli-mm",
+            Self::Qnli => "qnli",
+            Self::Rte => "rte",
+            Self::Wnli => "wnli",
+        }
+    }
+
+    /// Folder name in a GLUE download (`SST-2`, `STS-B`, ...).
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            Self::Cola => "CoLA",
+            Self::Sst2 => "SST-2",
+            Self::Mrpc => "MRPC",
+            Self::Stsb => "STS-B",
+            Self::Qqp => "QQP",
+            Self::Mnli | Self::MnliMismatched => "MNLI",
+            Self::Qnli => "QNLI",
+            Self::Rte => "RTE",
+            Self::Wnli => "WNLI",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, DataError> {
+        let k: String = s
+            .to_ascii_lowercase()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect();
+        Self::ALL
+            .into_iter()
+            .find(|t| t.name().replace('-', "") == k || t.dir_name().to_ascii_lowercase().replace('-', "") == k && *t != Self::MnliMismatched)
+            .ok_or_else(|| {
+                DataError::Invalid(format!(
+                    "unknown GLUE task `{s}`; expected one of cola, sst2, mrpc, stsb, qqp, mnli, mnli-mm, qnli, rte, wnli"
+                ))
+            })
+    }
+
+    /// Number of model outputs: 1 for STS-B regression, 3 for MNLI, else 2.
+    pub fn num_labels(self) -> usize {
+        match self {
+            Self::Stsb => 1,
+            Self::Mnli | Self::MnliMismatched => 3,
+            _ => 2,
+        }
+    }
+
+    pub fn is_regression(self) -> bool {
+        self == Self::Stsb
+    }
+
+    pub fn is_pair(self) -> bool {
+        !matches!(self, Self::Cola | Self::Sst2)
+    }
+
+    /// The metrics GLUE reports for this task, main one first.
+    pub fn metric_names(self) -> &'static [&'static str] {
+        match self {
+            Self::Cola => &["mcc"],
+            Self::Stsb => &["pearson", "spearman"],
+            Self::Mrpc | Self::Qqp => &["f1", "accuracy"],
+            _ => &["accuracy"],
+        }
+    }
+
+    /// File of a split inside the task folder.
+    pub fn split_file(self, split: Split) -> &'static str {
+        match (self, split) {
+            (_, Split::Train) => "train.tsv",
+            (Self::Mnli, Split::Dev) => "dev_matched.tsv",
+            (Self::MnliMismatched, Split::Dev) => "dev_mismatched.tsv",
+            (Self::Mnli, Split::Test) => "test_matched.tsv",
+            (Self::MnliMismatched, Split::Test) => "test_mismatched.tsv",
+            (_, Split::Dev) => "dev.tsv",
+            (_, Split::Test) => "test.tsv",
+        }
+    }
+
+    /// Path of a split under a GLUE root, trying `<root>/<Dir>/<file>` then `<root>/<file>`.
+    pub fn locate(self, root: &Path, split: Split) -> PathBuf {
+        let a = root.join(self.dir_name()).join(self.split_file(split));
+        if a.exists() {
+            return a;
+        }
+        let b = root.join(self.split_file(split));
+        if b.exists() {
+            b
+        } else {
+            a
+        }
+    }
+
+    /// Maps a label cell to HF's numbering. Numeric cells are taken as they are.
+    pub fn parse_label(self, cell: &str) -> Option<f32> {
+        let c = cell.trim();
+        if let Ok(v) = c.parse::<f32>() {
+            return if v < 0.0 && !self.is_regression() { None } else { Some(v) };
+        }
+        match (self, c) {
+            (Self::Mnli | Self::MnliMismatched, "entailment") => Some(0.0),
+            (Self::Mnli | Self::MnliMismatched, "neutral") => Some(1.0),
+            (Self::Mnli | Self::MnliMismatched, "contradiction") => Some(2.0),
+            (Self::Qnli | Self::Rte, "entailment") => Some(0.0),
+            (Self::Qnli | Self::Rte, "not_entailment") => Some(1.0),
+            _ => None,
+        }
+    }
+}
+
+/// Column indices of one layout.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    has_header: bool,
+    ncols: usize,
+    a: usize,
+    b: Option<usize>,
+    label: Option<usize>,
+    /// Extra columns are allowed (raw STS files carry licence columns on some lines).
+    min_cols_only: bool,
+}
+
+fn find(header: &[&str], names: &[&str]) -> Option<usize> {
+    names
+        .iter()
+        .find_map(|n| header.iter().position(|h| h.trim() == *n))
+}
+
+fn detect_layout(task: GlueTask, first: &[&str], path: &Path) -> Result<Layout, DataError> {
+    let known = [
+        "sentence", "sentence1", "question", "question1", "#1 String", "label", "index", "idx",
+    ];
+    let is_header = first.iter().any(|c| known.contains(&c.trim()));
+    if is_header {
+        let a = find(first, &["sentence1", "question1", "#1 String"])
+            .or_else(|| find(first, &["question"]))
+            .or_else(|| find(first, &["sentence"]));
+        let a = a.ok_or_else(|| DataError::Layout {
+            path: path.to_path_buf(),
+            msg: format!("header {first:?} has no sentence/sentence1/question column"),
+        })?;
+        let b = find(first, &["sentence2", "question2", "#2 String"]).or_else(|| {
+            (first.get(a).map(|s| s.trim()) == Some("question"))
+                .then(|| find(first, &["sentence"]))
+                .flatten()
+        });
+        let label = find(first, &["gold_label", "label", "Quality", "is_duplicate", "score"]);
+        return Ok(Layout {
+            has_header: true,
+            ncols: first.len(),
+            a,
+            b,
+            label,
+            min_cols_only: false,
+        });
+    }
+    // Headerless layouts.
+    match (task, first.len()) {
+        // Canonical CoLA: source, label, original label, sentence.
+        (GlueTask::Cola, 4) => Ok(Layout {
+            has_header: false,
+            ncols: 4,
+            a: 3,
+            b: None,
+            label: Some(1),
+            min_cols_only: false,
+        }),
+        // Derived CoLA / generic single-sentence export without header: sentence, label.
+        (_, 2) if !task.is_pair() => Ok(Layout {
+            has_header: false,
+            ncols: 2,
+            a: 0,
+            b: None,
+            label: Some(1),
+            min_cols_only: false,
+        }),
+        // Raw STS benchmark: genre, file, year, id, score, s1, s2 [, licence columns].
+        (GlueTask::Stsb, n) if n >= 7 => Ok(Layout {
+            has_header: false,
+            ncols: 7,
+            a: 5,
+            b: Some(6),
+            label: Some(4),
+            min_cols_only: true,
+        }),
+        (_, n) => Err(DataError::Layout {
+            path: path.to_path_buf(),
+            msg: format!(
+                "no header and {n} columns: not a {} layout this reader knows (canonical GLUE TSV or HF export)",
+                task.dir_name()
+            ),
+        }),
+    }
+}
+
+/// Reads a GLUE TSV file for `task`; `.parquet` files go to the parquet reader.
+pub fn read_glue_file(path: &Path, task: GlueTask) -> Result<Vec<Example>, DataError> {
+    if path.extension().is_some_and(|e| e == "parquet") {
+        return crate::parquet_reader::read_glue_parquet(path, task);
+    }
+    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    let text = String::from_utf8(bytes).map_err(|e| DataError::Layout {
+        path: path.to_path_buf(),
+        msg: format!("not UTF-8 ({e}); GLUE files are UTF-8"),
+    })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    parse_tsv(text, task, path)
+}
+
+fn parse_tsv(text: &str, task: GlueTask, path: &Path) -> Result<Vec<Example>, DataError> {
+    let mut lines = text
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .enumerate()
+        .filter(|(_, l)| !l.is_empty());
+    let Some((_, first_line)) = lines.next() else {
+        return Err(DataError::Layout {
+            path: path.to_path_buf(),
+            msg: "file is empty".into(),
+        });
+    };
+    let first: Vec<&str> = first_line.split('\t').collect();
+    let layout = detect_layout(task, &first, path)?;
+    let mut out = Vec::new();
+    let first_row = if layout.has_header {
+        None
+    } else {
+        Some((0usize, first_line))
+    };
+    for (i, line) in first_row.into_iter().chain(lines) {
+        let lineno = i + 1;
+        let cols: Vec<&str> = line.split('\t').collect();
+        let ok = if layout.min_cols_only {
+            cols.len() >= layout.ncols
+        } else {
+            cols.len() == layout.ncols
+        };
+        if !ok {
+            return Err(DataError::Malformed {
+                path: path.to_path_buf(),
+                line: lineno,
+                msg: format!(
+                    "expected {} tab-separated columns, found {}",
+                    layout.ncols,
+                    cols.len()
+                ),
+            });
+        }
+        let label = match layout.label {
+            None => None,
+            Some(c) => {
+                let cell = cols[c].trim();
+                match task.parse_label(cell) {
+                    Some(v) => {
+                        if !task.is_regression() && (v.fract() != 0.0 || v as usize >= task.num_labels()) {
+                            return Err(DataError::Malformed {
+                                path: path.to_path_buf(),
+                                line: lineno,
+                                msg: format!("label `{cell}` out of range for {} ({} classes)", task.name(), task.num_labels()),
+                            });
+                        }
+                        Some(v)
+                    }
+                    None if cell == "-1" || cell.is_empty() => None,
+                    None => {
+                        return Err(DataError::Malformed {
+                            path: path.to_path_buf(),
+                            line: lineno,
+                            msg: format!("cannot parse label `{cell}` for task {}", task.name()),
+                        })
+                    }
+                }
+            }
+        };
+        out.push(Example {
+            text_a: cols[layout.a].to_string(),
+            text_b: layout.b.map(|b| cols[b].to_string()),
+            label,
+        });
+    }
+    Ok(out)
+}
+
+/// Reads MRPC's `dev_ids.tsv` (pairs of sentence ids defining the GLUE dev split of MSRP).
+pub fn read_id_pairs(path: &Path) -> Result<Vec<(u64, u64)>, DataError> {
+    let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            let c: Vec<&str> = l.trim().split('\t').collect();
+            match c.as_slice() {
+                [a, b] => a.parse().and_then(|a| b.parse().map(|b| (a, b))).map_err(|_| ()),
+                _ => Err(()),
+            }
+            .map_err(|_| DataError::Malformed {
+                path: path.to_path_buf(),
+                line: i + 1,
+                msg: "expected two numeric ids separated by a tab".into(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p() -> &'static Path {
+        Path::new("mem.tsv")
+    }
+
+    #[test]
+    fn header_driven_pair_layout() {
+        let t = "index\tquestion\tsentence\tlabel\n0\tWhy?\tBecause.\tnot_entailment\n";
+        let ex = parse_tsv(t, GlueTask::Qnli, p()).unwrap();
+        assert_eq!(ex[0].text_a, "Why?");
+        assert_eq!(ex[0].text_b.as_deref(), Some("Because."));
+        assert_eq!(ex[0].label, Some(1.0));
+    }
+
+    #[test]
+    fn mnli_gold_label_and_hf_numbering() {
+        let t = "index\tpromptID\tpairID\tgenre\ts1b\ts2b\ts1p\ts2p\tsentence1\tsentence2\tlabel1\tgold_label\n\
+                 0\t1\t2\tg\tx\tx\tx\tx\tA man.\tA person.\tentailment\tneutral\n";
+        let ex = parse_tsv(t, GlueTask::Mnli, p()).unwrap();
+        assert_eq!(ex[0].label, Some(1.0));
+        assert_eq!(ex[0].text_b.as_deref(), Some("A person."));
+    }
+
+    #[test]
+    fn wrong_column_count_names_line() {
+        let t = "sentence\tlabel\ngood film\t1\nbad\tfilm\t0\n";
+        let err = parse_tsv(t, GlueTask::Sst2, p()).unwrap_err().to_string();
+        assert!(err.contains("mem.tsv:3") && err.contains("columns"), "{err}");
+    }
+
+    #[test]
+    fn unparsable_label_names_line() {
+        let t = "sentence\tlabel\ngood film\tmaybe\n";
+        let err = parse_tsv(t, GlueTask::Sst2, p()).unwrap_err().to_string();
+        assert!(err.contains("mem.tsv:2") && err.contains("maybe"), "{err}");
+    }
+
+    #[test]
+    fn task_names_parse() {
+        assert_eq!(GlueTask::parse("SST-2").unwrap(), GlueTask::Sst2);
+        assert_eq!(GlueTask::parse("sts-b").unwrap(), GlueTask::Stsb);
+        assert_eq!(GlueTask::parse("mnli-mm").unwrap(), GlueTask::MnliMismatched);
+        assert_eq!(GlueTask::parse("MNLI").unwrap(), GlueTask::Mnli);
+        assert!(GlueTask::parse("squad").is_err());
+    }
+}

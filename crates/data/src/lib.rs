@@ -1,0 +1,17 @@
+//! kiln-data: dataset readers, tokenization, batching, task metrics and synthetic generators.
+//!
+//! Nothing here depends on burn: batches are plain row-major id vectors that the model crates
+//! turn into tensors on whatever device the user chose.
+
+pub mod batch;
+pub mod error;
+pub mod glue;
+pub mod metrics;
+pub mod parquet_reader;
+pub mod synthetic;
+pub mod tokenize;
+
+pub use batch::{make_batches, Batch, Encoded};
+pub use error::DataError;
+pub use glue::{read_glue_file, Example, GlueTask, Split};
+pub use tokenize::TextTokenizer;

@@ -1,0 +1,167 @@
+//! Seeded synthetic GLUE-style tasks for the smoke profile. They have real structure (a model
+//! must combine several words, handle negation, or compare two sentences), so training curves
+//! and pruning results on them are meaningful, if only as a smoke test. Every result built on
+//! them is labelled synthetic.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::Example;
+
+/// Which synthetic task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyntheticTask {
+    /// Single sentence, 2 classes: sign of the summed polarity of sentiment words, where "not"
+    /// flips the next word (an SST-2 stand-in).
+    Sentiment,
+    /// Sentence pair, 2 classes: is sentence 2 a paraphrase of sentence 1 (synonym swaps and a
+    /// local reordering) or a near-miss with changed content words (an MRPC stand-in).
+    Paraphrase,
+}
+
+const FILLERS: usize = 40;
+const POLAR: usize = 12;
+const CONTENT: usize = 60;
+
+impl SyntheticTask {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sentiment => "syn-sentiment",
+            Self::Paraphrase => "syn-paraphrase",
+        }
+    }
+    pub fn is_pair(self) -> bool {
+        self == Self::Paraphrase
+    }
+}
+
+/// Every word the generators can emit (for a word-level tokenizer).
+pub fn vocabulary() -> Vec<String> {
+    let mut v = vec!["not".to_string(), "very".to_string()];
+    v.extend((0..FILLERS).map(|i| format!("f{i}")));
+    v.extend((0..POLAR).map(|i| format!("pos{i}")));
+    v.extend((0..POLAR).map(|i| format!("neg{i}")));
+    v.extend((0..CONTENT).map(|i| format!("c{i}")));
+    v.extend((0..CONTENT).map(|i| format!("s{i}"))); // synonyms of c{i}
+    v
+}
+
+fn sentiment(rng: &mut ChaCha8Rng) -> Example {
+    loop {
+        let len = rng.random_range(5..12);
+        let mut words: Vec<String> = (0..len).map(|_| format!("f{}", rng.random_range(0..FILLERS))).collect();
+        let k = rng.random_range(1..4);
+        let mut score = 0i32;
+        for _ in 0..k {
+            let positive = rng.random_bool(0.5);
+            let negated = rng.random_bool(0.3);
+            let intense = rng.random_bool(0.2);
+            let w = if positive {
+                format!("pos{}", rng.random_range(0..POLAR))
+            } else {
+                format!("neg{}", rng.random_range(0..POLAR))
+            };
+            let mut v = if positive { 1 } else { -1 } * if intense { 2 } else { 1 };
+            if negated {
+                v = -v;
+            }
+            score += v;
+            let at = rng.random_range(0..=words.len());
+            let mut ins = Vec::new();
+            if negated {
+                ins.push("not".to_string());
+            }
+            if intense {
+                ins.push("very".to_string());
+            }
+            ins.push(w);
+            words.splice(at..at, ins);
+        }
+        if score != 0 {
+            return Example {
+                text_a: words.join(" "),
+                text_b: None,
+                label: Some(if score > 0 { 1.0 } else { 0.0 }),
+            };
+        }
+    }
+}
+
+fn paraphrase(rng: &mut ChaCha8Rng) -> Example {
+    let len = rng.random_range(6..12);
+    let s1: Vec<usize> = (0..len).map(|_| rng.random_range(0..CONTENT)).collect();
+    let positive = rng.random_bool(0.5);
+    let mut s2: Vec<String> = s1
+        .iter()
+        .map(|&c| {
+            if positive && rng.random_bool(0.4) {
+                format!("s{c}")
+            } else {
+                format!("c{c}")
+            }
+        })
+        .collect();
+    if !positive {
+        // Near miss: change 2-4 content words to others (or their synonyms).
+        let changes = rng.random_range(2..5).min(len);
+        for _ in 0..changes {
+            let at = rng.random_range(0..len);
+            let mut w = rng.random_range(0..CONTENT);
+            while w == s1[at] {
+                w = rng.random_range(0..CONTENT);
+            }
+            s2[at] = if rng.random_bool(0.3) { format!("s{w}") } else { format!("c{w}") };
+        }
+    }
+    // A local reordering on both kinds, so position alone does not decide.
+    let at = rng.random_range(0..len - 1);
+    s2.swap(at, at + 1);
+    let mut s1w: Vec<String> = s1.iter().map(|c| format!("c{c}")).collect();
+    let f = rng.random_range(0..s1w.len());
+    s1w.insert(f, format!("f{}", rng.random_range(0..FILLERS)));
+    Example {
+        text_a: s1w.join(" "),
+        text_b: Some(s2.join(" ")),
+        label: Some(if positive { 1.0 } else { 0.0 }),
+    }
+}
+
+/// `n` examples of `task` from `seed` (same seed, same data).
+pub fn generate(task: SyntheticTask, n: usize, seed: u64) -> Vec<Example> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (task as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    (0..n)
+        .map(|_| match task {
+            SyntheticTask::Sentiment => sentiment(&mut rng),
+            SyntheticTask::Paraphrase => paraphrase(&mut rng),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deterministic_and_balanced() {
+        for t in [SyntheticTask::Sentiment, SyntheticTask::Paraphrase] {
+            let a = generate(t, 400, 3);
+            assert_eq!(a, generate(t, 400, 3));
+            assert_ne!(a, generate(t, 400, 4));
+            let pos = a.iter().filter(|e| e.label == Some(1.0)).count();
+            assert!((120..280).contains(&pos), "{t:?}: {pos} positives of 400");
+            assert_eq!(a[0].text_b.is_some(), t.is_pair());
+        }
+    }
+
+    #[test]
+    fn words_are_in_vocabulary() {
+        let v: std::collections::HashSet<String> = vocabulary().into_iter().collect();
+        for t in [SyntheticTask::Sentiment, SyntheticTask::Paraphrase] {
+            for e in generate(t, 50, 1) {
+                for w in e.text_a.split(' ').chain(e.text_b.iter().flat_map(|b| b.split(' '))) {
+                    assert!(v.contains(w), "{w}");
+                }
+            }
+        }
+    }
+}

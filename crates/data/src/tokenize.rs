@@ -1,0 +1,131 @@
+//! Tokenization through the `tokenizers` crate, from a `tokenizer.json` (offline).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use tokenizers::models::wordlevel::WordLevel;
+use tokenizers::pre_tokenizers::whitespace::WhitespaceSplit;
+use tokenizers::processors::template::TemplateProcessing;
+use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+
+use crate::{DataError, Encoded};
+
+/// A BERT-style tokenizer: `[CLS] a [SEP] (b [SEP])`, token types 0/1, truncation to
+/// `max_len` (longest-first, as HF's default for pairs), no padding (batches pad themselves).
+#[derive(Clone)]
+pub struct TextTokenizer {
+    inner: Tokenizer,
+    pub pad_id: u32,
+    pub max_len: usize,
+    pub source: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for TextTokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TextTokenizer")
+            .field("source", &self.source)
+            .field("max_len", &self.max_len)
+            .finish()
+    }
+}
+
+fn tok_err(path: &Path, msg: impl std::fmt::Display) -> DataError {
+    DataError::Tokenizer {
+        path: path.to_path_buf(),
+        msg: msg.to_string(),
+    }
+}
+
+impl TextTokenizer {
+    /// Loads `tokenizer.json`. Any padding/truncation stored in the file (all-MiniLM-L6-v2's pads
+    /// and truncates to 128) is replaced by kiln's: no padding, truncation to `max_len`.
+    pub fn from_file(path: &Path, max_len: usize) -> Result<Self, DataError> {
+        if !path.exists() {
+            return Err(DataError::Missing {
+                path: path.to_path_buf(),
+                hint: "the model directory needs a tokenizer.json (HF fast-tokenizer format)".into(),
+            });
+        }
+        let inner = Tokenizer::from_file(path).map_err(|e| tok_err(path, e))?;
+        let pad_id = inner.token_to_id("[PAD]").unwrap_or(0);
+        Self::configure(inner, pad_id, max_len, Some(path.to_path_buf()))
+    }
+
+    fn configure(
+        mut inner: Tokenizer,
+        pad_id: u32,
+        max_len: usize,
+        source: Option<PathBuf>,
+    ) -> Result<Self, DataError> {
+        let p = source.clone().unwrap_or_else(|| PathBuf::from("<built-in>"));
+        inner.with_padding(None);
+        inner
+            .with_truncation(Some(TruncationParams {
+                max_length: max_len,
+                strategy: TruncationStrategy::LongestFirst,
+                stride: 0,
+                direction: TruncationDirection::Right,
+            }))
+            .map_err(|e| tok_err(&p, e))?;
+        Ok(Self {
+            inner,
+            pad_id,
+            max_len,
+            source,
+        })
+    }
+
+    /// A whitespace word-level tokenizer over `words` (ids: 0 [PAD], 1 [UNK], 2 [CLS], 3 [SEP],
+    /// then the words), used by the synthetic tasks so the smoke profile needs no files.
+    pub fn word_level(words: &[String], max_len: usize) -> Result<Self, DataError> {
+        let p = PathBuf::from("<word-level>");
+        let mut vocab: HashMap<String, u32> = HashMap::new();
+        for (i, s) in ["[PAD]", "[UNK]", "[CLS]", "[SEP]"].iter().enumerate() {
+            vocab.insert(s.to_string(), i as u32);
+        }
+        for w in words {
+            let n = vocab.len() as u32;
+            vocab.entry(w.clone()).or_insert(n);
+        }
+        let model = WordLevel::builder()
+            .vocab(vocab.into_iter().collect())
+            .unk_token("[UNK]".into())
+            .build()
+            .map_err(|e| tok_err(&p, e))?;
+        let post = TemplateProcessing::builder()
+            .try_single("[CLS] $A [SEP]")
+            .map_err(|e| tok_err(&p, e))?
+            .try_pair("[CLS] $A [SEP] $B:1 [SEP]:1")
+            .map_err(|e| tok_err(&p, e))?
+            .special_tokens(vec![("[CLS]", 2), ("[SEP]", 3)])
+            .build()
+            .map_err(|e| tok_err(&p, e))?;
+        let mut inner = Tokenizer::new(model);
+        inner.with_pre_tokenizer(Some(WhitespaceSplit));
+        inner.with_post_processor(Some(post));
+        Self::configure(inner, 0, max_len, None)
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    /// Encodes one sentence or a pair, with special tokens.
+    pub fn encode(&self, a: &str, b: Option<&str>) -> Result<Encoded, DataError> {
+        let p = self.source.clone().unwrap_or_else(|| PathBuf::from("<built-in>"));
+        let enc = match b {
+            Some(b) => self.inner.encode((a, b), true),
+            None => self.inner.encode(a, true),
+        }
+        .map_err(|e| tok_err(&p, e))?;
+        Ok(Encoded {
+            ids: enc.get_ids().iter().map(|&x| x as i64).collect(),
+            type_ids: enc.get_type_ids().iter().map(|&x| x as i64).collect(),
+        })
+    }
+
+    /// Writes the tokenizer as `tokenizer.json` (so saved models carry their tokenizer).
+    pub fn save(&self, path: &Path) -> Result<(), DataError> {
+        self.inner.save(path, false).map_err(|e| tok_err(path, e))
+    }
+}

@@ -1,0 +1,17 @@
+//! BERT-family encoder (Devlin et al. 2019), transcribed from HuggingFace
+//! `transformers/models/bert/modeling_bert.py` (BertEmbeddings, BertSelfAttention, BertLayer,
+//! BertPooler, BertForSequenceClassification), with kiln's mask and shrink extensions.
+
+mod config;
+mod heads;
+mod hf;
+mod masks;
+mod model;
+mod shrink;
+
+pub use config::BertConfig;
+pub use heads::{BertForSequenceClassification, TaskLoss};
+pub use hf::{load_bert, load_classifier, save_classifier, validate_checkpoint, HfCheckpoint};
+pub use masks::EncoderMasks;
+pub use model::{mean_pool, BertModel, BertOutput, EncoderInput};
+pub use shrink::PrunePlan;

@@ -1,0 +1,38 @@
+use std::path::PathBuf;
+
+/// Model loading/saving/shaping errors. Every variant names the file or tensor involved and what
+/// to do about it, since these surface straight to a researcher's terminal.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{path}: file not found ({what}); pass a HuggingFace model directory with config.json and model.safetensors (e.g. `just fetch-minilm`)")]
+    Missing { path: PathBuf, what: &'static str },
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: invalid config.json: {msg}")]
+    Config { path: PathBuf, msg: String },
+    #[error("{path}: corrupt or truncated safetensors file: {msg}; re-download it")]
+    CorruptWeights { path: PathBuf, msg: String },
+    #[error("{path}: tensor `{tensor}` has shape {found:?} but config.json implies {expected:?}; the config and weights belong to different models")]
+    ShapeMismatch {
+        path: PathBuf,
+        tensor: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+    #[error("{path}: tensor `{tensor}` is missing from the checkpoint ({hint})")]
+    MissingTensor {
+        path: PathBuf,
+        tensor: String,
+        hint: String,
+    },
+    #[error("{path}: {msg}")]
+    Store { path: PathBuf, msg: String },
+    #[error("mask shape mismatch: {0}")]
+    Mask(String),
+    #[error("{0}")]
+    Invalid(String),
+}

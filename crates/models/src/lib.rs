@@ -1,0 +1,13 @@
+//! kiln-models: reusable burn modules and HuggingFace-compatible loading/saving.
+//!
+//! The BERT-family encoder ([`bert`]) mirrors HF `modeling_bert.py` so that checkpoints load
+//! by name, and adds what the pruning papers need: multiplicative per-head and per-neuron masks
+//! that are differentiable, and physical shrinking to a smaller model.
+
+pub mod bert;
+pub mod error;
+
+pub use bert::{
+    BertConfig, BertForSequenceClassification, BertModel, BertOutput, EncoderInput, EncoderMasks,
+};
+pub use error::ModelError;

@@ -1,0 +1,32 @@
+//! kiln-report: paper-style tables (Markdown + CSV, paper vs kiln with deltas), plots (SVG +
+//! PNG, fonts embedded so no system font library is needed) and `run.json`, all written
+//! atomically so an interrupted run never leaves half a result.
+
+pub mod plot;
+pub mod table;
+
+use std::path::Path;
+
+pub use plot::{line_plot, Series};
+pub use table::{Cell, Table};
+
+pub use kiln_core::RunMeta;
+
+/// Report errors.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    Core(#[from] kiln_core::CoreError),
+    #[error("plot {path}: {msg}")]
+    Plot { path: String, msg: String },
+    #[error("serialize: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Writes `table.md`, `table.csv` and `run.json` into `dir`.
+pub fn write_results(dir: &Path, table: &Table, meta: &RunMeta) -> Result<(), ReportError> {
+    kiln_core::atomic_write(&dir.join("table.md"), table.to_markdown().as_bytes())?;
+    kiln_core::atomic_write(&dir.join("table.csv"), table.to_csv().as_bytes())?;
+    kiln_core::atomic_write(&dir.join("run.json"), serde_json::to_string_pretty(meta)?.as_bytes())?;
+    Ok(())
+}

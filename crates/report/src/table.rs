@@ -1,0 +1,123 @@
+//! Tables in the papers' layout. Numbers keep their precision in CSV and are rounded in Markdown.
+
+/// One cell.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Text(String),
+    /// A number shown with `decimals` places; `None` prints as an em dash (no paper number).
+    Num(Option<f64>, usize),
+}
+
+impl Cell {
+    pub fn text(s: impl Into<String>) -> Self {
+        Cell::Text(s.into())
+    }
+    pub fn num(v: f64, decimals: usize) -> Self {
+        Cell::Num(Some(v), decimals)
+    }
+    pub fn opt(v: Option<f64>, decimals: usize) -> Self {
+        Cell::Num(v, decimals)
+    }
+    /// `paper`, `kiln`, `kiln - paper` as three cells.
+    pub fn paper_vs_kiln(paper: Option<f64>, kiln: Option<f64>, decimals: usize) -> [Cell; 3] {
+        let delta = paper.zip(kiln).map(|(p, k)| k - p);
+        [Cell::opt(paper, decimals), Cell::opt(kiln, decimals), Cell::Num(delta, decimals)]
+    }
+    fn md(&self) -> String {
+        match self {
+            Cell::Text(s) => s.replace('|', "\\|"),
+            Cell::Num(None, _) => "—".into(),
+            Cell::Num(Some(v), d) => format!("{v:.d$}", d = *d),
+        }
+    }
+    fn csv(&self) -> String {
+        match self {
+            Cell::Text(s) if s.contains([',', '"', '\n']) => format!("\"{}\"", s.replace('"', "\"\"")),
+            Cell::Text(s) => s.clone(),
+            Cell::Num(None, _) => String::new(),
+            Cell::Num(Some(v), _) => format!("{v}"),
+        }
+    }
+}
+
+/// A titled table with notes (data provenance, what is synthetic, what differs from the paper).
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    pub title: String,
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Cell>>,
+    pub notes: Vec<String>,
+}
+
+impl Table {
+    pub fn new(title: impl Into<String>, columns: &[&str]) -> Self {
+        Self {
+            title: title.into(),
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    pub fn push(&mut self, row: Vec<Cell>) {
+        debug_assert_eq!(row.len(), self.columns.len());
+        self.rows.push(row);
+    }
+
+    pub fn note(&mut self, n: impl Into<String>) {
+        self.notes.push(n.into());
+    }
+
+    pub fn to_markdown(&self) -> String {
+        let mut s = format!("### {}\n\n", self.title);
+        s += &format!("| {} |\n", self.columns.join(" | "));
+        s += &format!(
+            "|{}|\n",
+            self.columns
+                .iter()
+                .enumerate()
+                .map(|(i, _)| if i == 0 { "---" } else { "---:" })
+                .collect::<Vec<_>>()
+                .join("|")
+        );
+        for r in &self.rows {
+            s += &format!("| {} |\n", r.iter().map(Cell::md).collect::<Vec<_>>().join(" | "));
+        }
+        if !self.notes.is_empty() {
+            s += "\n";
+            for n in &self.notes {
+                s += &format!("- {n}\n");
+            }
+        }
+        s
+    }
+
+    pub fn to_csv(&self) -> String {
+        let mut s = self.columns.join(",") + "\n";
+        for r in &self.rows {
+            s += &(r.iter().map(Cell::csv).collect::<Vec<_>>().join(",") + "\n");
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_and_csv_layout() {
+        let mut t = Table::new("GLUE dev", &["task", "paper", "kiln", "Δ"]);
+        let [p, k, d] = Cell::paper_vs_kiln(Some(93.5), Some(91.25), 1);
+        t.push(vec![Cell::text("sst2"), p, k, d]);
+        let [p, k, d] = Cell::paper_vs_kiln(None, Some(0.5), 2);
+        t.push(vec![Cell::text("a,b"), p, k, d]);
+        t.note("synthetic");
+        let md = t.to_markdown();
+        assert!(md.contains("| sst2 | 93.5 | 91.2 | -2.2 |"), "{md}");
+        assert!(md.contains("| a,b | — | 0.50 | — |"));
+        assert!(md.contains("- synthetic"));
+        let csv = t.to_csv();
+        assert!(csv.contains("sst2,93.5,91.25,-2.25"), "{csv}");
+        assert!(csv.contains("\"a,b\",,0.5,"));
+    }
+}
