@@ -55,7 +55,45 @@ pub fn pad(items: &[(&Encoded, Option<f32>)], index: Vec<usize>, pad_id: i64, pa
 }
 
 /// Splits examples into batches. With `shuffle_seed` the order is a seeded permutation
-/// (training); without it the input order is kept (evaluation).
+/// (training); without it the input order is kept (evaluation). With `group_by_length`,
+/// examples of similar length share a batch (HF's `LengthGroupedSampler`: sort within
+/// mega-batches of 50 batches, then shuffle the batches), which cuts padding several-fold on
+/// pair tasks; outputs are mapped back through `Batch::index`.
+pub fn make_batches_grouped(
+    encoded: &[Encoded],
+    labels: &[Option<f32>],
+    batch_size: usize,
+    pad_id: i64,
+    shuffle_seed: Option<u64>,
+    group_by_length: bool,
+) -> Vec<Batch> {
+    let bs = batch_size.max(1);
+    let mut order: Vec<usize> = (0..encoded.len()).collect();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(shuffle_seed.unwrap_or(0));
+    if shuffle_seed.is_some() {
+        order.shuffle(&mut rng);
+    }
+    if group_by_length {
+        let mega = if shuffle_seed.is_some() { 50 * bs } else { order.len().max(1) };
+        for chunk in order.chunks_mut(mega) {
+            chunk.sort_by_key(|&i| std::cmp::Reverse(encoded[i].ids.len()));
+        }
+    }
+    let mut chunks: Vec<Vec<usize>> = order.chunks(bs).map(|c| c.to_vec()).collect();
+    if group_by_length && shuffle_seed.is_some() {
+        chunks.shuffle(&mut rng);
+    }
+    chunks
+        .into_iter()
+        .map(|chunk| {
+            let items: Vec<(&Encoded, Option<f32>)> =
+                chunk.iter().map(|&i| (&encoded[i], labels[i])).collect();
+            pad(&items, chunk, pad_id, None)
+        })
+        .collect()
+}
+
+/// [`make_batches_grouped`] without length grouping.
 pub fn make_batches(
     encoded: &[Encoded],
     labels: &[Option<f32>],
@@ -63,18 +101,7 @@ pub fn make_batches(
     pad_id: i64,
     shuffle_seed: Option<u64>,
 ) -> Vec<Batch> {
-    let mut order: Vec<usize> = (0..encoded.len()).collect();
-    if let Some(seed) = shuffle_seed {
-        order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
-    }
-    order
-        .chunks(batch_size.max(1))
-        .map(|chunk| {
-            let items: Vec<(&Encoded, Option<f32>)> =
-                chunk.iter().map(|&i| (&encoded[i], labels[i])).collect();
-            pad(&items, chunk.to_vec(), pad_id, None)
-        })
-        .collect()
+    make_batches_grouped(encoded, labels, batch_size, pad_id, shuffle_seed, false)
 }
 
 #[cfg(test)]
@@ -100,5 +127,9 @@ mod tests {
         let mut idx = shuffled[0].index.clone();
         idx.sort();
         assert_eq!(idx, vec![0, 1, 2]);
+        // Grouped evaluation batches: longest first, every example exactly once.
+        let g = make_batches_grouped(&enc, &labels, 2, 0, None, true);
+        assert_eq!(g[0].index, vec![1, 0]);
+        assert_eq!((g[0].seq, g[1].seq), (5, 2));
     }
 }

@@ -11,7 +11,7 @@ pub mod parquet_reader;
 pub mod synthetic;
 pub mod tokenize;
 
-pub use batch::{make_batches, Batch, Encoded};
+pub use batch::{make_batches, make_batches_grouped, Batch, Encoded};
 pub use error::DataError;
 pub use glue::{read_glue_file, Example, GlueTask, Split};
 pub use tokenize::TextTokenizer;

@@ -6,6 +6,7 @@
 
 pub mod bert;
 pub mod error;
+pub mod finetune;
 
 pub use bert::{
     BertConfig, BertForSequenceClassification, BertModel, BertOutput, EncoderInput, EncoderMasks,

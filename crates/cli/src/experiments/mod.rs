@@ -1,0 +1,39 @@
+//! The reproducible tables. Each experiment reads `experiments/<name>.toml`, resolves its
+//! inputs, runs, and writes `results/<name>/<profile>/`.
+
+pub mod glue_finetune;
+
+use std::path::PathBuf;
+
+use kiln_core::DeviceChoice;
+
+/// What the user asked for on the command line.
+#[derive(Debug, Clone)]
+pub struct RunArgs {
+    /// `None`: the best profile whose inputs resolve.
+    pub profile: Option<String>,
+    pub device: DeviceChoice,
+    pub data_dir: Option<PathBuf>,
+    pub model: Option<PathBuf>,
+    pub out: PathBuf,
+    pub tasks: Option<Vec<String>>,
+    pub seed: u64,
+    pub download: bool,
+    /// Overrides every task's training-subset size (quick trials).
+    pub train_examples: Option<usize>,
+    /// Overrides every task's epochs.
+    pub epochs: Option<f64>,
+}
+
+/// Experiments that `kiln reproduce` can run.
+pub const IMPLEMENTED: &[&str] = &["glue-finetune"];
+
+pub fn run(name: &str, args: &RunArgs) -> anyhow::Result<PathBuf> {
+    match name {
+        "glue-finetune" => glue_finetune::run(args),
+        other => anyhow::bail!(
+            "experiment `{other}` is not implemented yet; implemented: {}",
+            IMPLEMENTED.join(", ")
+        ),
+    }
+}

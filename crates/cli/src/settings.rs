@@ -1,0 +1,72 @@
+//! Experiment settings from `experiments/<name>.toml`, loaded into typed configs and saved
+//! into each run's `run.json`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context, Result};
+use kiln_models::finetune::FinetuneConfig;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskOverride {
+    pub train_examples: Option<usize>,
+    pub dev_examples: Option<usize>,
+    pub epochs: Option<f64>,
+    pub learning_rate: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Profile {
+    pub description: String,
+    pub model: String,
+    pub tasks: Vec<String>,
+    pub max_len: usize,
+    pub train_examples: Option<usize>,
+    pub dev_examples: Option<usize>,
+    pub train: FinetuneConfig,
+    #[serde(default)]
+    pub task: BTreeMap<String, TaskOverride>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Experiment {
+    pub name: String,
+    pub title: String,
+    pub reference: String,
+    #[serde(default)]
+    pub paper: BTreeMap<String, f64>,
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+/// The `experiments/` folder of the checkout.
+pub fn experiments_dir() -> PathBuf {
+    kiln_core::paths::workspace_root().join("experiments")
+}
+
+pub fn load(name: &str) -> Result<Experiment> {
+    load_from(&experiments_dir().join(format!("{name}.toml")))
+}
+
+pub fn load_from(path: &Path) -> Result<Experiment> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read experiment settings (run `kiln list` for the known experiments)", path.display()))?;
+    toml::from_str(&text).map_err(|e| anyhow!("{}: invalid experiment settings: {e}", path.display()))
+}
+
+/// Every experiment TOML in `experiments/`.
+pub fn all() -> Result<Vec<Experiment>> {
+    let mut v = Vec::new();
+    let dir = experiments_dir();
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .with_context(|| format!("{}: cannot list experiments", dir.display()))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    entries.sort();
+    for p in entries {
+        v.push(load_from(&p)?);
+    }
+    Ok(v)
+}

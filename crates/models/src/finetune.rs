@@ -1,0 +1,260 @@
+//! Fine-tuning and evaluating a `BertForSequenceClassification` on an encoded task: the loop
+//! HF's `Trainer` runs for GLUE (AdamW, linear warmup then linear decay, gradient clipping),
+//! written over burn so it runs on any device.
+//!
+//! Deliberate differences from HF `Trainer`: burn's norm clipping clips each parameter tensor
+//! to norm 1.0 rather than the global norm; weight decay applies to every parameter (HF skips
+//! biases and LayerNorm). Neither changes GLUE dev scores beyond seed noise in our runs.
+
+use std::collections::BTreeMap;
+
+use burn::module::Module;
+use burn::optim::{GradientsParams, AdamWConfig};
+use burn::optim::grad_clipping::GradientClippingConfig;
+use burn::tensor::Device;
+use kiln_data::{make_batches_grouped, metrics, Batch, Encoded};
+use serde::{Deserialize, Serialize};
+
+use crate::{BertForSequenceClassification, EncoderInput, ModelError};
+
+/// Training hyper-parameters (HF Trainer names where they exist).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FinetuneConfig {
+    pub epochs: f64,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    #[serde(default = "d_warmup")]
+    pub warmup_ratio: f64,
+    #[serde(default = "d_wd")]
+    pub weight_decay: f64,
+    #[serde(default = "d_clip")]
+    pub max_grad_norm: f64,
+    #[serde(default)]
+    pub seed: u64,
+    /// Evaluate on dev this many times over the run (for the training curve).
+    #[serde(default = "d_evals")]
+    pub evals: usize,
+    /// Batch examples of similar length together (HF `group_by_length`).
+    #[serde(default = "d_group")]
+    pub group_by_length: bool,
+}
+fn d_group() -> bool {
+    true
+}
+fn d_warmup() -> f64 {
+    0.1
+}
+fn d_wd() -> f64 {
+    0.01
+}
+fn d_clip() -> f64 {
+    1.0
+}
+fn d_evals() -> usize {
+    5
+}
+
+/// A task ready for training: encoded examples, labels and how to score it.
+pub struct TaskData<'a> {
+    pub name: String,
+    pub num_labels: usize,
+    pub metric_names: Vec<String>,
+    pub train: &'a [Encoded],
+    pub train_labels: &'a [Option<f32>],
+    pub dev: &'a [Encoded],
+    pub dev_labels: &'a [Option<f32>],
+    pub pad_id: i64,
+}
+
+/// One point of the training curve.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CurvePoint {
+    pub step: usize,
+    pub epoch: f64,
+    /// Mean training loss since the previous point.
+    pub train_loss: f64,
+    /// Main dev metric (x100) when evaluated at this point.
+    pub dev_metric: Option<f64>,
+}
+
+/// Outcome of a fine-tuning run.
+pub struct FinetuneResult {
+    pub model: BertForSequenceClassification,
+    pub curve: Vec<CurvePoint>,
+    pub dev_metrics: BTreeMap<String, f64>,
+    pub steps: usize,
+    pub train_seconds: f64,
+}
+
+fn to_input(b: &Batch, device: &Device) -> EncoderInput {
+    EncoderInput::from_rows(b.ids.clone(), b.type_ids.clone(), b.mask.clone(), b.batch, b.seq, device)
+}
+
+/// GLUE metrics (x100) from predictions. Classification: argmax; regression: the score.
+pub fn score(metric_names: &[String], outputs: &[Vec<f32>], gold: &[f32]) -> BTreeMap<String, f64> {
+    let mut m = BTreeMap::new();
+    if outputs.first().is_some_and(|o| o.len() == 1) {
+        let p: Vec<f64> = outputs.iter().map(|o| o[0] as f64).collect();
+        let g: Vec<f64> = gold.iter().map(|&x| x as f64).collect();
+        m.insert("pearson".into(), 100.0 * metrics::pearson(&p, &g));
+        m.insert("spearman".into(), 100.0 * metrics::spearman(&p, &g));
+    } else {
+        let p: Vec<usize> = outputs
+            .iter()
+            .map(|o| o.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |x| x.0))
+            .collect();
+        let g: Vec<usize> = gold.iter().map(|&x| x as usize).collect();
+        for name in metric_names {
+            let v = match name.as_str() {
+                "accuracy" => metrics::accuracy(&p, &g),
+                "f1" => metrics::f1(&p, &g),
+                "mcc" => metrics::matthews(&p, &g),
+                _ => continue,
+            };
+            m.insert(name.clone(), 100.0 * v);
+        }
+    }
+    m
+}
+
+/// Runs the model over `examples` in batches (no gradients) and returns per-example outputs.
+pub fn predict(
+    model: &BertForSequenceClassification,
+    examples: &[Encoded],
+    pad_id: i64,
+    batch_size: usize,
+    device: &Device,
+) -> Vec<Vec<f32>> {
+    let labels = vec![None; examples.len()];
+    let mut out = vec![Vec::new(); examples.len()];
+    for b in make_batches_grouped(examples, &labels, batch_size, pad_id, None, true) {
+        let logits = model.forward(&to_input(&b, device), None);
+        let [n, k] = logits.dims();
+        let v: Vec<f32> = logits.into_data().convert::<f32>().try_to_vec().unwrap_or_default();
+        for r in 0..n {
+            out[b.index[r]] = v[r * k..(r + 1) * k].to_vec();
+        }
+    }
+    out
+}
+
+/// Dev metrics of `model` (x100).
+pub fn evaluate(
+    model: &BertForSequenceClassification,
+    task: &TaskData,
+    batch_size: usize,
+    device: &Device,
+) -> BTreeMap<String, f64> {
+    let outputs = predict(model, task.dev, task.pad_id, batch_size, device);
+    let gold: Vec<f32> = task.dev_labels.iter().map(|l| l.unwrap_or(f32::NAN)).collect();
+    score(&task.metric_names, &outputs, &gold)
+}
+
+/// Fine-tunes `model` (on a plain device; training runs on its autodiff twin).
+pub fn finetune(
+    model: BertForSequenceClassification,
+    task: &TaskData,
+    cfg: &FinetuneConfig,
+    device: &Device,
+) -> Result<FinetuneResult, ModelError> {
+    if task.train.is_empty() {
+        return Err(ModelError::Invalid(format!("{}: empty training set", task.name)));
+    }
+    let ad = device.clone().autodiff();
+    device.seed(cfg.seed);
+    let mut model = model.to_device(&ad).train();
+    let mut optim = AdamWConfig::new()
+        .with_epsilon(1e-8)
+        .with_weight_decay(cfg.weight_decay as f32)
+        .with_grad_clipping(Some(GradientClippingConfig::Norm(cfg.max_grad_norm as f32)))
+        .init();
+    let per_epoch = task.train.len().div_ceil(cfg.batch_size);
+    let total = ((per_epoch as f64) * cfg.epochs).ceil().max(1.0) as usize;
+    let warmup = (cfg.warmup_ratio * total as f64).round() as usize;
+    let eval_at: Vec<usize> = (1..=cfg.evals.max(1)).map(|i| i * total / cfg.evals.max(1)).collect();
+    let main = task.metric_names.first().cloned().unwrap_or_else(|| "accuracy".into());
+    let main = if task.num_labels == 1 { "pearson".to_string() } else { main };
+
+    let pb = kiln_core::progress::bar(total as u64, &task.name);
+    let start = std::time::Instant::now();
+    let mut curve = Vec::new();
+    let (mut loss_sum, mut loss_n) = (0.0, 0usize);
+    let mut step = 0usize;
+    let mut epoch = 0u64;
+    let mut dev_metrics = BTreeMap::new();
+    let mut eval_s = 0.0;
+    'outer: loop {
+        let batches = make_batches_grouped(
+            task.train,
+            task.train_labels,
+            cfg.batch_size,
+            task.pad_id,
+            Some(cfg.seed + epoch),
+            cfg.group_by_length,
+        );
+        epoch += 1;
+        for b in batches {
+            if step >= total {
+                break 'outer;
+            }
+            let lr = if step < warmup {
+                cfg.learning_rate * (step + 1) as f64 / warmup.max(1) as f64
+            } else {
+                cfg.learning_rate * (total - step) as f64 / (total - warmup).max(1) as f64
+            };
+            let logits = model.forward(&to_input(&b, &ad), None);
+            let loss = model.loss(logits, &b.labels);
+            let lv: f64 = loss.clone().into_scalar::<f32>() as f64;
+            if !lv.is_finite() {
+                pb.abandon();
+                return Err(ModelError::Invalid(format!(
+                    "{}: training loss became {lv} at step {step} (lr {lr:.2e}); lower the learning rate or check the labels",
+                    task.name
+                )));
+            }
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(lr, model, grads);
+            step += 1;
+            loss_sum += lv;
+            loss_n += 1;
+            pb.set_message(format!("loss {:.4}", loss_sum / loss_n as f64));
+            pb.inc(1);
+            if eval_at.contains(&step) {
+                let train_s = start.elapsed().as_secs_f64() - eval_s;
+                let t_eval = std::time::Instant::now();
+                dev_metrics = evaluate(&model.valid(), task, 64, device);
+                eval_s += t_eval.elapsed().as_secs_f64();
+                let dm = dev_metrics.get(&main).copied();
+                curve.push(CurvePoint {
+                    step,
+                    epoch: step as f64 / per_epoch as f64,
+                    train_loss: loss_sum / loss_n.max(1) as f64,
+                    dev_metric: dm,
+                });
+                let line = format!(
+                    "  {} step {step}/{total}: train loss {:.4}, dev {main} {:.2} ({:.2} s/train step, {:.1} s/eval)",
+                    task.name,
+                    loss_sum / loss_n.max(1) as f64,
+                    dm.unwrap_or(f64::NAN),
+                    train_s / step as f64,
+                    t_eval.elapsed().as_secs_f64()
+                );
+                if pb.is_hidden() {
+                    println!("{line}");
+                } else {
+                    pb.println(line);
+                }
+                loss_sum = 0.0;
+                loss_n = 0;
+            }
+        }
+    }
+    pb.finish_and_clear();
+    Ok(FinetuneResult {
+        model: model.valid(),
+        curve,
+        dev_metrics,
+        steps: step,
+        train_seconds: start.elapsed().as_secs_f64(),
+    })
+}
