@@ -12,20 +12,25 @@ pub fn endpoint() -> String {
     std::env::var("HF_ENDPOINT").unwrap_or_else(|_| "https://huggingface.co".into())
 }
 
+/// hf-hub's own cache (blobs named by etag) under `datasets/cache/hf-hub`.
+pub fn hub_cache() -> PathBuf {
+    kiln_core::paths::cache_dir().join("hf-hub")
+}
+
 /// Downloads `files` of a hub repo into `dest/` (flat), verifying sha256 where known.
 /// `expected`: pinned hashes by file name; otherwise a 64-hex etag from the hub is checked.
 pub fn fetch_hub_files(
     endpoint: &str,
+    hf_cache: &Path,
     repo_id: &str,
     repo_type: RepoType,
     files: &[(&str, &str)],
     expected: &dyn Fn(&str) -> Option<String>,
     dest: &Path,
 ) -> Result<Vec<PathBuf>> {
-    let hf_cache = kiln_core::paths::cache_dir().join("hf-hub");
     let api = ApiBuilder::new()
         .with_endpoint(endpoint.to_string())
-        .with_cache_dir(hf_cache)
+        .with_cache_dir(hf_cache.to_path_buf())
         .with_progress(true)
         .with_retries(1)
         .build()
@@ -65,12 +70,17 @@ pub fn fetch_hub_files(
 
 /// Downloads a model repo's `config.json`, `model.safetensors`, `tokenizer.json`.
 pub fn fetch_model(repo_id: &str, dest: &Path) -> Result<()> {
+    fetch_model_from(&endpoint(), &hub_cache(), repo_id, dest)
+}
+
+/// [`fetch_model`] from a given endpoint and hf-hub cache (mirrors, tests).
+pub fn fetch_model_from(endpoint: &str, hf_cache: &Path, repo_id: &str, dest: &Path) -> Result<()> {
     let files = [
         ("config.json", "config.json"),
         ("model.safetensors", "model.safetensors"),
         ("tokenizer.json", "tokenizer.json"),
     ];
-    fetch_hub_files(&endpoint(), repo_id, RepoType::Model, &files, &|_| None, dest)?;
+    fetch_hub_files(endpoint, hf_cache, repo_id, RepoType::Model, &files, &|_| None, dest)?;
     Ok(())
 }
 
@@ -102,6 +112,11 @@ pub fn glue_hub_files(task: kiln_data::GlueTask) -> (String, String, String) {
 
 /// Downloads one GLUE task's train/dev parquet into `<dest>/<Dir>/{train,dev}.parquet`.
 pub fn fetch_glue_task(task: kiln_data::GlueTask, dest_root: &Path) -> Result<PathBuf> {
+    fetch_glue_task_from(&endpoint(), &hub_cache(), task, dest_root)
+}
+
+/// [`fetch_glue_task`] from a given endpoint and hf-hub cache (mirrors, tests).
+pub fn fetch_glue_task_from(endpoint: &str, hf_cache: &Path, task: kiln_data::GlueTask, dest_root: &Path) -> Result<PathBuf> {
     let (_, train, dev) = glue_hub_files(task);
     let dir = dest_root.join(task.dir_name());
     let dev_name = match task {
@@ -110,7 +125,8 @@ pub fn fetch_glue_task(task: kiln_data::GlueTask, dest_root: &Path) -> Result<Pa
         _ => "dev.parquet",
     };
     fetch_hub_files(
-        &endpoint(),
+        endpoint,
+        hf_cache,
         "nyu-mll/glue",
         RepoType::Dataset,
         &[(&train, "train.parquet"), (&dev, dev_name)],

@@ -77,3 +77,53 @@ pub fn read_glue_parquet(path: &Path, task: GlueTask) -> Result<Vec<Example>, Da
     }
     Ok(out)
 }
+
+/// Writes examples in the hub's layout (`sentence1`, `sentence2` or `sentence`, `label`, `idx`),
+/// e.g. to export a subset; test labels are written as -1.
+pub fn write_glue_parquet(path: &Path, examples: &[Example]) -> Result<(), DataError> {
+    use parquet::data_type::{ByteArray, ByteArrayType, Int32Type, Int64Type};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    use parquet::schema::parser::parse_message_type;
+    use std::sync::Arc;
+
+    let err = |e: parquet::errors::ParquetError| DataError::Layout {
+        path: path.to_path_buf(),
+        msg: format!("cannot write parquet: {e}"),
+    };
+    let pair = examples.first().is_some_and(|e| e.text_b.is_some());
+    let schema = if pair {
+        "message glue { REQUIRED BYTE_ARRAY sentence1 (UTF8); REQUIRED BYTE_ARRAY sentence2 (UTF8); REQUIRED INT64 label; REQUIRED INT32 idx; }"
+    } else {
+        "message glue { REQUIRED BYTE_ARRAY sentence (UTF8); REQUIRED INT64 label; REQUIRED INT32 idx; }"
+    };
+    let schema = Arc::new(parse_message_type(schema).map_err(err)?);
+    let file = std::fs::File::create(path).map_err(|e| DataError::io(path, e))?;
+    let mut writer =
+        SerializedFileWriter::new(file, schema, Arc::new(WriterProperties::builder().build())).map_err(err)?;
+    let mut rg = writer.next_row_group().map_err(err)?;
+    let a: Vec<ByteArray> = examples.iter().map(|e| ByteArray::from(e.text_a.as_str())).collect();
+    let b: Vec<ByteArray> = examples
+        .iter()
+        .map(|e| ByteArray::from(e.text_b.as_deref().unwrap_or("")))
+        .collect();
+    let labels: Vec<i64> = examples.iter().map(|e| e.label.map_or(-1, |l| l as i64)).collect();
+    let idx: Vec<i32> = (0..examples.len() as i32).collect();
+    let mut col_no = 0;
+    while let Some(mut col) = rg.next_column().map_err(err)? {
+        let text_cols = if pair { 2 } else { 1 };
+        if col_no < text_cols {
+            let v = if col_no == 0 { &a } else { &b };
+            col.typed::<ByteArrayType>().write_batch(v, None, None).map_err(err)?;
+        } else if col_no == text_cols {
+            col.typed::<Int64Type>().write_batch(&labels, None, None).map_err(err)?;
+        } else {
+            col.typed::<Int32Type>().write_batch(&idx, None, None).map_err(err)?;
+        }
+        col.close().map_err(err)?;
+        col_no += 1;
+    }
+    rg.close().map_err(err)?;
+    writer.close().map_err(err)?;
+    Ok(())
+}
