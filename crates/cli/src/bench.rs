@@ -30,25 +30,47 @@ struct Row {
 
 /// Forward FLOPs of a BERT encoder (multiply-add = 2 FLOPs), for GFLOP/s reporting.
 pub fn encoder_flops(c: &BertConfig, batch: usize, seq: usize) -> f64 {
-    let (h, i, l) = (c.hidden_size as f64, c.intermediate_size as f64, c.num_hidden_layers as f64);
+    let (h, i, l) = (
+        c.hidden_size as f64,
+        c.intermediate_size as f64,
+        c.num_hidden_layers as f64,
+    );
     let t = (batch * seq) as f64;
-    let per_layer = 2.0 * t * (4.0 * h * h + 2.0 * h * i) + 2.0 * 2.0 * batch as f64 * (seq * seq) as f64 * h;
+    let per_layer =
+        2.0 * t * (4.0 * h * h + 2.0 * h * i) + 2.0 * 2.0 * batch as f64 * (seq * seq) as f64 * h;
     l * per_layer
 }
 
-fn bench_device(model_dir: Option<&PathBuf>, choice: &DeviceChoice, a: &BenchArgs) -> Result<(Row, BertConfig, String)> {
+fn bench_device(
+    model_dir: Option<&PathBuf>,
+    choice: &DeviceChoice,
+    a: &BenchArgs,
+) -> Result<(Row, BertConfig, String)> {
     let device: Device = choice.device()?;
     let (model, config, what) = match model_dir {
         Some(d) => {
             let (m, ck) = kiln_models::bert::load_bert(d, &device)?;
-            (m, ck.config, format!("all-MiniLM-L6-v2 weights from {}", d.display()))
+            (
+                m,
+                ck.config,
+                format!("all-MiniLM-L6-v2 weights from {}", d.display()),
+            )
         }
         None => {
             let mut c = BertConfig::tiny(30522, 2);
-            (c.hidden_size, c.num_hidden_layers, c.num_attention_heads, c.intermediate_size) = (384, 6, 12, 1536);
+            (
+                c.hidden_size,
+                c.num_hidden_layers,
+                c.num_attention_heads,
+                c.intermediate_size,
+            ) = (384, 6, 12, 1536);
             c.max_position_embeddings = 512;
             device.seed(0);
-            (BertModel::new(&c, true, &device), c, "random weights in all-MiniLM-L6-v2's shape (model not fetched)".into())
+            (
+                BertModel::new(&c, true, &device),
+                c,
+                "random weights in all-MiniLM-L6-v2's shape (model not fetched)".into(),
+            )
         }
     };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
@@ -73,21 +95,34 @@ fn bench_device(model_dir: Option<&PathBuf>, choice: &DeviceChoice, a: &BenchArg
 }
 
 fn peer(model_dir: &PathBuf, a: &BenchArgs) -> Result<Option<Row>> {
-    let Some(py) = std::env::var_os("KILN_PEER_PYTHON") else { return Ok(None) };
+    let Some(py) = std::env::var_os("KILN_PEER_PYTHON") else {
+        return Ok(None);
+    };
     let script = kiln_core::paths::workspace_root().join("bench/peer_bert.py");
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| {
-        std::thread::available_parallelism().map(|n| n.get().to_string()).unwrap_or_else(|_| "1".into())
+        std::thread::available_parallelism()
+            .map(|n| n.get().to_string())
+            .unwrap_or_else(|_| "1".into())
     });
     let out = std::process::Command::new(&py)
         .arg(&script)
         .arg(model_dir)
-        .args([a.batch.to_string(), a.seq.to_string(), a.iters.to_string(), threads])
+        .args([
+            a.batch.to_string(),
+            a.seq.to_string(),
+            a.iters.to_string(),
+            threads,
+        ])
         .output()
         .with_context(|| format!("cannot run KILN_PEER_PYTHON={}", py.to_string_lossy()))?;
     if !out.status.success() {
-        anyhow::bail!("PyTorch peer failed: {}", String::from_utf8_lossy(&out.stderr));
+        anyhow::bail!(
+            "PyTorch peer failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("peer output is not JSON")?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("peer output is not JSON")?;
     let median = v["median_s"].as_f64().context("peer JSON lacks median_s")?;
     Ok(Some(Row {
         backend: format!("pytorch {}", v["torch"].as_str().unwrap_or("")),
@@ -103,9 +138,18 @@ pub fn run(a: &BenchArgs) -> Result<PathBuf> {
     let mut config = None;
     let mut what = String::new();
     for d in &a.devices {
-        println!("bench: encoder forward on {} (batch {}, seq {}, {} timed runs)...", d.label(), a.batch, a.seq, a.iters);
+        println!(
+            "bench: encoder forward on {} (batch {}, seq {}, {} timed runs)...",
+            d.label(),
+            a.batch,
+            a.seq,
+            a.iters
+        );
         let (r, c, w) = bench_device(model_dir.as_ref(), d, a)?;
-        println!("  {}: {:.1} sequences/s ({:.3} s per batch, {:.1} GFLOP/s)", r.backend, r.seqs_per_s, r.median_s, r.gflops);
+        println!(
+            "  {}: {:.1} sequences/s ({:.3} s per batch, {:.1} GFLOP/s)",
+            r.backend, r.seqs_per_s, r.median_s, r.gflops
+        );
         rows.push(r);
         config = Some(c);
         what = w;
@@ -116,7 +160,10 @@ pub fn run(a: &BenchArgs) -> Result<PathBuf> {
     };
     let base = rows.first().map(|r| r.seqs_per_s).unwrap_or(f64::NAN);
     let mut table = Table::new(
-        format!("Encoder forward throughput, all-MiniLM-L6-v2, batch {}, seq {}, fp32", a.batch, a.seq),
+        format!(
+            "Encoder forward throughput, all-MiniLM-L6-v2, batch {}, seq {}, fp32",
+            a.batch, a.seq
+        ),
         &["backend", "sequences/s", "s/batch", "GFLOP/s", "vs PyTorch"],
     );
     let mut metrics = std::collections::BTreeMap::new();
@@ -126,10 +173,17 @@ pub fn run(a: &BenchArgs) -> Result<PathBuf> {
             Cell::text(&r.backend),
             Cell::num(r.seqs_per_s, 1),
             Cell::num(r.median_s, 4),
-            if r.gflops > 0.0 { Cell::num(r.gflops, 1) } else { Cell::opt(None, 1) },
+            if r.gflops > 0.0 {
+                Cell::num(r.gflops, 1)
+            } else {
+                Cell::opt(None, 1)
+            },
             Cell::opt(ratio, 2),
         ]);
-        metrics.insert(format!("{}.seqs_per_s", r.backend.replace(' ', "_")), r.seqs_per_s);
+        metrics.insert(
+            format!("{}.seqs_per_s", r.backend.replace(' ', "_")),
+            r.seqs_per_s,
+        );
     }
     match &peer_row {
         Some(p) => {
@@ -139,15 +193,26 @@ pub fn run(a: &BenchArgs) -> Result<PathBuf> {
         }
         None => table.note("no PyTorch peer in this run (set KILN_PEER_PYTHON to a Python with torch + transformers)"),
     }
-    table.note(format!("model: {what}; threads: RAYON_NUM_THREADS={}", std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "unset (all cores)".into())));
+    table.note(format!(
+        "model: {what}; threads: RAYON_NUM_THREADS={}",
+        std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "unset (all cores)".into())
+    ));
     if let Some(c) = &config {
-        table.note(format!("FLOPs per batch: {:.2} GFLOP (2 per multiply-add)", encoder_flops(c, a.batch, a.seq) / 1e9));
+        table.note(format!(
+            "FLOPs per batch: {:.2} GFLOP (2 per multiply-add)",
+            encoder_flops(c, a.batch, a.seq) / 1e9
+        ));
     }
     let out = a.out.join("bench");
     let meta = RunMeta {
         experiment: "bench-encoder".into(),
         profile: "bench".into(),
-        backend: a.devices.iter().map(|d| d.label()).collect::<Vec<_>>().join(","),
+        backend: a
+            .devices
+            .iter()
+            .map(|d| d.label())
+            .collect::<Vec<_>>()
+            .join(","),
         device: a.devices.first().map(|d| d.label()).unwrap_or_default(),
         commit: kiln_core::run::git_commit(),
         seed: 0,
@@ -160,7 +225,10 @@ pub fn run(a: &BenchArgs) -> Result<PathBuf> {
     };
     kiln_core::atomic_write(&out.join("encoder.md"), table.to_markdown().as_bytes())?;
     kiln_core::atomic_write(&out.join("encoder.csv"), table.to_csv().as_bytes())?;
-    kiln_core::atomic_write(&out.join("encoder.json"), serde_json::to_string_pretty(&meta)?.as_bytes())?;
+    kiln_core::atomic_write(
+        &out.join("encoder.json"),
+        serde_json::to_string_pretty(&meta)?.as_bytes(),
+    )?;
     println!("\n{}", table.to_markdown());
     Ok(out)
 }

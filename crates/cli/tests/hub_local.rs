@@ -37,10 +37,16 @@ fn serve(files: HashMap<String, Vec<u8>>, bad_etag: bool) -> String {
                     }
                 }
                 let Some(body) = files.get(&path) else {
-                    let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    );
                     return;
                 };
-                let sha = if bad_etag { "0".repeat(64) } else { hex::encode(Sha256::digest(body)) };
+                let sha = if bad_etag {
+                    "0".repeat(64)
+                } else {
+                    hex::encode(Sha256::digest(body))
+                };
                 let (start, end) = match range.as_deref().and_then(|r| r.split_once('-')) {
                     Some((a, b)) => {
                         let a: usize = a.parse().unwrap_or(0);
@@ -79,7 +85,12 @@ fn tiny_model_files() -> HashMap<String, Vec<u8>> {
     kiln_models::bert::save_classifier(&m, &cfg, Some(&tp), &d.path().join("m")).unwrap();
     ["config.json", "model.safetensors", "tokenizer.json"]
         .iter()
-        .map(|f| (format!("/tiny/bert/resolve/main/{f}"), std::fs::read(d.path().join("m").join(f)).unwrap()))
+        .map(|f| {
+            (
+                format!("/tiny/bert/resolve/main/{f}"),
+                std::fs::read(d.path().join("m").join(f)).unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -88,7 +99,8 @@ fn model_download_from_local_hub_verifies_and_loads() {
     let endpoint = serve(tiny_model_files(), false);
     let cache = tempfile::tempdir().unwrap();
     let dest = cache.path().join("tiny-bert");
-    kiln_cli::hub::fetch_model_from(&endpoint, &cache.path().join("hf"), "tiny/bert", &dest).unwrap();
+    kiln_cli::hub::fetch_model_from(&endpoint, &cache.path().join("hf"), "tiny/bert", &dest)
+        .unwrap();
     let (m, ck) = kiln_models::bert::load_classifier(&dest, 2, &Device::flex()).unwrap();
     assert_eq!(m.num_labels(), 2);
     assert!(ck.tokenizer().is_some());
@@ -98,9 +110,14 @@ fn model_download_from_local_hub_verifies_and_loads() {
 fn corrupt_download_is_rejected() {
     let endpoint = serve(tiny_model_files(), true);
     let cache = tempfile::tempdir().unwrap();
-    let e = kiln_cli::hub::fetch_model_from(&endpoint, &cache.path().join("hf"), "tiny/bert", &cache.path().join("x"))
-        .unwrap_err()
-        .to_string();
+    let e = kiln_cli::hub::fetch_model_from(
+        &endpoint,
+        &cache.path().join("hf"),
+        "tiny/bert",
+        &cache.path().join("x"),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("sha256") && e.contains("config.json"), "{e}");
 }
 
@@ -108,20 +125,43 @@ fn corrupt_download_is_rejected() {
 fn glue_parquet_download_from_local_hub() {
     let d = tempfile::tempdir().unwrap();
     let ex = vec![
-        Example { text_a: "It rains.".into(), text_b: Some("It is wet.".into()), label: Some(0.0) },
-        Example { text_a: "Cats bark.".into(), text_b: Some("Dogs bark.".into()), label: Some(1.0) },
+        Example {
+            text_a: "It rains.".into(),
+            text_b: Some("It is wet.".into()),
+            label: Some(0.0),
+        },
+        Example {
+            text_a: "Cats bark.".into(),
+            text_b: Some("Dogs bark.".into()),
+            label: Some(1.0),
+        },
     ];
     let p = d.path().join("x.parquet");
     kiln_data::parquet_reader::write_glue_parquet(&p, &ex).unwrap();
     let bytes = std::fs::read(&p).unwrap();
     let (_, train, dev) = kiln_cli::hub::glue_hub_files(GlueTask::Rte);
     let mut files = HashMap::new();
-    files.insert(format!("/datasets/nyu-mll/glue/resolve/main/{train}"), bytes.clone());
+    files.insert(
+        format!("/datasets/nyu-mll/glue/resolve/main/{train}"),
+        bytes.clone(),
+    );
     files.insert(format!("/datasets/nyu-mll/glue/resolve/main/{dev}"), bytes);
     let endpoint = serve(files, false);
-    let dir = kiln_cli::hub::fetch_glue_task_from(&endpoint, &d.path().join("hf"), GlueTask::Rte, &d.path().join("glue")).unwrap();
-    assert_eq!(kiln_data::read_glue_file(&dir.join("train.parquet"), GlueTask::Rte).unwrap(), ex);
+    let dir = kiln_cli::hub::fetch_glue_task_from(
+        &endpoint,
+        &d.path().join("hf"),
+        GlueTask::Rte,
+        &d.path().join("glue"),
+    )
+    .unwrap();
+    assert_eq!(
+        kiln_data::read_glue_file(&dir.join("train.parquet"), GlueTask::Rte).unwrap(),
+        ex
+    );
     // And resolution finds it under the given root.
     let t = kiln_cli::resolve::find_task(GlueTask::Rte, Some(&d.path().join("glue"))).unwrap();
-    assert!(t.train.ends_with("RTE/train.parquet") && t.dev.ends_with("RTE/dev.parquet"), "{t:?}");
+    assert!(
+        t.train.ends_with("RTE/train.parquet") && t.dev.ends_with("RTE/dev.parquet"),
+        "{t:?}"
+    );
 }

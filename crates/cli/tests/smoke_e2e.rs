@@ -20,12 +20,24 @@ fn glue_finetune_smoke_runs_end_to_end() {
         epochs: None,
     };
     let dir = experiments::run("glue-finetune", &args).unwrap();
-    for f in ["table.md", "table.csv", "run.json", "training_curve.svg", "training_curve.png", "dev_curve.svg", "dev_curve.png"] {
+    for f in [
+        "table.md",
+        "table.csv",
+        "run.json",
+        "training_curve.svg",
+        "training_curve.png",
+        "dev_curve.svg",
+        "dev_curve.png",
+    ] {
         assert!(dir.join(f).exists(), "missing {f}");
     }
     let md = std::fs::read_to_string(dir.join("table.md")).unwrap();
-    assert!(md.contains("SYNTHETIC"), "smoke tables are labelled synthetic");
-    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    assert!(
+        md.contains("SYNTHETIC"),
+        "smoke tables are labelled synthetic"
+    );
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
     assert_eq!(meta["synthetic"], true);
     assert_eq!(meta["backend"], "flex");
     // The synthetic tasks are learnable: well above chance.
@@ -33,7 +45,8 @@ fn glue_finetune_smoke_runs_end_to_end() {
         let acc = meta["metrics"][format!("{t}.accuracy")].as_f64().unwrap();
         assert!(acc > 65.0, "{t}: dev accuracy {acc}");
         let ck = kiln_cli::experiments::glue_finetune::finetuned_dir("smoke-tiny", t);
-        let (m, _) = kiln_models::bert::load_classifier(&ck, 2, &burn::tensor::Device::flex()).unwrap();
+        let (m, _) =
+            kiln_models::bert::load_classifier(&ck, 2, &burn::tensor::Device::flex()).unwrap();
         assert_eq!(m.num_labels(), 2);
         assert!(ck.join("tokenizer.json").exists());
     }
@@ -53,7 +66,9 @@ fn unknown_experiment_and_profile_are_clear_errors() {
         train_examples: None,
         epochs: None,
     };
-    let e = experiments::run("glue-finetune", &args).unwrap_err().to_string();
+    let e = experiments::run("glue-finetune", &args)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("huge") && e.contains("smoke"), "{e}");
     let e = experiments::run("no-such", &args).unwrap_err().to_string();
     assert!(e.contains("no-such") && e.contains("glue-finetune"), "{e}");
@@ -61,12 +76,24 @@ fn unknown_experiment_and_profile_are_clear_errors() {
 
 #[test]
 fn missing_model_says_what_to_put_where() {
-    let e = kiln_cli::resolve::resolve_model("bert-large-nonexistent", None, false).unwrap_err().to_string();
-    assert!(e.contains("--model") && e.contains("KILN_MODELS") && e.contains("config.json"), "{e}");
-    let e = kiln_cli::resolve::resolve_task(kiln_data::GlueTask::Qqp, Some(std::path::Path::new("/nowhere")), false)
+    let e = kiln_cli::resolve::resolve_model("bert-large-nonexistent", None, false)
         .unwrap_err()
         .to_string();
-    assert!(e.contains("QQP/train.tsv") && e.contains("--data-dir"), "{e}");
+    assert!(
+        e.contains("--model") && e.contains("KILN_MODELS") && e.contains("config.json"),
+        "{e}"
+    );
+    let e = kiln_cli::resolve::resolve_task(
+        kiln_data::GlueTask::Qqp,
+        Some(std::path::Path::new("/nowhere")),
+        false,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("QQP/train.tsv") && e.contains("--data-dir"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -78,8 +105,16 @@ fn flag_wins_over_cache() {
     // A data dir given by flag is searched first.
     let root = d.path().join("glue");
     std::fs::create_dir_all(root.join("QQP")).unwrap();
-    std::fs::write(root.join("QQP/train.tsv"), "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n").unwrap();
-    std::fs::write(root.join("QQP/dev.tsv"), "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n").unwrap();
+    std::fs::write(
+        root.join("QQP/train.tsv"),
+        "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("QQP/dev.tsv"),
+        "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n",
+    )
+    .unwrap();
     let t = kiln_cli::resolve::find_task(kiln_data::GlueTask::Qqp, Some(&root)).unwrap();
     assert_eq!(t.how, "--data-dir");
 }

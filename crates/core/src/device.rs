@@ -100,7 +100,9 @@ pub fn parse_device(s: &str) -> Result<Device, CoreError> {
 pub fn backend_name(device: &Device) -> String {
     let dbg = format!("{:?}", device.clone().inner());
     let lower = dbg.to_ascii_lowercase();
-    for name in ["flex", "ndarray", "cuda", "vulkan", "wgpu", "metal", "libtorch"] {
+    for name in [
+        "flex", "ndarray", "cuda", "vulkan", "wgpu", "metal", "libtorch",
+    ] {
         if lower.contains(name) {
             return name.to_string();
         }
@@ -115,7 +117,10 @@ mod tests {
     #[test]
     fn parses_known_devices() {
         assert_eq!(DeviceChoice::parse("flex").unwrap(), DeviceChoice::Flex);
-        assert_eq!(DeviceChoice::parse("CUDA:1").unwrap(), DeviceChoice::Cuda(1));
+        assert_eq!(
+            DeviceChoice::parse("CUDA:1").unwrap(),
+            DeviceChoice::Cuda(1)
+        );
         assert_eq!(DeviceChoice::parse("cuda").unwrap(), DeviceChoice::Cuda(0));
         assert!(DeviceChoice::parse("tpu").is_err());
         assert!(DeviceChoice::parse("cuda:x").is_err());

@@ -23,10 +23,25 @@ pub fn cache_dir() -> PathBuf {
 /// The shared real data used by tests (`../shared/data` next to the checkout, or
 /// `KILN_SHARED_DATA`). `None` when absent: tests skip with a message.
 pub fn shared_data() -> Option<PathBuf> {
-    let p = std::env::var_os("KILN_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("../shared/data"));
-    p.is_dir().then_some(p)
+    if let Some(p) = std::env::var_os("KILN_SHARED_DATA") {
+        let p = PathBuf::from(p);
+        return p.is_dir().then_some(p);
+    }
+    [
+        workspace_root().join("../shared/data"),
+        PathBuf::from("/work/shared/data"),
+    ]
+    .into_iter()
+    .find(|p| p.is_dir())
+}
+
+/// For tests that need real inputs: prints a SKIP line and returns, or, when
+/// `KILN_REQUIRE_REAL_DATA` is set (CI), fails, so a missing input cannot pass silently.
+pub fn skip(what: &str) {
+    if std::env::var_os("KILN_REQUIRE_REAL_DATA").is_some() {
+        panic!("{what} is required (KILN_REQUIRE_REAL_DATA is set) but missing");
+    }
+    eprintln!("SKIP: {what} not present");
 }
 
 /// The all-MiniLM-L6-v2 directory (`KILN_MINILM`, else `datasets/cache/all-MiniLM-L6-v2`), if it

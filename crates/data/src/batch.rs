@@ -31,8 +31,15 @@ impl Batch {
 
 /// Pads `items[order]` to the longest in each batch. `pad_to` (if set) pads to a fixed length
 /// instead (for benchmarks). Missing labels become NaN.
-pub fn pad(items: &[(&Encoded, Option<f32>)], index: Vec<usize>, pad_id: i64, pad_to: Option<usize>) -> Batch {
-    let seq = pad_to.unwrap_or_else(|| items.iter().map(|(e, _)| e.ids.len()).max().unwrap_or(1)).max(1);
+pub fn pad(
+    items: &[(&Encoded, Option<f32>)],
+    index: Vec<usize>,
+    pad_id: i64,
+    pad_to: Option<usize>,
+) -> Batch {
+    let seq = pad_to
+        .unwrap_or_else(|| items.iter().map(|(e, _)| e.ids.len()).max().unwrap_or(1))
+        .max(1);
     let b = items.len();
     let mut ids = vec![pad_id; b * seq];
     let mut type_ids = vec![0; b * seq];
@@ -74,7 +81,11 @@ pub fn make_batches_grouped(
         order.shuffle(&mut rng);
     }
     if group_by_length {
-        let mega = if shuffle_seed.is_some() { 50 * bs } else { order.len().max(1) };
+        let mega = if shuffle_seed.is_some() {
+            50 * bs
+        } else {
+            order.len().max(1)
+        };
         for chunk in order.chunks_mut(mega) {
             chunk.sort_by_key(|&i| std::cmp::Reverse(encoded[i].ids.len()));
         }

@@ -30,7 +30,8 @@ impl DataError {
         if source.kind() == std::io::ErrorKind::NotFound {
             DataError::Missing {
                 path: path.to_path_buf(),
-                hint: "check --data-dir (or KILN_DATA) points at a GLUE folder such as glue_data/".into(),
+                hint: "check --data-dir (or KILN_DATA) points at a GLUE folder such as glue_data/"
+                    .into(),
             }
         } else {
             DataError::Io {

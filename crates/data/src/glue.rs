@@ -164,7 +164,11 @@ impl GlueTask {
     pub fn parse_label(self, cell: &str) -> Option<f32> {
         let c = cell.trim();
         if let Ok(v) = c.parse::<f32>() {
-            return if v < 0.0 && !self.is_regression() { None } else { Some(v) };
+            return if v < 0.0 && !self.is_regression() {
+                None
+            } else {
+                Some(v)
+            };
         }
         match (self, c) {
             (Self::Mnli | Self::MnliMismatched, "entailment") => Some(0.0),
@@ -197,7 +201,14 @@ fn find(header: &[&str], names: &[&str]) -> Option<usize> {
 
 fn detect_layout(task: GlueTask, first: &[&str], path: &Path) -> Result<Layout, DataError> {
     let known = [
-        "sentence", "sentence1", "question", "question1", "#1 String", "label", "index", "idx",
+        "sentence",
+        "sentence1",
+        "question",
+        "question1",
+        "#1 String",
+        "label",
+        "index",
+        "idx",
     ];
     let is_header = first.iter().any(|c| known.contains(&c.trim()));
     if is_header {
@@ -213,7 +224,10 @@ fn detect_layout(task: GlueTask, first: &[&str], path: &Path) -> Result<Layout, 
                 .then(|| find(first, &["sentence"]))
                 .flatten()
         });
-        let label = find(first, &["gold_label", "label", "Quality", "is_duplicate", "score"]);
+        let label = find(
+            first,
+            &["gold_label", "label", "Quality", "is_duplicate", "score"],
+        );
         return Ok(Layout {
             has_header: true,
             ncols: first.len(),
@@ -321,11 +335,17 @@ fn parse_tsv(text: &str, task: GlueTask, path: &Path) -> Result<Vec<Example>, Da
                 let cell = cols[c].trim();
                 match task.parse_label(cell) {
                     Some(v) => {
-                        if !task.is_regression() && (v.fract() != 0.0 || v as usize >= task.num_labels()) {
+                        if !task.is_regression()
+                            && (v.fract() != 0.0 || v as usize >= task.num_labels())
+                        {
                             return Err(DataError::Malformed {
                                 path: path.to_path_buf(),
                                 line: lineno,
-                                msg: format!("label `{cell}` out of range for {} ({} classes)", task.name(), task.num_labels()),
+                                msg: format!(
+                                    "label `{cell}` out of range for {} ({} classes)",
+                                    task.name(),
+                                    task.num_labels()
+                                ),
                             });
                         }
                         Some(v)
@@ -359,7 +379,10 @@ pub fn read_id_pairs(path: &Path) -> Result<Vec<(u64, u64)>, DataError> {
         .map(|(i, l)| {
             let c: Vec<&str> = l.trim().split('\t').collect();
             match c.as_slice() {
-                [a, b] => a.parse().and_then(|a| b.parse().map(|b| (a, b))).map_err(|_| ()),
+                [a, b] => a
+                    .parse()
+                    .and_then(|a| b.parse().map(|b| (a, b)))
+                    .map_err(|_| ()),
                 _ => Err(()),
             }
             .map_err(|_| DataError::Malformed {
@@ -401,7 +424,10 @@ mod tests {
     fn wrong_column_count_names_line() {
         let t = "sentence\tlabel\ngood film\t1\nbad\tfilm\t0\n";
         let err = parse_tsv(t, GlueTask::Sst2, p()).unwrap_err().to_string();
-        assert!(err.contains("mem.tsv:3") && err.contains("columns"), "{err}");
+        assert!(
+            err.contains("mem.tsv:3") && err.contains("columns"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -415,7 +441,10 @@ mod tests {
     fn task_names_parse() {
         assert_eq!(GlueTask::parse("SST-2").unwrap(), GlueTask::Sst2);
         assert_eq!(GlueTask::parse("sts-b").unwrap(), GlueTask::Stsb);
-        assert_eq!(GlueTask::parse("mnli-mm").unwrap(), GlueTask::MnliMismatched);
+        assert_eq!(
+            GlueTask::parse("mnli-mm").unwrap(),
+            GlueTask::MnliMismatched
+        );
         assert_eq!(GlueTask::parse("MNLI").unwrap(), GlueTask::Mnli);
         assert!(GlueTask::parse("squad").is_err());
     }

@@ -132,10 +132,21 @@ mod tests {
         let x = [0.5, 2.0, 2.0, 3.5, 4.0, 1.0];
         let y = [1.0, 1.5, 3.0, 3.0, 5.0, 0.0];
         // scipy.stats.pearsonr(x, y).statistic = 0.8831474289875583
-        assert!((pearson(&x, &y) - 0.8831474289875583).abs() < 1e-12, "{}", pearson(&x, &y));
+        assert!(
+            (pearson(&x, &y) - 0.8831474289875583).abs() < 1e-12,
+            "{}",
+            pearson(&x, &y)
+        );
         // scipy.stats.spearmanr(x, y).statistic = 0.8970588235294118
-        assert!((spearman(&x, &y) - 0.8970588235294118).abs() < 1e-12, "{}", spearman(&x, &y));
-        assert_eq!(rank_average(&[3.0, 1.0, 3.0, 2.0]), vec![3.5, 1.0, 3.5, 2.0]);
+        assert!(
+            (spearman(&x, &y) - 0.8970588235294118).abs() < 1e-12,
+            "{}",
+            spearman(&x, &y)
+        );
+        assert_eq!(
+            rank_average(&[3.0, 1.0, 3.0, 2.0]),
+            vec![3.5, 1.0, 3.5, 2.0]
+        );
     }
 
     #[test]

@@ -17,8 +17,8 @@ pub fn read_glue_parquet(path: &Path, task: GlueTask) -> Result<Vec<Example>, Da
         path: path.to_path_buf(),
         msg,
     };
-    let reader =
-        SerializedFileReader::new(file).map_err(|e| layout_err(format!("not a parquet file: {e}")))?;
+    let reader = SerializedFileReader::new(file)
+        .map_err(|e| layout_err(format!("not a parquet file: {e}")))?;
     let iter = reader
         .get_row_iter(None)
         .map_err(|e| layout_err(format!("cannot read rows: {e}")))?;
@@ -100,25 +100,38 @@ pub fn write_glue_parquet(path: &Path, examples: &[Example]) -> Result<(), DataE
     let schema = Arc::new(parse_message_type(schema).map_err(err)?);
     let file = std::fs::File::create(path).map_err(|e| DataError::io(path, e))?;
     let mut writer =
-        SerializedFileWriter::new(file, schema, Arc::new(WriterProperties::builder().build())).map_err(err)?;
+        SerializedFileWriter::new(file, schema, Arc::new(WriterProperties::builder().build()))
+            .map_err(err)?;
     let mut rg = writer.next_row_group().map_err(err)?;
-    let a: Vec<ByteArray> = examples.iter().map(|e| ByteArray::from(e.text_a.as_str())).collect();
+    let a: Vec<ByteArray> = examples
+        .iter()
+        .map(|e| ByteArray::from(e.text_a.as_str()))
+        .collect();
     let b: Vec<ByteArray> = examples
         .iter()
         .map(|e| ByteArray::from(e.text_b.as_deref().unwrap_or("")))
         .collect();
-    let labels: Vec<i64> = examples.iter().map(|e| e.label.map_or(-1, |l| l as i64)).collect();
+    let labels: Vec<i64> = examples
+        .iter()
+        .map(|e| e.label.map_or(-1, |l| l as i64))
+        .collect();
     let idx: Vec<i32> = (0..examples.len() as i32).collect();
     let mut col_no = 0;
     while let Some(mut col) = rg.next_column().map_err(err)? {
         let text_cols = if pair { 2 } else { 1 };
         if col_no < text_cols {
             let v = if col_no == 0 { &a } else { &b };
-            col.typed::<ByteArrayType>().write_batch(v, None, None).map_err(err)?;
+            col.typed::<ByteArrayType>()
+                .write_batch(v, None, None)
+                .map_err(err)?;
         } else if col_no == text_cols {
-            col.typed::<Int64Type>().write_batch(&labels, None, None).map_err(err)?;
+            col.typed::<Int64Type>()
+                .write_batch(&labels, None, None)
+                .map_err(err)?;
         } else {
-            col.typed::<Int32Type>().write_batch(&idx, None, None).map_err(err)?;
+            col.typed::<Int32Type>()
+                .write_batch(&idx, None, None)
+                .map_err(err)?;
         }
         col.close().map_err(err)?;
         col_no += 1;

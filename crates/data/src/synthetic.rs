@@ -49,7 +49,9 @@ pub fn vocabulary() -> Vec<String> {
 fn sentiment(rng: &mut ChaCha8Rng) -> Example {
     loop {
         let len = rng.random_range(5..12);
-        let mut words: Vec<String> = (0..len).map(|_| format!("f{}", rng.random_range(0..FILLERS))).collect();
+        let mut words: Vec<String> = (0..len)
+            .map(|_| format!("f{}", rng.random_range(0..FILLERS)))
+            .collect();
         let k = rng.random_range(1..4);
         let mut score = 0i32;
         for _ in 0..k {
@@ -110,7 +112,11 @@ fn paraphrase(rng: &mut ChaCha8Rng) -> Example {
             while w == s1[at] {
                 w = rng.random_range(0..CONTENT);
             }
-            s2[at] = if rng.random_bool(0.3) { format!("s{w}") } else { format!("c{w}") };
+            s2[at] = if rng.random_bool(0.3) {
+                format!("s{w}")
+            } else {
+                format!("c{w}")
+            };
         }
     }
     // A local reordering on both kinds, so position alone does not decide.
@@ -128,7 +134,8 @@ fn paraphrase(rng: &mut ChaCha8Rng) -> Example {
 
 /// `n` examples of `task` from `seed` (same seed, same data).
 pub fn generate(task: SyntheticTask, n: usize, seed: u64) -> Vec<Example> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (task as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let mut rng =
+        ChaCha8Rng::seed_from_u64(seed ^ (task as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
     (0..n)
         .map(|_| match task {
             SyntheticTask::Sentiment => sentiment(&mut rng),
@@ -158,7 +165,11 @@ mod tests {
         let v: std::collections::HashSet<String> = vocabulary().into_iter().collect();
         for t in [SyntheticTask::Sentiment, SyntheticTask::Paraphrase] {
             for e in generate(t, 50, 1) {
-                for w in e.text_a.split(' ').chain(e.text_b.iter().flat_map(|b| b.split(' '))) {
+                for w in e
+                    .text_a
+                    .split(' ')
+                    .chain(e.text_b.iter().flat_map(|b| b.split(' ')))
+                {
                     assert!(v.contains(w), "{w}");
                 }
             }

@@ -43,7 +43,8 @@ impl TextTokenizer {
         if !path.exists() {
             return Err(DataError::Missing {
                 path: path.to_path_buf(),
-                hint: "the model directory needs a tokenizer.json (HF fast-tokenizer format)".into(),
+                hint: "the model directory needs a tokenizer.json (HF fast-tokenizer format)"
+                    .into(),
             });
         }
         let inner = Tokenizer::from_file(path).map_err(|e| tok_err(path, e))?;
@@ -57,7 +58,9 @@ impl TextTokenizer {
         max_len: usize,
         source: Option<PathBuf>,
     ) -> Result<Self, DataError> {
-        let p = source.clone().unwrap_or_else(|| PathBuf::from("<built-in>"));
+        let p = source
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("<built-in>"));
         inner.with_padding(None);
         inner
             .with_truncation(Some(TruncationParams {
@@ -112,7 +115,10 @@ impl TextTokenizer {
 
     /// Encodes one sentence or a pair, with special tokens.
     pub fn encode(&self, a: &str, b: Option<&str>) -> Result<Encoded, DataError> {
-        let p = self.source.clone().unwrap_or_else(|| PathBuf::from("<built-in>"));
+        let p = self
+            .source
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("<built-in>"));
         let enc = match b {
             Some(b) => self.inner.encode((a, b), true),
             None => self.inner.encode(a, true),

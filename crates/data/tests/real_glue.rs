@@ -8,7 +8,7 @@ use kiln_data::{read_glue_file, GlueTask, TextTokenizer};
 fn shared() -> Option<PathBuf> {
     let p = kiln_core::paths::shared_data();
     if p.is_none() {
-        eprintln!("SKIP: ../shared/data not present");
+        kiln_core::paths::skip("../shared/data");
     }
     p
 }
@@ -17,9 +17,18 @@ fn check(path: &Path, task: GlueTask, rows: usize, labelled: bool) {
     let ex = read_glue_file(path, task).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(ex.len(), rows, "{}", path.display());
     assert!(ex.iter().all(|e| !e.text_a.is_empty()));
-    assert!(ex.iter().all(|e| e.text_b.is_some() == task.is_pair()), "{}", path.display());
+    assert!(
+        ex.iter().all(|e| e.text_b.is_some() == task.is_pair()),
+        "{}",
+        path.display()
+    );
     let with_label = ex.iter().filter(|e| e.label.is_some()).count();
-    assert_eq!(with_label, if labelled { rows } else { 0 }, "{}", path.display());
+    assert_eq!(
+        with_label,
+        if labelled { rows } else { 0 },
+        "{}",
+        path.display()
+    );
 }
 
 #[test]
@@ -32,12 +41,26 @@ fn every_shared_glue_file_reads() {
     check(&g.join("MRPC/train.tsv"), GlueTask::Mrpc, 3_668, true);
     check(&g.join("MRPC/dev.tsv"), GlueTask::Mrpc, 408, true);
     check(&g.join("MRPC/test.tsv"), GlueTask::Mrpc, 1_725, false);
-    check(&g.join("MRPC/msr_paraphrase_train.txt"), GlueTask::Mrpc, 4_076, true);
-    check(&g.join("MRPC/msr_paraphrase_test.txt"), GlueTask::Mrpc, 1_725, true);
+    check(
+        &g.join("MRPC/msr_paraphrase_train.txt"),
+        GlueTask::Mrpc,
+        4_076,
+        true,
+    );
+    check(
+        &g.join("MRPC/msr_paraphrase_test.txt"),
+        GlueTask::Mrpc,
+        1_725,
+        true,
+    );
     check(&g.join("STS-B/train.tsv"), GlueTask::Stsb, 5_749, true);
     check(&g.join("STS-B/dev.tsv"), GlueTask::Stsb, 1_500, true);
     check(&g.join("STS-B/test.tsv"), GlueTask::Stsb, 1_379, false);
-    for (f, n) in [("sts-train.tsv", 5_749), ("sts-dev.tsv", 1_500), ("sts-test.tsv", 1_379)] {
+    for (f, n) in [
+        ("sts-train.tsv", 5_749),
+        ("sts-dev.tsv", 1_500),
+        ("sts-test.tsv", 1_379),
+    ] {
         check(&g.join("STS-B/original").join(f), GlueTask::Stsb, n, true);
     }
     let h = d.join("glue_derived");
@@ -58,7 +81,11 @@ fn label_balance_and_values_are_glue_like() {
     assert_eq!(sts[0].label, Some(5.0));
     assert!(sts.iter().all(|e| (0.0..=5.0).contains(&e.label.unwrap())));
     let mrpc = read_glue_file(&d.join("glue_data/MRPC/train.tsv"), GlueTask::Mrpc).unwrap();
-    assert!(mrpc[0].text_a.starts_with("Amrozi accused"), "BOM handled: {}", mrpc[0].text_a);
+    assert!(
+        mrpc[0].text_a.starts_with("Amrozi accused"),
+        "BOM handled: {}",
+        mrpc[0].text_a
+    );
 }
 
 #[test]
@@ -73,14 +100,24 @@ fn mrpc_dev_ids_match_dev_split() {
 fn non_example_file_is_a_clear_error() {
     let Some(d) = shared() else { return };
     // dev_ids.tsv holds id pairs, not examples: reading it as MRPC examples must say why.
-    let err = read_glue_file(&d.join("glue_data/MRPC/dev_ids.tsv"), GlueTask::Mrpc).unwrap_err().to_string();
-    assert!(err.contains("dev_ids.tsv") && err.contains("2 columns"), "{err}");
+    let err = read_glue_file(&d.join("glue_data/MRPC/dev_ids.tsv"), GlueTask::Mrpc)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("dev_ids.tsv") && err.contains("2 columns"),
+        "{err}"
+    );
 }
 
 #[test]
 fn missing_file_names_path() {
-    let err = read_glue_file(Path::new("/no/such/SST-2/train.tsv"), GlueTask::Sst2).unwrap_err().to_string();
-    assert!(err.contains("/no/such/SST-2/train.tsv") && err.contains("not found"), "{err}");
+    let err = read_glue_file(Path::new("/no/such/SST-2/train.tsv"), GlueTask::Sst2)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("/no/such/SST-2/train.tsv") && err.contains("not found"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -95,13 +132,21 @@ fn bom_and_crlf_are_handled() {
 
 #[test]
 fn missing_tokenizer_is_a_clear_error() {
-    let err = TextTokenizer::from_file(Path::new("/no/model/tokenizer.json"), 128).unwrap_err().to_string();
-    assert!(err.contains("/no/model/tokenizer.json") && err.contains("tokenizer.json"), "{err}");
+    let err = TextTokenizer::from_file(Path::new("/no/model/tokenizer.json"), 128)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("/no/model/tokenizer.json") && err.contains("tokenizer.json"),
+        "{err}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("tokenizer.json");
     std::fs::write(&p, "{not json").unwrap();
     let err = TextTokenizer::from_file(&p, 128).unwrap_err().to_string();
-    assert!(err.contains("tokenizer.json") && err.contains("tokenizer"), "{err}");
+    assert!(
+        err.contains("tokenizer.json") && err.contains("tokenizer"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -116,7 +161,7 @@ fn word_level_tokenizer_builds_bert_style_pairs() {
 #[test]
 fn minilm_tokenizer_pads_nothing_and_truncates_to_max_len() {
     let Some(m) = kiln_core::paths::minilm_dir() else {
-        eprintln!("SKIP: MiniLM not fetched");
+        kiln_core::paths::skip("all-MiniLM-L6-v2 (run `just fetch-minilm`)");
         return;
     };
     let t = TextTokenizer::from_file(&m.join("tokenizer.json"), 12).unwrap();

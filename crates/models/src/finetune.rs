@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 
 use burn::module::Module;
-use burn::optim::{GradientsParams, AdamWConfig};
 use burn::optim::grad_clipping::GradientClippingConfig;
+use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::Device;
 use kiln_data::{make_batches_grouped, metrics, Batch, Encoded};
 use serde::{Deserialize, Serialize};
@@ -87,7 +87,14 @@ pub struct FinetuneResult {
 }
 
 fn to_input(b: &Batch, device: &Device) -> EncoderInput {
-    EncoderInput::from_rows(b.ids.clone(), b.type_ids.clone(), b.mask.clone(), b.batch, b.seq, device)
+    EncoderInput::from_rows(
+        b.ids.clone(),
+        b.type_ids.clone(),
+        b.mask.clone(),
+        b.batch,
+        b.seq,
+        device,
+    )
 }
 
 /// GLUE metrics (x100) from predictions. Classification: argmax; regression: the score.
@@ -101,7 +108,12 @@ pub fn score(metric_names: &[String], outputs: &[Vec<f32>], gold: &[f32]) -> BTr
     } else {
         let p: Vec<usize> = outputs
             .iter()
-            .map(|o| o.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |x| x.0))
+            .map(|o| {
+                o.iter()
+                    .enumerate()
+                    .max_by(|a, b| a.1.total_cmp(b.1))
+                    .map_or(0, |x| x.0)
+            })
             .collect();
         let g: Vec<usize> = gold.iter().map(|&x| x as usize).collect();
         for name in metric_names {
@@ -130,7 +142,11 @@ pub fn predict(
     for b in make_batches_grouped(examples, &labels, batch_size, pad_id, None, true) {
         let logits = model.forward(&to_input(&b, device), None);
         let [n, k] = logits.dims();
-        let v: Vec<f32> = logits.into_data().convert::<f32>().try_to_vec().unwrap_or_default();
+        let v: Vec<f32> = logits
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec()
+            .unwrap_or_default();
         for r in 0..n {
             out[b.index[r]] = v[r * k..(r + 1) * k].to_vec();
         }
@@ -146,7 +162,11 @@ pub fn evaluate(
     device: &Device,
 ) -> BTreeMap<String, f64> {
     let outputs = predict(model, task.dev, task.pad_id, batch_size, device);
-    let gold: Vec<f32> = task.dev_labels.iter().map(|l| l.unwrap_or(f32::NAN)).collect();
+    let gold: Vec<f32> = task
+        .dev_labels
+        .iter()
+        .map(|l| l.unwrap_or(f32::NAN))
+        .collect();
     score(&task.metric_names, &outputs, &gold)
 }
 
@@ -158,7 +178,10 @@ pub fn finetune(
     device: &Device,
 ) -> Result<FinetuneResult, ModelError> {
     if task.train.is_empty() {
-        return Err(ModelError::Invalid(format!("{}: empty training set", task.name)));
+        return Err(ModelError::Invalid(format!(
+            "{}: empty training set",
+            task.name
+        )));
     }
     let ad = device.clone().autodiff();
     device.seed(cfg.seed);
@@ -171,9 +194,19 @@ pub fn finetune(
     let per_epoch = task.train.len().div_ceil(cfg.batch_size);
     let total = ((per_epoch as f64) * cfg.epochs).ceil().max(1.0) as usize;
     let warmup = (cfg.warmup_ratio * total as f64).round() as usize;
-    let eval_at: Vec<usize> = (1..=cfg.evals.max(1)).map(|i| i * total / cfg.evals.max(1)).collect();
-    let main = task.metric_names.first().cloned().unwrap_or_else(|| "accuracy".into());
-    let main = if task.num_labels == 1 { "pearson".to_string() } else { main };
+    let eval_at: Vec<usize> = (1..=cfg.evals.max(1))
+        .map(|i| i * total / cfg.evals.max(1))
+        .collect();
+    let main = task
+        .metric_names
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "accuracy".into());
+    let main = if task.num_labels == 1 {
+        "pearson".to_string()
+    } else {
+        main
+    };
 
     let pb = kiln_core::progress::bar(total as u64, &task.name);
     let start = std::time::Instant::now();

@@ -67,7 +67,12 @@ fn mask_gradient_matches_finite_difference() {
     let x = input(&dev);
     let masks = EncoderMasks::ones(&model.bert, &dev).require_grad();
     let loss = model.loss(model.forward(&x, Some(&masks)), &[1.0, 0.0]);
-    let g: Vec<f32> = masks.head[1].grad(&loss.backward()).unwrap().into_data().try_to_vec().unwrap();
+    let g: Vec<f32> = masks.head[1]
+        .grad(&loss.backward())
+        .unwrap()
+        .into_data()
+        .try_to_vec()
+        .unwrap();
     let eps = 1e-2f32;
     let plain = Device::flex();
     let m2 = burn::module::Module::to_device(model.valid(), &plain);
@@ -75,11 +80,18 @@ fn mask_gradient_matches_finite_difference() {
     let eval = |v: f32| {
         let mut heads = vec![vec![1.0; 4]; 2];
         heads[1][2] = v;
-        let masks = EncoderMasks::from_values(&m2.bert, &heads, &[vec![1.0; 128], vec![1.0; 128]], &plain).unwrap();
-        m2.loss(m2.forward(&x2, Some(&masks)), &[1.0, 0.0]).into_scalar::<f32>()
+        let masks =
+            EncoderMasks::from_values(&m2.bert, &heads, &[vec![1.0; 128], vec![1.0; 128]], &plain)
+                .unwrap();
+        m2.loss(m2.forward(&x2, Some(&masks)), &[1.0, 0.0])
+            .into_scalar::<f32>()
     };
     let fd: f32 = (eval(1.0 + eps) - eval(1.0 - eps)) / (2.0 * eps);
-    assert!((fd - g[2]).abs() <= 1e-3 + 1e-2 * fd.abs(), "fd {fd} vs grad {}", g[2]);
+    assert!(
+        (fd - g[2]).abs() <= 1e-3 + 1e-2 * fd.abs(),
+        "fd {fd} vs grad {}",
+        g[2]
+    );
 }
 
 #[test]
@@ -90,7 +102,17 @@ fn shrunk_model_equals_masked_model() {
     // Binary masks plus a few non-binary values (as after mask tuning).
     let heads = vec![vec![1.0, 0.0, 0.7, 1.0], vec![0.0, 1.3, 0.0, 0.0]];
     let ffn: Vec<Vec<f32>> = (0..2)
-        .map(|l| (0..128).map(|i| if (i + l) % 3 == 0 { 0.0 } else { 1.0 + (i % 5) as f32 * 0.1 }).collect())
+        .map(|l| {
+            (0..128)
+                .map(|i| {
+                    if (i + l) % 3 == 0 {
+                        0.0
+                    } else {
+                        1.0 + (i % 5) as f32 * 0.1
+                    }
+                })
+                .collect()
+        })
         .collect();
     let masks = EncoderMasks::from_values(&model.bert, &heads, &ffn, &device).unwrap();
     let masked = model.forward(&x, Some(&masks));
@@ -99,7 +121,10 @@ fn shrunk_model_equals_masked_model() {
     assert_eq!(bert.heads_per_layer(), vec![3, 1]);
     assert_eq!(small_cfg.pruned_heads.get("0"), Some(&vec![1]));
     assert_eq!(small_cfg.pruned_heads.get("1"), Some(&vec![0, 2, 3]));
-    let small = BertForSequenceClassification { bert, ..model.clone() };
+    let small = BertForSequenceClassification {
+        bert,
+        ..model.clone()
+    };
     let out = small.forward(&x, None);
     let d = max_abs_diff(masked, out);
     assert!(d <= 1e-5, "shrunk vs masked: {d}");
@@ -114,8 +139,14 @@ fn layer_with_every_head_removed_still_runs() {
     let ffn = vec![vec![1.0; 128]; 2];
     let masks = EncoderMasks::from_values(&model.bert, &heads, &ffn, &device).unwrap();
     let masked = model.forward(&x, Some(&masks));
-    let (bert, _) = model.bert.shrink(&cfg, &PrunePlan::from_masks(&masks)).unwrap();
-    let small = BertForSequenceClassification { bert, ..model.clone() };
+    let (bert, _) = model
+        .bert
+        .shrink(&cfg, &PrunePlan::from_masks(&masks))
+        .unwrap();
+    let small = BertForSequenceClassification {
+        bert,
+        ..model.clone()
+    };
     let d = max_abs_diff(masked, small.forward(&x, None));
     assert!(d <= 1e-5, "{d}");
 }
@@ -124,9 +155,14 @@ fn layer_with_every_head_removed_still_runs() {
 fn wrong_mask_shapes_are_errors() {
     let device = Device::flex();
     let (model, _) = tiny(&device);
-    let err = EncoderMasks::from_values(&model.bert, &[vec![1.0; 3], vec![1.0; 4]], &[vec![1.0; 128], vec![1.0; 128]], &device)
-        .unwrap_err()
-        .to_string();
+    let err = EncoderMasks::from_values(
+        &model.bert,
+        &[vec![1.0; 3], vec![1.0; 4]],
+        &[vec![1.0; 128], vec![1.0; 128]],
+        &device,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("layer 0") && err.contains("3 heads"), "{err}");
     let err = EncoderMasks::from_values(&model.bert, &[vec![1.0; 4]], &[vec![1.0; 128]], &device)
         .unwrap_err()
@@ -154,11 +190,19 @@ fn hf_directory_round_trip() {
     ] {
         assert!(names.iter().any(|x| x == n), "missing {n} in {names:?}");
     }
-    assert_eq!(st.tensor("bert.encoder.layer.0.intermediate.dense.weight").unwrap().shape(), &[128, 64]);
+    assert_eq!(
+        st.tensor("bert.encoder.layer.0.intermediate.dense.weight")
+            .unwrap()
+            .shape(),
+        &[128, 64]
+    );
     assert_eq!(st.tensor("classifier.weight").unwrap().shape(), &[3, 64]);
     let cfg_json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
-    assert_eq!(cfg_json["architectures"][0], "BertForSequenceClassification");
+    assert_eq!(
+        cfg_json["architectures"][0],
+        "BertForSequenceClassification"
+    );
     assert_eq!(cfg_json["id2label"].as_object().unwrap().len(), 3);
 
     let (back, _) = load_classifier(&out, 3, &device).unwrap();
@@ -171,7 +215,10 @@ fn hf_directory_round_trip() {
 fn pruned_checkpoint_round_trips() {
     let device = Device::flex();
     let (model, cfg) = tiny(&device);
-    let plan = PrunePlan::keep(&[vec![0, 3], vec![1]], &[(0..50).collect(), (10..128).collect()]);
+    let plan = PrunePlan::keep(
+        &[vec![0, 3], vec![1]],
+        &[(0..50).collect(), (10..128).collect()],
+    );
     let (bert, small_cfg) = model.bert.shrink(&cfg, &plan).unwrap();
     let small = BertForSequenceClassification { bert, ..model };
     let dir = tempfile::tempdir().unwrap();
@@ -181,7 +228,10 @@ fn pruned_checkpoint_round_trips() {
     assert_eq!(back.bert.neurons_per_layer(), vec![50, 118]);
     assert_eq!(ck.config.kiln_intermediate_sizes, Some(vec![50, 118]));
     let x = input(&device);
-    assert_eq!(max_abs_diff(small.forward(&x, None), back.forward(&x, None)), 0.0);
+    assert_eq!(
+        max_abs_diff(small.forward(&x, None), back.forward(&x, None)),
+        0.0
+    );
 }
 
 mod bad_input {
@@ -197,10 +247,17 @@ mod bad_input {
 
     #[test]
     fn missing_directory() {
-        let err = load_classifier(std::path::Path::new("/nonexistent/kiln-model"), 2, &Device::flex())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("/nonexistent/kiln-model") && err.contains("not found"), "{err}");
+        let err = load_classifier(
+            std::path::Path::new("/nonexistent/kiln-model"),
+            2,
+            &Device::flex(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("/nonexistent/kiln-model") && err.contains("not found"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -210,8 +267,13 @@ mod bad_input {
         let w = p.join("model.safetensors");
         let bytes = std::fs::read(&w).unwrap();
         std::fs::write(&w, &bytes[..bytes.len() / 2]).unwrap();
-        let err = load_classifier(&p, 3, &Device::flex()).unwrap_err().to_string();
-        assert!(err.contains("model.safetensors") && err.contains("truncated"), "{err}");
+        let err = load_classifier(&p, 3, &Device::flex())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("model.safetensors") && err.contains("truncated"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -222,8 +284,13 @@ mod bad_input {
         let mut bytes = std::fs::read(&w).unwrap();
         bytes[8] = b'#';
         std::fs::write(&w, &bytes).unwrap();
-        let err = load_classifier(&p, 3, &Device::flex()).unwrap_err().to_string();
-        assert!(err.contains("model.safetensors") && err.contains("corrupt"), "{err}");
+        let err = load_classifier(&p, 3, &Device::flex())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("model.safetensors") && err.contains("corrupt"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -231,9 +298,13 @@ mod bad_input {
         let d = tempfile::tempdir().unwrap();
         let p = saved(d.path());
         let c = p.join("config.json");
-        let text = std::fs::read_to_string(&c).unwrap().replace("\"intermediate_size\": 128", "\"intermediate_size\": 256");
+        let text = std::fs::read_to_string(&c)
+            .unwrap()
+            .replace("\"intermediate_size\": 128", "\"intermediate_size\": 256");
         std::fs::write(&c, text).unwrap();
-        let err = load_classifier(&p, 3, &Device::flex()).unwrap_err().to_string();
+        let err = load_classifier(&p, 3, &Device::flex())
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("encoder.layer.0.intermediate.dense.weight") && err.contains("[128, 64]"),
             "{err}"
@@ -245,9 +316,13 @@ mod bad_input {
         let d = tempfile::tempdir().unwrap();
         let p = saved(d.path());
         let c = p.join("config.json");
-        let text = std::fs::read_to_string(&c).unwrap().replace("\"model_type\": \"bert\"", "\"model_type\": \"gpt2\"");
+        let text = std::fs::read_to_string(&c)
+            .unwrap()
+            .replace("\"model_type\": \"bert\"", "\"model_type\": \"gpt2\"");
         std::fs::write(&c, text).unwrap();
-        let err = load_classifier(&p, 3, &Device::flex()).unwrap_err().to_string();
+        let err = load_classifier(&p, 3, &Device::flex())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("config.json") && err.contains("gpt2"), "{err}");
     }
 }

@@ -20,15 +20,18 @@ struct Golden {
 
 fn inputs() -> Option<(std::path::PathBuf, Golden)> {
     let Some(model) = kiln_core::paths::minilm_dir() else {
-        eprintln!("SKIP: all-MiniLM-L6-v2 not fetched (run `just fetch-minilm`)");
+        kiln_core::paths::skip("all-MiniLM-L6-v2 (run `just fetch-minilm`)");
         return None;
     };
     let Some(shared) = kiln_core::paths::shared_data() else {
-        eprintln!("SKIP: ../shared/data not present");
+        kiln_core::paths::skip("../shared/data");
         return None;
     };
     let text = std::fs::read_to_string(shared.join("reference/minilm-golden.json")).ok()?;
-    Some((model, serde_json::from_str(&text).expect("golden json parses")))
+    Some((
+        model,
+        serde_json::from_str(&text).expect("golden json parses"),
+    ))
 }
 
 #[test]
@@ -49,9 +52,21 @@ fn minilm_matches_huggingface() {
     let seq = g.input_ids[0].len();
     assert_eq!(batch.seq, seq, "padded length");
     for r in 0..enc.len() {
-        assert_eq!(&batch.ids[r * seq..(r + 1) * seq], &g.input_ids[r][..], "input_ids row {r}");
-        assert_eq!(&batch.type_ids[r * seq..(r + 1) * seq], &g.token_type_ids[r][..], "token types row {r}");
-        assert_eq!(&batch.mask[r * seq..(r + 1) * seq], &g.attention_mask[r][..], "mask row {r}");
+        assert_eq!(
+            &batch.ids[r * seq..(r + 1) * seq],
+            &g.input_ids[r][..],
+            "input_ids row {r}"
+        );
+        assert_eq!(
+            &batch.type_ids[r * seq..(r + 1) * seq],
+            &g.token_type_ids[r][..],
+            "token types row {r}"
+        );
+        assert_eq!(
+            &batch.mask[r * seq..(r + 1) * seq],
+            &g.attention_mask[r][..],
+            "mask row {r}"
+        );
     }
 
     let input = EncoderInput::from_rows(
@@ -63,7 +78,12 @@ fn minilm_matches_huggingface() {
         &device,
     );
     let out = model.forward(&input, None);
-    let hidden: Vec<f32> = out.last_hidden_state.clone().into_data().try_to_vec().unwrap();
+    let hidden: Vec<f32> = out
+        .last_hidden_state
+        .clone()
+        .into_data()
+        .try_to_vec()
+        .unwrap();
     let h = model.embeddings.word_embeddings.weight.dims()[1];
     let mut max_diff = 0f32;
     for r in 0..enc.len() {

@@ -14,7 +14,14 @@ fn wgpu_device() -> Option<Device> {
     Some(kiln_core::parse_device("wgpu").expect("wgpu compiled in"))
 }
 
-fn compare(model: &BertModel, ids: Vec<i64>, mask: Vec<i64>, b: usize, l: usize, wgpu: &Device) -> f32 {
+fn compare(
+    model: &BertModel,
+    ids: Vec<i64>,
+    mask: Vec<i64>,
+    b: usize,
+    l: usize,
+    wgpu: &Device,
+) -> f32 {
     let flex = Device::flex();
     let x = EncoderInput::from_rows(ids.clone(), vec![0; b * l], mask.clone(), b, l, &flex);
     let a = model.forward(&x, None).last_hidden_state;
@@ -44,7 +51,7 @@ fn tiny_encoder_matches_on_flex_and_wgpu() {
 fn minilm_matches_on_flex_and_wgpu() {
     let Some(wgpu) = wgpu_device() else { return };
     let Some(dir) = kiln_core::paths::minilm_dir() else {
-        eprintln!("SKIP: MiniLM not fetched");
+        kiln_core::paths::skip("all-MiniLM-L6-v2 (run `just fetch-minilm`)");
         return;
     };
     let (model, _) = kiln_models::bert::load_bert(&dir, &Device::flex()).unwrap();

@@ -27,6 +27,9 @@ pub enum ReportError {
 pub fn write_results(dir: &Path, table: &Table, meta: &RunMeta) -> Result<(), ReportError> {
     kiln_core::atomic_write(&dir.join("table.md"), table.to_markdown().as_bytes())?;
     kiln_core::atomic_write(&dir.join("table.csv"), table.to_csv().as_bytes())?;
-    kiln_core::atomic_write(&dir.join("run.json"), serde_json::to_string_pretty(meta)?.as_bytes())?;
+    kiln_core::atomic_write(
+        &dir.join("run.json"),
+        serde_json::to_string_pretty(meta)?.as_bytes(),
+    )?;
     Ok(())
 }

@@ -45,7 +45,13 @@ fn draw<DB: DrawingBackend>(
     if x0 > x1 {
         (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
     }
-    let pad = |a: f64, b: f64| if (b - a).abs() < 1e-12 { (a - 0.5, b + 0.5) } else { (a - 0.05 * (b - a), b + 0.05 * (b - a)) };
+    let pad = |a: f64, b: f64| {
+        if (b - a).abs() < 1e-12 {
+            (a - 0.5, b + 0.5)
+        } else {
+            (a - 0.05 * (b - a), b + 0.05 * (b - a))
+        }
+    };
     let (x0, x1) = pad(x0, x1);
     let (y0, y1) = pad(y0, y1);
     let mut chart = ChartBuilder::on(&root)
@@ -65,10 +71,15 @@ fn draw<DB: DrawingBackend>(
     for (i, s) in series.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
         chart
-            .draw_series(LineSeries::new(s.points.iter().copied(), color.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                s.points.iter().copied(),
+                color.stroke_width(2),
+            ))
             .map_err(|e| e.to_string())?
             .label(s.name.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+            });
         chart
             .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, color.filled())))
             .map_err(|e| e.to_string())?;
@@ -127,8 +138,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let stem = dir.path().join("curve");
         let s = vec![
-            Series { name: "train loss".into(), points: vec![(0.0, 1.0), (1.0, 0.5), (2.0, 0.3)] },
-            Series { name: "flat".into(), points: vec![(0.0, 0.2), (2.0, 0.2)] },
+            Series {
+                name: "train loss".into(),
+                points: vec![(0.0, 1.0), (1.0, 0.5), (2.0, 0.3)],
+            },
+            Series {
+                name: "flat".into(),
+                points: vec![(0.0, 0.2), (2.0, 0.2)],
+            },
         ];
         line_plot(&stem, "Loss", "step", "loss", &s).unwrap();
         let svg = std::fs::read_to_string(stem.with_extension("svg")).unwrap();

@@ -21,7 +21,11 @@ impl Cell {
     /// `paper`, `kiln`, `kiln - paper` as three cells.
     pub fn paper_vs_kiln(paper: Option<f64>, kiln: Option<f64>, decimals: usize) -> [Cell; 3] {
         let delta = paper.zip(kiln).map(|(p, k)| k - p);
-        [Cell::opt(paper, decimals), Cell::opt(kiln, decimals), Cell::Num(delta, decimals)]
+        [
+            Cell::opt(paper, decimals),
+            Cell::opt(kiln, decimals),
+            Cell::Num(delta, decimals),
+        ]
     }
     fn md(&self) -> String {
         match self {
@@ -32,7 +36,9 @@ impl Cell {
     }
     fn csv(&self) -> String {
         match self {
-            Cell::Text(s) if s.contains([',', '"', '\n']) => format!("\"{}\"", s.replace('"', "\"\"")),
+            Cell::Text(s) if s.contains([',', '"', '\n']) => {
+                format!("\"{}\"", s.replace('"', "\"\""))
+            }
             Cell::Text(s) => s.clone(),
             Cell::Num(None, _) => String::new(),
             Cell::Num(Some(v), _) => format!("{v}"),
@@ -80,7 +86,10 @@ impl Table {
                 .join("|")
         );
         for r in &self.rows {
-            s += &format!("| {} |\n", r.iter().map(Cell::md).collect::<Vec<_>>().join(" | "));
+            s += &format!(
+                "| {} |\n",
+                r.iter().map(Cell::md).collect::<Vec<_>>().join(" | ")
+            );
         }
         if !self.notes.is_empty() {
             s += "\n";

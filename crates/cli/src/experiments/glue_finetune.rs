@@ -24,7 +24,10 @@ const NAME: &str = "glue-finetune";
 
 /// Where fine-tuned checkpoints are cached for later experiments.
 pub fn finetuned_dir(model: &str, task: &str) -> PathBuf {
-    kiln_core::paths::cache_dir().join("finetuned").join(model).join(task)
+    kiln_core::paths::cache_dir()
+        .join("finetuned")
+        .join(model)
+        .join(task)
 }
 
 /// One task's outcome.
@@ -47,21 +50,50 @@ struct TaskRun {
 fn choose_profile(exp: &Experiment, args: &RunArgs) -> Result<(String, String)> {
     if let Some(p) = &args.profile {
         if !exp.profiles.contains_key(p) {
-            bail!("profile `{p}` not in experiments/{NAME}.toml; choose one of {:?}", exp.profiles.keys().collect::<Vec<_>>());
+            bail!(
+                "profile `{p}` not in experiments/{NAME}.toml; choose one of {:?}",
+                exp.profiles.keys().collect::<Vec<_>>()
+            );
         }
         return Ok((p.clone(), "requested with --profile".into()));
     }
     let mini = &exp.profiles["mini"];
-    let model = resolve::find_model(&mini.model, args.model.as_deref());
+    let mut model = resolve::find_model(&mini.model, args.model.as_deref());
+    if model.is_none() && args.download {
+        println!("{} not found locally; trying to download it", mini.model);
+        model = resolve::resolve_model(&mini.model, None, true).ok();
+    }
     let missing: Vec<&String> = mini
         .tasks
         .iter()
-        .filter(|t| GlueTask::parse(t).ok().and_then(|t| resolve::find_task(t, args.data_dir.as_deref())).is_none())
+        .filter(|t| {
+            GlueTask::parse(t)
+                .ok()
+                .and_then(|t| resolve::find_task(t, args.data_dir.as_deref()))
+                .is_none()
+        })
         .collect();
     match (model, missing.is_empty()) {
-        (Some(m), true) => Ok(("mini".into(), format!("{} found ({}) and GLUE {} found", mini.model, m.how, mini.tasks.join(", ")))),
-        (None, _) => Ok(("smoke".into(), format!("{} not found locally (`just fetch-minilm` fetches it)", mini.model))),
-        (_, false) => Ok(("smoke".into(), format!("GLUE data for {missing:?} not found (pass --data-dir)"))),
+        (Some(m), true) => Ok((
+            "mini".into(),
+            format!(
+                "{} found ({}) and GLUE {} found",
+                mini.model,
+                m.how,
+                mini.tasks.join(", ")
+            ),
+        )),
+        (None, _) => Ok((
+            "smoke".into(),
+            format!(
+                "{} not found and not downloadable (`just fetch-minilm` fetches it)",
+                mini.model
+            ),
+        )),
+        (_, false) => Ok((
+            "smoke".into(),
+            format!("GLUE data for {missing:?} not found (pass --data-dir)"),
+        )),
     }
 }
 
@@ -130,16 +162,30 @@ fn run_task(
         dev_labels: &dvl,
         pad_id: tok.pad_id as i64,
     };
-    println!("{name}: {} train / {} dev examples, {} epochs", tr.len(), dv.len(), cfg.epochs);
+    println!(
+        "{name}: {} train / {} dev examples, {} epochs",
+        tr.len(),
+        dv.len(),
+        cfg.epochs
+    );
     let res = finetune(model, &data, cfg, device)?;
-    let metric = if num_labels == 1 { "spearman".to_string() } else { metric_names[0].clone() };
+    let metric = if num_labels == 1 {
+        "spearman".to_string()
+    } else {
+        metric_names[0].clone()
+    };
     let value = res.dev_metrics.get(&metric).copied().unwrap_or(f64::NAN);
     // Save with the tokenizer beside it, so later experiments load one directory.
     let tmp_tok = std::env::temp_dir().join(format!("kiln-tok-{}-{name}.json", std::process::id()));
     tok.save(&tmp_tok)?;
     save_classifier(&res.model, config, Some(&tmp_tok), save_to)?;
     let _ = std::fs::remove_file(&tmp_tok);
-    println!("{name}: dev {metric} = {value:.2} ({} steps, {:.0} s); saved to {}", res.steps, res.train_seconds, save_to.display());
+    println!(
+        "{name}: dev {metric} = {value:.2} ({} steps, {:.0} s); saved to {}",
+        res.steps,
+        res.train_seconds,
+        save_to.display()
+    );
     Ok(TaskRun {
         task: name.to_string(),
         metric,
@@ -191,12 +237,19 @@ fn run_smoke(p: &Profile, args: &RunArgs, device: &burn::tensor::Device) -> Resu
     Ok(runs)
 }
 
-fn run_real(p: &Profile, args: &RunArgs, device: &burn::tensor::Device) -> Result<(Vec<TaskRun>, String)> {
+fn run_real(
+    p: &Profile,
+    args: &RunArgs,
+    device: &burn::tensor::Device,
+) -> Result<(Vec<TaskRun>, String)> {
     let model_dir = resolve::resolve_model(&p.model, args.model.as_deref(), args.download)?;
     println!("model: {} ({})", model_dir.path.display(), model_dir.how);
     let ck = kiln_models::bert::validate_checkpoint(&model_dir.path)?;
     let tok_path = ck.tokenizer().with_context(|| {
-        format!("{}: no tokenizer.json next to the weights; kiln needs the HF fast-tokenizer file", model_dir.path.display())
+        format!(
+            "{}: no tokenizer.json next to the weights; kiln needs the HF fast-tokenizer file",
+            model_dir.path.display()
+        )
     })?;
     let tok = TextTokenizer::from_file(&tok_path, p.max_len)?;
     let tasks: Vec<String> = args.tasks.clone().unwrap_or_else(|| p.tasks.clone());
@@ -204,18 +257,33 @@ fn run_real(p: &Profile, args: &RunArgs, device: &burn::tensor::Device) -> Resul
     for t in &tasks {
         let task = GlueTask::parse(t)?;
         let files = resolve::resolve_task(task, args.data_dir.as_deref(), args.download)?;
-        println!("{}: {} ({})", task.name(), files.train.parent().unwrap_or(Path::new(".")).display(), files.how);
+        println!(
+            "{}: {} ({})",
+            task.name(),
+            files.train.parent().unwrap_or(Path::new(".")).display(),
+            files.how
+        );
         let over = p.task.get(task.name());
         let train = subset(
             read_glue_file(&files.train, task)?,
-            args.train_examples.or(over.and_then(|o| o.train_examples)).or(p.train_examples),
+            args.train_examples
+                .or(over.and_then(|o| o.train_examples))
+                .or(p.train_examples),
             args.seed,
         );
-        let dev = subset(read_glue_file(&files.dev, task)?, over.and_then(|o| o.dev_examples).or(p.dev_examples), args.seed);
+        let dev = subset(
+            read_glue_file(&files.dev, task)?,
+            over.and_then(|o| o.dev_examples).or(p.dev_examples),
+            args.seed,
+        );
         device.seed(args.seed);
         let (model, ck) = load_classifier(&model_dir.path, task.num_labels(), device)?;
         let cfg = train_cfg(p, task.name(), args);
-        let model_name = model_dir.path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| p.model.clone());
+        let model_name = model_dir
+            .path
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| p.model.clone());
         runs.push(run_task(
             task.name(),
             task.metric_names().iter().map(|s| s.to_string()).collect(),
@@ -244,19 +312,41 @@ pub fn run(args: &RunArgs) -> Result<PathBuf> {
     let t0 = Instant::now();
     let synthetic = p.model == "tiny";
     let (runs, model_desc) = if synthetic {
-        (run_smoke(&p, args, &device)?, "tiny BERT (2 layers, hidden 64) trained from scratch".to_string())
+        (
+            run_smoke(&p, args, &device)?,
+            "tiny BERT (2 layers, hidden 64) trained from scratch".to_string(),
+        )
     } else {
         run_real(&p, args, &device)?
     };
     let wall = t0.elapsed().as_secs_f64();
 
     let mut table = Table::new(
-        format!("{} — profile `{profile}`{}", exp.title, if synthetic { " (SYNTHETIC DATA)" } else { "" }),
-        &["task", "metric", "BERT-base (paper, test)", "kiln (dev)", "Δ", "train ex.", "dev ex.", "epochs", "steps", "train s"],
+        format!(
+            "{} — profile `{profile}`{}",
+            exp.title,
+            if synthetic { " (SYNTHETIC DATA)" } else { "" }
+        ),
+        &[
+            "task",
+            "metric",
+            "BERT-base (paper, test)",
+            "kiln (dev)",
+            "Δ",
+            "train ex.",
+            "dev ex.",
+            "epochs",
+            "steps",
+            "train s",
+        ],
     );
     let mut metrics = BTreeMap::new();
     for r in &runs {
-        let paper = if synthetic { None } else { exp.paper.get(&r.task).copied() };
+        let paper = if synthetic {
+            None
+        } else {
+            exp.paper.get(&r.task).copied()
+        };
         let [pc, kc, dc] = Cell::paper_vs_kiln(paper, Some(r.value), 1);
         table.push(vec![
             Cell::text(&r.task),
@@ -275,16 +365,30 @@ pub fn run(args: &RunArgs) -> Result<PathBuf> {
         }
         metrics.insert(format!("{}.train_seconds", r.task), r.seconds);
     }
-    table.note(format!("profile `{profile}`: {}; model: {model_desc}", p.description));
+    table.note(format!(
+        "profile `{profile}`: {}; model: {model_desc}",
+        p.description
+    ));
     if synthetic {
-        table.note("SYNTHETIC: seeded generated tasks (kiln-data synthetic); no paper number applies.");
+        table.note(
+            "SYNTHETIC: seeded generated tasks (kiln-data synthetic); no paper number applies.",
+        );
     } else {
         table.note(format!("paper column: {} ", exp.reference));
         let subs: Vec<String> = runs
             .iter()
-            .map(|r| format!("{}: {} train examples, {} epochs", r.task, r.train_examples, r.epochs))
+            .map(|r| {
+                format!(
+                    "{}: {} train examples, {} epochs",
+                    r.task, r.train_examples, r.epochs
+                )
+            })
             .collect();
-        table.note(format!("training subsets (seeded shuffle, seed {}): {}", args.seed, subs.join("; ")));
+        table.note(format!(
+            "training subsets (seeded shuffle, seed {}): {}",
+            args.seed,
+            subs.join("; ")
+        ));
     }
     table.note(format!(
         "device {}; wall time {:.0} s; hyper-parameters: batch {}, peak lr {:e}, warmup {}, weight decay {}",
@@ -320,17 +424,36 @@ pub fn run(args: &RunArgs) -> Result<PathBuf> {
     kiln_report::write_results(&out, &table, &meta)?;
     let loss: Vec<Series> = runs
         .iter()
-        .map(|r| Series { name: r.task.clone(), points: r.curve.iter().map(|c| (c.epoch, c.train_loss)).collect() })
+        .map(|r| Series {
+            name: r.task.clone(),
+            points: r.curve.iter().map(|c| (c.epoch, c.train_loss)).collect(),
+        })
         .collect();
-    line_plot(&out.join("training_curve"), "Training loss", "epoch", "mean train loss", &loss)?;
+    line_plot(
+        &out.join("training_curve"),
+        "Training loss",
+        "epoch",
+        "mean train loss",
+        &loss,
+    )?;
     let dev: Vec<Series> = runs
         .iter()
         .map(|r| Series {
             name: r.task.clone(),
-            points: r.curve.iter().filter_map(|c| c.dev_metric.map(|m| (c.epoch, m))).collect(),
+            points: r
+                .curve
+                .iter()
+                .filter_map(|c| c.dev_metric.map(|m| (c.epoch, m)))
+                .collect(),
         })
         .collect();
-    line_plot(&out.join("dev_curve"), "Dev metric during training", "epoch", "dev metric (x100)", &dev)?;
+    line_plot(
+        &out.join("dev_curve"),
+        "Dev metric during training",
+        "epoch",
+        "dev metric (x100)",
+        &dev,
+    )?;
     println!("\n{}", table.to_markdown());
     println!("results written to {}", out.display());
     Ok(out)

@@ -132,7 +132,10 @@ impl BertConfig {
                 self.hidden_size, self.num_attention_heads
             ));
         }
-        if !matches!(self.hidden_act.as_str(), "gelu" | "relu" | "gelu_new" | "gelu_pytorch_tanh") {
+        if !matches!(
+            self.hidden_act.as_str(),
+            "gelu" | "relu" | "gelu_new" | "gelu_pytorch_tanh"
+        ) {
             return Err(format!("unsupported hidden_act `{}`", self.hidden_act));
         }
         if let Some(sizes) = &self.kiln_intermediate_sizes {
@@ -149,7 +152,9 @@ impl BertConfig {
                 .parse()
                 .map_err(|_| format!("pruned_heads key `{layer}` is not a layer index"))?;
             if l >= self.num_hidden_layers || heads.iter().any(|&h| h >= self.num_attention_heads) {
-                return Err(format!("pruned_heads entry {layer}: {heads:?} is out of range"));
+                return Err(format!(
+                    "pruned_heads entry {layer}: {heads:?} is out of range"
+                ));
             }
         }
         Ok(())
@@ -164,9 +169,15 @@ impl BertConfig {
     }
 
     pub fn set_num_labels(&mut self, n: usize) {
-        let labels: BTreeMap<String, String> =
-            (0..n).map(|i| (i.to_string(), format!("LABEL_{i}"))).collect();
-        self.label2id = Some(labels.iter().map(|(k, v)| (v.clone(), k.parse().unwrap_or(0))).collect());
+        let labels: BTreeMap<String, String> = (0..n)
+            .map(|i| (i.to_string(), format!("LABEL_{i}")))
+            .collect();
+        self.label2id = Some(
+            labels
+                .iter()
+                .map(|(k, v)| (v.clone(), k.parse().unwrap_or(0)))
+                .collect(),
+        );
         self.id2label = Some(labels);
         self.problem_type = Some(if n == 1 {
             "regression".into()

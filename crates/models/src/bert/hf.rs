@@ -44,7 +44,8 @@ impl HfCheckpoint {
     }
     pub fn has_pooler(&self) -> bool {
         let p = if self.prefixed { "bert." } else { "" };
-        self.tensors.contains_key(&format!("{p}pooler.dense.weight"))
+        self.tensors
+            .contains_key(&format!("{p}pooler.dense.weight"))
     }
     pub fn tokenizer(&self) -> Option<PathBuf> {
         let t = self.dir.join("tokenizer.json");
@@ -124,9 +125,18 @@ fn read_header(path: &Path) -> Result<BTreeMap<String, Vec<usize>>, ModelError> 
 fn expected_shapes(c: &BertConfig) -> Vec<(String, Vec<usize>)> {
     let h = c.hidden_size;
     let mut v = vec![
-        ("embeddings.word_embeddings.weight".to_string(), vec![c.vocab_size, h]),
-        ("embeddings.position_embeddings.weight".into(), vec![c.max_position_embeddings, h]),
-        ("embeddings.token_type_embeddings.weight".into(), vec![c.type_vocab_size, h]),
+        (
+            "embeddings.word_embeddings.weight".to_string(),
+            vec![c.vocab_size, h],
+        ),
+        (
+            "embeddings.position_embeddings.weight".into(),
+            vec![c.max_position_embeddings, h],
+        ),
+        (
+            "embeddings.token_type_embeddings.weight".into(),
+            vec![c.type_vocab_size, h],
+        ),
     ];
     for l in 0..c.num_hidden_layers {
         let w = c.kept_heads(l).len() * c.head_dim();
@@ -189,7 +199,10 @@ pub fn validate_checkpoint(dir: &Path) -> Result<HfCheckpoint, ModelError> {
 
 fn load_remapper(target_prefix: &str, file_prefixed: bool) -> KeyRemapper {
     let mut pats: Vec<(String, String)> = vec![
-        (r"\.attention\.self\.".into(), ".attention.self_attn.".into()),
+        (
+            r"\.attention\.self\.".into(),
+            ".attention.self_attn.".into(),
+        ),
         ("LayerNorm".into(), "layer_norm".into()),
     ];
     match (file_prefixed, target_prefix.is_empty()) {
@@ -312,8 +325,8 @@ pub fn save_classifier(
         move |source| ModelError::Io { path, source }
     };
     std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-    let cfg_json = serde_json::to_string_pretty(&config)
-        .map_err(|e| ModelError::Invalid(e.to_string()))?;
+    let cfg_json =
+        serde_json::to_string_pretty(&config).map_err(|e| ModelError::Invalid(e.to_string()))?;
     std::fs::write(tmp.join("config.json"), cfg_json).map_err(io(&tmp))?;
     let weights = tmp.join("model.safetensors");
     let remap = KeyRemapper::from_patterns(vec![

@@ -38,7 +38,8 @@ impl EncoderMasks {
         ffn: &[Vec<f32>],
         device: &Device,
     ) -> Result<Self, ModelError> {
-        let to = |v: &Vec<f32>| Tensor::<1>::from_data(TensorData::new(v.clone(), [v.len()]), device);
+        let to =
+            |v: &Vec<f32>| Tensor::<1>::from_data(TensorData::new(v.clone(), [v.len()]), device);
         let masks = Self {
             head: head.iter().map(to).collect(),
             ffn: ffn.iter().map(to).collect(),
@@ -81,7 +82,16 @@ impl EncoderMasks {
 
     /// Mask values as plain vectors (per layer).
     pub fn to_vecs(&self) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
-        let v = |t: &Tensor<1>| t.clone().into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
-        (self.head.iter().map(v).collect(), self.ffn.iter().map(v).collect())
+        let v = |t: &Tensor<1>| {
+            t.clone()
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .unwrap_or_default()
+        };
+        (
+            self.head.iter().map(v).collect(),
+            self.ffn.iter().map(v).collect(),
+        )
     }
 }

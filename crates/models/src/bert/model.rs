@@ -339,8 +339,8 @@ impl BertModel {
     pub fn forward(&self, input: &EncoderInput, masks: Option<&EncoderMasks>) -> BertOutput {
         let [b, l] = input.attention_mask.dims();
         // [b, 1, 1, l]: 0 for real tokens, MASKED_SCORE for padding.
-        let bias = (input.attention_mask.clone().float().neg() + 1.0).reshape([b, 1, 1, l])
-            * MASKED_SCORE;
+        let bias =
+            (input.attention_mask.clone().float().neg() + 1.0).reshape([b, 1, 1, l]) * MASKED_SCORE;
         let mut x = self.embeddings.forward(input);
         for (i, layer) in self.encoder.layer.iter().enumerate() {
             let hm = masks.map(|m| m.head[i].clone());
@@ -349,7 +349,9 @@ impl BertModel {
         }
         let pooler_output = self.pooler.as_ref().map(|p| {
             let [b, _, h] = x.dims();
-            p.dense.forward(x.clone().narrow(1, 0, 1).reshape([b, h])).tanh()
+            p.dense
+                .forward(x.clone().narrow(1, 0, 1).reshape([b, h]))
+                .tanh()
         });
         BertOutput {
             last_hidden_state: x,

@@ -39,7 +39,11 @@ impl PrunePlan {
 
     /// Keeps the listed indices with scale 1.
     pub fn keep(heads: &[Vec<usize>], neurons: &[Vec<usize>]) -> Self {
-        let one = |v: &[Vec<usize>]| v.iter().map(|l| l.iter().map(|&i| (i, 1.0)).collect()).collect();
+        let one = |v: &[Vec<usize>]| {
+            v.iter()
+                .map(|l| l.iter().map(|&i| (i, 1.0)).collect())
+                .collect()
+        };
         Self {
             heads: one(heads),
             neurons: one(neurons),
@@ -110,15 +114,21 @@ impl BertModel {
                 .iter()
                 .flat_map(|(h, _)| (h * dh..(h + 1) * dh).map(|c| c as i64))
                 .collect();
-            let col_scale: Vec<f32> = hp.iter().flat_map(|(_, s)| std::iter::repeat_n(*s, dh)).collect();
+            let col_scale: Vec<f32> = hp
+                .iter()
+                .flat_map(|(_, s)| std::iter::repeat_n(*s, dh))
+                .collect();
             let cols_t = idx(&cols, &device);
             let sa = &mut layer.attention.self_attn;
             sa.query = keep_out(&sa.query, &cols_t);
             sa.key = keep_out(&sa.key, &cols_t);
             sa.value = keep_out(&sa.value, &cols_t);
             sa.num_heads = hp.len();
-            layer.attention.output.dense =
-                keep_in(&layer.attention.output.dense, &cols_t, scales(&col_scale, &device));
+            layer.attention.output.dense = keep_in(
+                &layer.attention.output.dense,
+                &cols_t,
+                scales(&col_scale, &device),
+            );
 
             let rows: Vec<i64> = np.iter().map(|(n, _)| *n as i64).collect();
             let row_scale: Vec<f32> = np.iter().map(|(_, s)| *s).collect();
