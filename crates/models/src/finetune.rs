@@ -139,7 +139,10 @@ pub fn predict(
 ) -> Vec<Vec<f32>> {
     let labels = vec![None; examples.len()];
     let mut out = vec![Vec::new(); examples.len()];
-    for b in make_batches_grouped(examples, &labels, batch_size, pad_id, None, true) {
+    let batches = make_batches_grouped(examples, &labels, batch_size, pad_id, None, true);
+    let pb = kiln_core::progress::bar(batches.len() as u64, "evaluating");
+    for b in batches {
+        pb.inc(1);
         let logits = model.forward(&to_input(&b, device), None);
         let [n, k] = logits.dims();
         let v: Vec<f32> = logits
@@ -151,6 +154,7 @@ pub fn predict(
             out[b.index[r]] = v[r * k..(r + 1) * k].to_vec();
         }
     }
+    pb.finish_and_clear();
     out
 }
 
