@@ -17,7 +17,13 @@ fn toy() -> (Vec<Encoded>, Vec<Option<f32>>) {
             }
             ids.push(3);
             let n = ids.len();
-            (Encoded { ids, type_ids: vec![0; n] }, Some(if has { 1.0 } else { 0.0 }))
+            (
+                Encoded {
+                    ids,
+                    type_ids: vec![0; n],
+                },
+                Some(if has { 1.0 } else { 0.0 }),
+            )
         })
         .unzip()
 }
@@ -70,5 +76,8 @@ fn diverging_loss_is_an_error_not_a_nan_result() {
         Ok(_) => panic!("lr 1e30 should diverge"),
         Err(e) => e.to_string(),
     };
-    assert!(err.contains("toy") && err.contains("lower the learning rate"), "{err}");
+    assert!(
+        err.contains("toy") && err.contains("lower the learning rate"),
+        "{err}"
+    );
 }

@@ -70,11 +70,16 @@ impl BertForSequenceClassification {
     /// `[batch, num_labels]` logits (or `[batch, 1]` scores for regression).
     pub fn forward(&self, input: &EncoderInput, masks: Option<&EncoderMasks>) -> Tensor<2> {
         let out = self.bert.forward(input, masks);
-        let pooled = match out.pooler_output {
+        self.head(out.last_hidden_state)
+    }
+
+    /// Logits from a last hidden state `[b, l, hidden]` (pooler, dropout, classifier).
+    pub fn head(&self, last_hidden_state: Tensor<3>) -> Tensor<2> {
+        let pooled = match self.bert.pool(&last_hidden_state) {
             Some(p) => p,
             None => {
-                let [b, _, h] = out.last_hidden_state.dims();
-                out.last_hidden_state.narrow(1, 0, 1).reshape([b, h])
+                let [b, _, h] = last_hidden_state.dims();
+                last_hidden_state.narrow(1, 0, 1).reshape([b, h])
             }
         };
         self.classifier.forward(self.dropout.forward(pooled))

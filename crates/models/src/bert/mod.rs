@@ -13,5 +13,7 @@ pub use config::BertConfig;
 pub use heads::{BertForSequenceClassification, TaskLoss};
 pub use hf::{load_bert, load_classifier, save_classifier, validate_checkpoint, HfCheckpoint};
 pub use masks::EncoderMasks;
-pub use model::{mean_pool, BertModel, BertOutput, EncoderInput};
+pub use model::{
+    attention_bias, mean_pool, BertLayer, BertModel, BertOutput, EncoderInput, LayerTrace,
+};
 pub use shrink::PrunePlan;

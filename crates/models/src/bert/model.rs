@@ -116,18 +116,25 @@ impl BertSelfAttention {
             .swap_dims(1, 2) // [b, heads, l, head_dim]
     }
 
-    /// `x: [b, l, hidden]`, `bias: [b, 1, 1, l]` -> context `[b, l, heads*head_dim]`
-    fn forward(&self, x: Tensor<3>, bias: Tensor<4>, head_mask: Option<Tensor<1>>) -> Tensor<3> {
-        let [b, l, _] = x.dims();
+    /// Per-head context before any head mask: `x: [b, l, hidden]`, `bias: [b, 1, 1, l]` ->
+    /// `[b, heads, l, head_dim]`.
+    pub fn context(&self, x: Tensor<3>, bias: Tensor<4>) -> Tensor<4> {
         let q = self.split_heads(self.query.forward(x.clone()));
         let k = self.split_heads(self.key.forward(x.clone()));
         let v = self.split_heads(self.value.forward(x));
         let scores = q.matmul(k.swap_dims(2, 3)) / (self.head_dim as f64).sqrt() + bias;
         let probs = self.dropout.forward(softmax(scores, 3)); // [b, heads, l, l]
-        let mut ctx = probs.matmul(v); // [b, heads, l, head_dim]
-        if let Some(m) = head_mask {
-            ctx = ctx * m.reshape([1, self.num_heads, 1, 1]);
-        }
+        probs.matmul(v)
+    }
+
+    /// Applies a head mask (HF semantics: it scales each head's probabilities, hence its
+    /// context) and merges heads: `[b, heads, l, head_dim]` -> `[b, l, heads*head_dim]`.
+    pub fn merge(&self, ctx: Tensor<4>, head_mask: Option<Tensor<1>>) -> Tensor<3> {
+        let [b, _, l, _] = ctx.dims();
+        let ctx = match head_mask {
+            Some(m) => ctx * m.reshape([1, self.num_heads, 1, 1]),
+            None => ctx,
+        };
         ctx.swap_dims(1, 2)
             .reshape([b, l, self.num_heads * self.head_dim])
     }
@@ -155,6 +162,11 @@ impl BertResidualOutput {
     fn forward(&self, x: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
         self.layer_norm
             .forward(self.dropout.forward(self.dense.forward(x)) + residual)
+    }
+
+    /// dense -> dropout -> LayerNorm(residual + .), for block-level timing and reconstruction.
+    pub fn forward_pub(&self, x: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
+        self.forward(x, residual)
     }
 }
 
@@ -209,14 +221,26 @@ impl BertLayer {
         }
     }
 
-    fn forward(
+    /// The layer's forward pass.
+    pub fn forward(
         &self,
         x: Tensor<3>,
         bias: Tensor<4>,
         head_mask: Option<Tensor<1>>,
         ffn_mask: Option<Tensor<1>>,
     ) -> Tensor<3> {
-        let attn = if self.attention.self_attn.num_heads == 0 {
+        self.forward_traced(x, bias, head_mask, ffn_mask).out
+    }
+
+    /// The forward pass, keeping the intermediate values layer-wise reconstruction needs.
+    pub fn forward_traced(
+        &self,
+        x: Tensor<3>,
+        bias: Tensor<4>,
+        head_mask: Option<Tensor<1>>,
+        ffn_mask: Option<Tensor<1>>,
+    ) -> LayerTrace {
+        let (context, attn) = if self.attention.self_attn.num_heads == 0 {
             // Every head pruned: the sub-layer reduces to its output bias (HF's behaviour with an
             // empty Linear), so only the residual path and LayerNorm remain.
             let bias = self
@@ -227,23 +251,46 @@ impl BertLayer {
                 .as_ref()
                 .map(|b| b.val().unsqueeze::<3>())
                 .unwrap_or_else(|| x.zeros_like());
-            self.attention.output.layer_norm.forward(x + bias)
+            (None, self.attention.output.layer_norm.forward(x + bias))
         } else {
-            let ctx = self.attention.self_attn.forward(x.clone(), bias, head_mask);
-            self.attention.output.forward(ctx, x)
+            let ctx = self.attention.self_attn.context(x.clone(), bias);
+            let merged = self.attention.self_attn.merge(ctx.clone(), head_mask);
+            (Some(ctx), self.attention.output.forward(merged, x))
         };
         let h = self.intermediate.dense.forward(attn.clone());
-        let mut h = match self.intermediate.act {
+        let act = match self.intermediate.act {
             1 => relu(h),
             2 => burn::tensor::activation::gelu_approximate(h),
             _ => gelu(h),
         };
-        if let Some(m) = ffn_mask {
-            let n = m.dims()[0];
-            h = h * m.reshape([1, 1, n]);
+        let masked = match ffn_mask {
+            Some(m) => {
+                let n = m.dims()[0];
+                act.clone() * m.reshape([1, 1, n])
+            }
+            None => act.clone(),
+        };
+        let out = self.output.forward(masked, attn.clone());
+        LayerTrace {
+            context,
+            attn_out: attn,
+            ffn_act: act,
+            out,
         }
-        self.output.forward(h, attn)
     }
+}
+
+/// Intermediate values of one layer (see [`BertLayer::forward_traced`]).
+#[derive(Debug, Clone)]
+pub struct LayerTrace {
+    /// Per-head context before the head mask, `[b, heads, l, head_dim]`; `None` with no heads.
+    pub context: Option<Tensor<4>>,
+    /// Attention sub-block output after its LayerNorm, `[b, l, hidden]`.
+    pub attn_out: Tensor<3>,
+    /// FFN activations after GELU and before the neuron mask, `[b, l, neurons]`.
+    pub ffn_act: Tensor<3>,
+    /// Layer output, `[b, l, hidden]`.
+    pub out: Tensor<3>,
 }
 
 #[derive(Module, Debug)]
@@ -337,27 +384,40 @@ impl BertModel {
     /// Runs the encoder. `masks` multiply each head's context and each FFN neuron's activation
     /// (HF's `head_mask` semantics), so gradients w.r.t. them are the pruning importance signals.
     pub fn forward(&self, input: &EncoderInput, masks: Option<&EncoderMasks>) -> BertOutput {
-        let [b, l] = input.attention_mask.dims();
-        // [b, 1, 1, l]: 0 for real tokens, MASKED_SCORE for padding.
-        let bias =
-            (input.attention_mask.clone().float().neg() + 1.0).reshape([b, 1, 1, l]) * MASKED_SCORE;
-        let mut x = self.embeddings.forward(input);
+        let bias = attention_bias(&input.attention_mask);
+        let mut x = self.embed(input);
         for (i, layer) in self.encoder.layer.iter().enumerate() {
             let hm = masks.map(|m| m.head[i].clone());
             let fm = masks.map(|m| m.ffn[i].clone());
             x = layer.forward(x, bias.clone(), hm, fm);
         }
-        let pooler_output = self.pooler.as_ref().map(|p| {
-            let [b, _, h] = x.dims();
-            p.dense
-                .forward(x.clone().narrow(1, 0, 1).reshape([b, h]))
-                .tanh()
-        });
+        let pooler_output = self.pool(&x);
         BertOutput {
             last_hidden_state: x,
             pooler_output,
         }
     }
+
+    /// Embedding output (the input of layer 0), `[b, l, hidden]`.
+    pub fn embed(&self, input: &EncoderInput) -> Tensor<3> {
+        self.embeddings.forward(input)
+    }
+
+    /// Pooler output for a last hidden state.
+    pub fn pool(&self, x: &Tensor<3>) -> Option<Tensor<2>> {
+        self.pooler.as_ref().map(|p| {
+            let [b, _, h] = x.dims();
+            p.dense
+                .forward(x.clone().narrow(1, 0, 1).reshape([b, h]))
+                .tanh()
+        })
+    }
+}
+
+/// Additive attention bias `[b, 1, 1, l]`: 0 for real tokens, a large negative for padding.
+pub fn attention_bias(attention_mask: &Tensor<2, Int>) -> Tensor<4> {
+    let [b, l] = attention_mask.dims();
+    (attention_mask.clone().float().neg() + 1.0).reshape([b, 1, 1, l]) * MASKED_SCORE
 }
 
 fn zero_bias(mut lin: Linear) -> Linear {

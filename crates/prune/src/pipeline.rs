@@ -1,0 +1,162 @@
+//! The whole method in one call: gradients -> search -> rearrangement -> tuning, with the
+//! per-stage timings the paper reports (gradient collection to the end of tuning).
+
+use std::time::Instant;
+
+use burn::tensor::Device;
+use kiln_data::{Batch, Encoded};
+use kiln_models::BertForSequenceClassification;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::importance::{collect_mask_grads, importance};
+use crate::rearrange::rearrange;
+use crate::search::{check_constraint, search_mac};
+use crate::tuning::{tune_masks, Teacher, TuneReport};
+use crate::{Criterion, MacModel, MaskGrads, Masks, PruneError};
+
+/// Settings of one pruning run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PruneOptions {
+    /// Fraction of the counted MACs to keep, in (0, 1).
+    pub constraint: f64,
+    pub criterion: Criterion,
+    /// Sequence length of the cost model (the task's average dev length).
+    pub seq_len: f64,
+    pub rearrange: bool,
+    pub tune: bool,
+    pub teacher: Teacher,
+    /// Classification/regression head on [CLS] (last-layer FFN tuning uses [CLS] rows only).
+    pub classification: bool,
+}
+
+/// Seconds per stage.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StageTimes {
+    pub gradients_s: f64,
+    pub search_s: f64,
+    pub rearrange_s: f64,
+    pub tuning_s: f64,
+}
+
+impl StageTimes {
+    pub fn total(&self) -> f64 {
+        self.gradients_s + self.search_s + self.rearrange_s + self.tuning_s
+    }
+}
+
+/// Masks after each stage and what it cost.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PruneOutcome {
+    pub search: Masks,
+    pub rearranged: Masks,
+    pub tuned: Masks,
+    /// Counted-MAC ratio of the final mask (≤ constraint).
+    pub mac_ratio: f64,
+    pub times: StageTimes,
+    pub tuning: TuneReport,
+}
+
+/// The official sample set: `n` training indices drawn uniformly *with replacement* (seeded),
+/// batched in draw order (no shuffling) with dynamic padding.
+pub fn sample_batches(
+    encoded: &[Encoded],
+    labels: &[Option<f32>],
+    n: usize,
+    batch_size: usize,
+    pad_id: i64,
+    seed: u64,
+) -> Result<Vec<Batch>, PruneError> {
+    let usable: Vec<usize> = (0..encoded.len())
+        .filter(|&i| labels[i].is_some())
+        .collect();
+    if usable.is_empty() || n == 0 {
+        return Err(PruneError::EmptySamples);
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let picks: Vec<usize> = (0..n)
+        .map(|_| usable[rng.random_range(0..usable.len())])
+        .collect();
+    Ok(picks
+        .chunks(batch_size.max(1))
+        .map(|c| {
+            let items: Vec<(&Encoded, Option<f32>)> =
+                c.iter().map(|&i| (&encoded[i], labels[i])).collect();
+            kiln_data::batch::pad(&items, c.to_vec(), pad_id, None)
+        })
+        .collect())
+}
+
+/// Prunes `model` under `opts.constraint`. Pass `grads` to reuse gradients across constraints
+/// (they do not depend on the constraint); their collection time is then reported as 0.
+pub fn prune(
+    model: &BertForSequenceClassification,
+    samples: &[Batch],
+    grads: Option<&MaskGrads>,
+    opts: &PruneOptions,
+    device: &Device,
+) -> Result<PruneOutcome, PruneError> {
+    check_constraint(opts.constraint)?;
+    if samples.is_empty() {
+        return Err(PruneError::EmptySamples);
+    }
+    let model = burn::module::Module::valid(model);
+    let mut times = StageTimes::default();
+    let t = Instant::now();
+    let owned;
+    let grads = match grads {
+        Some(g) => g,
+        None => {
+            owned = collect_mask_grads(&model, samples, device)?;
+            times.gradients_s = t.elapsed().as_secs_f64();
+            &owned
+        }
+    };
+    let t = Instant::now();
+    let cfg_cost = MacModel {
+        layers: model.bert.num_layers(),
+        heads: model.bert.heads_per_layer()[0],
+        neurons: model.bert.neurons_per_layer()[0],
+        hidden: model.bert.embeddings.word_embeddings.weight.dims()[1],
+        head_dim: model.bert.encoder.layer[0].attention.self_attn.head_dim,
+        seq_len: opts.seq_len,
+    };
+    let imp = importance(&model, grads, opts.criterion);
+    let searched = search_mac(&imp, &cfg_cost, opts.constraint)?.masks;
+    times.search_s = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let rearranged = if opts.rearrange && opts.criterion != Criterion::Magnitude {
+        rearrange(&searched, grads)
+    } else {
+        searched.clone()
+    };
+    times.rearrange_s = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let (tuned, tuning) = if opts.tune {
+        let teacher = match opts.teacher {
+            Teacher::Original => Masks::ones_for(&model.bert),
+            Teacher::SqrtConstraint => search_mac(&imp, &cfg_cost, opts.constraint.sqrt())?.masks,
+        };
+        tune_masks(
+            &model,
+            samples,
+            &rearranged,
+            &teacher,
+            opts.classification,
+            device,
+        )?
+    } else {
+        (rearranged.clone(), TuneReport::default())
+    };
+    times.tuning_s = t.elapsed().as_secs_f64();
+    Ok(PruneOutcome {
+        mac_ratio: cfg_cost.ratio(&tuned),
+        search: searched,
+        rearranged,
+        tuned,
+        times,
+        tuning,
+    })
+}

@@ -1,0 +1,338 @@
+//! Mask tuning by layer-wise least-squares reconstruction (spec §6, official
+//! `prune/rescale.py`). Layer by layer, MHA before FFN, the kept units' mask values become the
+//! scales that best reconstruct the teacher's pre-LayerNorm sub-block outputs from the student's
+//! own inputs (so tuning also corrects error accumulated in earlier layers).
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use kiln_data::Batch;
+use kiln_models::bert::attention_bias;
+use kiln_models::{BertForSequenceClassification, EncoderInput};
+use serde::{Deserialize, Serialize};
+
+use crate::linalg::{damped_centred_solve, objective, Mat};
+use crate::{Masks, PruneError};
+
+/// What the student reconstructs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Teacher {
+    /// The search result at constraint √C (the official code's default, "KD with TA").
+    SqrtConstraint,
+    /// The unpruned model.
+    Original,
+}
+
+/// Outcome of one tuned block.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BlockReport {
+    pub layer: usize,
+    pub kind: String,
+    pub units: usize,
+    /// Reconstruction objective (up to a constant) at the old and new scales.
+    pub before: f64,
+    pub after: f64,
+    pub accepted: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TuneReport {
+    pub blocks: Vec<BlockReport>,
+    /// Why tuning stopped early, if it did: later layers keep their binary masks.
+    pub aborted: Option<String>,
+}
+
+fn f64s(t: Tensor<2>) -> Vec<f64> {
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|x| x as f64)
+        .collect()
+}
+
+fn idx(v: &[usize], device: &Device) -> Tensor<1, Int> {
+    Tensor::from_data(
+        TensorData::new(v.iter().map(|&i| i as i64).collect::<Vec<_>>(), [v.len()]),
+        device,
+    )
+}
+
+fn vec1(v: &[f32], device: &Device) -> Tensor<1> {
+    Tensor::from_data(TensorData::new(v.to_vec(), [v.len()]), device)
+}
+
+struct Prepared {
+    input: EncoderInput,
+    bias: Tensor<4>,
+    /// 1 for real tokens `[b, l]`.
+    tokens: Tensor<2>,
+    /// 1 for the first token of each sequence `[b, l]`.
+    cls: Tensor<2>,
+}
+
+/// Tunes `student` (binary for the layers not yet tuned) against `teacher`; `classification`
+/// restricts the last layer's FFN rows to [CLS], the only token the classifier reads.
+pub fn tune_masks(
+    model: &BertForSequenceClassification,
+    samples: &[Batch],
+    student: &Masks,
+    teacher: &Masks,
+    classification: bool,
+    device: &Device,
+) -> Result<(Masks, TuneReport), PruneError> {
+    if samples.is_empty() {
+        return Err(PruneError::EmptySamples);
+    }
+    let bert = &model.bert;
+    student.check(bert)?;
+    teacher.check(bert)?;
+    let mut s = student.clone();
+    let mut report = TuneReport::default();
+    let prepared: Vec<Prepared> = samples
+        .iter()
+        .map(|b| {
+            let input = EncoderInput::from_rows(
+                b.ids.clone(),
+                b.type_ids.clone(),
+                b.mask.clone(),
+                b.batch,
+                b.seq,
+                device,
+            );
+            let tokens = input.attention_mask.clone().float();
+            let cls_row: Vec<f32> = (0..b.batch * b.seq)
+                .map(|i| if i % b.seq == 0 { 1.0 } else { 0.0 })
+                .collect();
+            let cls = Tensor::<1>::from_data(TensorData::new(cls_row, [b.batch * b.seq]), device)
+                .reshape([b.batch, b.seq]);
+            Prepared {
+                bias: attention_bias(&input.attention_mask),
+                input,
+                tokens,
+                cls,
+            }
+        })
+        .collect();
+    let mut xt: Vec<Tensor<3>> = prepared.iter().map(|p| bert.embed(&p.input)).collect();
+    let mut xs: Vec<Tensor<3>> = xt.clone();
+    let layers = bert.num_layers();
+    let pb = kiln_core::progress::bar(layers as u64, "mask tuning");
+    for l in 0..layers {
+        let layer = &bert.encoder.layer[l];
+        let hm_t = vec1(&teacher.head[l], device);
+        let fm_t = vec1(&teacher.neuron[l], device);
+        let kept_h: Vec<usize> = (0..s.head[l].len())
+            .filter(|&h| s.head[l][h] != 0.0)
+            .collect();
+        let kept_n: Vec<usize> = (0..s.neuron[l].len())
+            .filter(|&i| s.neuron[l][i] != 0.0)
+            .collect();
+
+        // --- MHA block (not layer 0, as the reference) ---
+        if report.aborted.is_none() && l > 0 && !kept_h.is_empty() {
+            let sa = &layer.attention.self_attn;
+            let (nh, dh) = (sa.num_heads, sa.head_dim);
+            let k = kept_h.len();
+            let n = k + 1;
+            let wo = layer.attention.output.dense.weight.val(); // [H*dh, d]
+            let d = wo.dims()[1];
+            let bo = layer
+                .attention
+                .output
+                .dense
+                .bias
+                .as_ref()
+                .map(|b| b.val())
+                .unwrap_or_else(|| Tensor::zeros([d], device));
+            let wk = wo.reshape([nh, dh, d]).select(0, idx(&kept_h, device)); // [k, dh, d]
+            let mut g = Mat::zeros(n);
+            let mut r = vec![0.0; n];
+            for (i, p) in prepared.iter().enumerate() {
+                let [b, len, _] = xt[i].dims();
+                let ctx_t = sa.context(xt[i].clone(), p.bias.clone());
+                let t = layer
+                    .attention
+                    .output
+                    .dense
+                    .forward(sa.merge(ctx_t, Some(hm_t.clone())))
+                    + xt[i].clone();
+                let rows = p.tokens.clone().reshape([b, len, 1]);
+                let target = (t - bo.clone().reshape([1, 1, d]) - xs[i].clone()) * rows.clone(); // [b, l, d]
+                let ctx_s = sa
+                    .context(xs[i].clone(), p.bias.clone())
+                    .select(1, idx(&kept_h, device)); // [b,k,l,dh]
+                let u = ctx_s.matmul(wk.clone().unsqueeze::<4>().repeat_dim(0, b)); // [b,k,l,d]
+                let u = u * rows.reshape([b, 1, len, 1]);
+                let u2 = u.swap_dims(0, 1).reshape([k, b * len * d]);
+                let bf = target.reshape([1, b * len * d]);
+                let gg = f64s(u2.clone().matmul(u2.clone().transpose()));
+                let sums = f64s(u2.clone().sum_dim(1).reshape([1, k]));
+                let rr = f64s(u2.matmul(bf.clone().transpose()).reshape([1, k]));
+                let rb = f64s(bf.sum_dim(1).reshape([1, 1]));
+                let ntok: f64 = f64s(p.tokens.clone().sum_dim(1).sum_dim(0).reshape([1, 1]))[0];
+                for a in 0..k {
+                    for c in 0..k {
+                        g.a[a * n + c] += gg[a * k + c];
+                    }
+                    g.a[a * n + k] += sums[a];
+                    g.a[k * n + a] += sums[a];
+                    r[a] += rr[a];
+                }
+                g.a[k * n + k] += ntok * d as f64;
+                r[k] += rb[0];
+            }
+            let old = vec![1.0; n];
+            let before = objective(&g, &r, &old);
+            match damped_centred_solve(&g, &r) {
+                Some(sol) if sol[..k].iter().all(|v| v.abs() <= 10.0) => {
+                    let after = objective(&g, &r, &sol);
+                    for (j, &h) in kept_h.iter().enumerate() {
+                        s.head[l][h] *= sol[j] as f32;
+                    }
+                    report.blocks.push(BlockReport {
+                        layer: l,
+                        kind: "mha".into(),
+                        units: k,
+                        before,
+                        after,
+                        accepted: true,
+                    });
+                }
+                other => {
+                    let why = match other {
+                        None => "solver failure".to_string(),
+                        Some(sol) => format!(
+                            "scale {:.2} outside [-10, 10]",
+                            sol[..k].iter().fold(0f64, |a, v| if v.abs() > a.abs() {
+                                *v
+                            } else {
+                                a
+                            })
+                        ),
+                    };
+                    report.blocks.push(BlockReport {
+                        layer: l,
+                        kind: "mha".into(),
+                        units: k,
+                        before,
+                        after: before,
+                        accepted: false,
+                    });
+                    report.aborted = Some(format!("layer {l} MHA: {why}"));
+                }
+            }
+        }
+
+        // --- FFN block ---
+        if report.aborted.is_none() && !kept_n.is_empty() {
+            let k = kept_n.len();
+            let w2 = layer.output.dense.weight.val(); // [F, d]
+            let d = w2.dims()[1];
+            let b2 = layer
+                .output
+                .dense
+                .bias
+                .as_ref()
+                .map(|b| b.val())
+                .unwrap_or_else(|| Tensor::zeros([d], device));
+            let wk = w2.select(0, idx(&kept_n, device)); // [k, d]
+            let ww = f64s(wk.clone().matmul(wk.clone().transpose()));
+            let hm_s = vec1(&s.head[l], device);
+            let last = l + 1 == layers;
+            let mut aa = vec![0.0; k * k];
+            let mut r = vec![0.0; k];
+            for (i, p) in prepared.iter().enumerate() {
+                let [b, len, _] = xt[i].dims();
+                let tr_t = layer.forward_traced(
+                    xt[i].clone(),
+                    p.bias.clone(),
+                    Some(hm_t.clone()),
+                    Some(fm_t.clone()),
+                );
+                // Reference quirk: the current layer's target uses the unmasked activations.
+                let t = layer.output.dense.forward(tr_t.ffn_act) + tr_t.attn_out;
+                let tr_s =
+                    layer.forward_traced(xs[i].clone(), p.bias.clone(), Some(hm_s.clone()), None);
+                let rows = if last && classification {
+                    p.cls.clone()
+                } else {
+                    p.tokens.clone()
+                };
+                let rows = rows.reshape([b, len, 1]);
+                let target = ((t - b2.clone().reshape([1, 1, d]) - tr_s.attn_out) * rows.clone())
+                    .reshape([b * len, d]);
+                let ak = (tr_s.ffn_act.select(2, idx(&kept_n, device)) * rows)
+                    .reshape([b * len, k])
+                    .transpose(); // [k, T]
+                let a2 = f64s(ak.clone().matmul(ak.clone().transpose()));
+                let wb = wk.clone().matmul(target.transpose()); // [k, T]
+                let rr = f64s((ak * wb).sum_dim(1).reshape([1, k]));
+                for j in 0..k * k {
+                    aa[j] += a2[j];
+                }
+                for j in 0..k {
+                    r[j] += rr[j];
+                }
+            }
+            let g = Mat {
+                n: k,
+                a: ww.iter().zip(&aa).map(|(w, a)| w * a).collect(),
+            };
+            let old = vec![1.0; k];
+            let before = objective(&g, &r, &old);
+            match damped_centred_solve(&g, &r) {
+                Some(sol) if sol.iter().all(|v| v.abs() <= 10.0) => {
+                    let after = objective(&g, &r, &sol);
+                    for (j, &i) in kept_n.iter().enumerate() {
+                        s.neuron[l][i] *= sol[j] as f32;
+                    }
+                    report.blocks.push(BlockReport {
+                        layer: l,
+                        kind: "ffn".into(),
+                        units: k,
+                        before,
+                        after,
+                        accepted: true,
+                    });
+                }
+                other => {
+                    let why = if other.is_none() {
+                        "solver failure".to_string()
+                    } else {
+                        "a scale outside [-10, 10]".to_string()
+                    };
+                    report.blocks.push(BlockReport {
+                        layer: l,
+                        kind: "ffn".into(),
+                        units: k,
+                        before,
+                        after: before,
+                        accepted: false,
+                    });
+                    report.aborted = Some(format!("layer {l} FFN: {why}"));
+                }
+            }
+        }
+
+        // Advance both models to the next layer's inputs.
+        let hm_s = vec1(&s.head[l], device);
+        let fm_s = vec1(&s.neuron[l], device);
+        for (i, p) in prepared.iter().enumerate() {
+            xt[i] = layer.forward(
+                xt[i].clone(),
+                p.bias.clone(),
+                Some(hm_t.clone()),
+                Some(fm_t.clone()),
+            );
+            xs[i] = layer.forward(
+                xs[i].clone(),
+                p.bias.clone(),
+                Some(hm_s.clone()),
+                Some(fm_s.clone()),
+            );
+        }
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    Ok((s, report))
+}

@@ -1,0 +1,263 @@
+//! Section 11 properties of the pruning spec on a tiny random BERT and a learnable synthetic
+//! task (so gradients are meaningful).
+
+use burn::tensor::Device;
+use kiln_data::synthetic::{generate, vocabulary, SyntheticTask};
+use kiln_data::TextTokenizer;
+use kiln_models::bert::PrunePlan;
+use kiln_models::finetune::{finetune, FinetuneConfig, TaskData};
+use kiln_models::{BertConfig, BertForSequenceClassification};
+use kiln_prune::importance::{collect_mask_grads, from_grads, Importance};
+use kiln_prune::search::search_mac;
+use kiln_prune::tuning::tune_masks;
+use kiln_prune::{prune, sample_batches, Criterion, MacModel, Masks, PruneOptions, Teacher};
+use rand::{Rng, SeedableRng};
+
+struct Fixture {
+    model: BertForSequenceClassification,
+    config: BertConfig,
+    samples: Vec<kiln_data::Batch>,
+}
+
+fn fixture() -> Fixture {
+    let device = Device::flex();
+    device.seed(11);
+    let tok = TextTokenizer::word_level(&vocabulary(), 32).unwrap();
+    let ex = generate(SyntheticTask::Sentiment, 400, 3);
+    let enc: Vec<_> = ex
+        .iter()
+        .map(|e| tok.encode(&e.text_a, None).unwrap())
+        .collect();
+    let labels: Vec<_> = ex.iter().map(|e| e.label).collect();
+    let config = BertConfig::tiny(tok.vocab_size(), 2);
+    let model = BertForSequenceClassification::new(&config, &device);
+    let cfg = FinetuneConfig {
+        epochs: 2.0,
+        batch_size: 32,
+        learning_rate: 2e-3,
+        warmup_ratio: 0.1,
+        weight_decay: 0.0,
+        max_grad_norm: 1.0,
+        seed: 1,
+        evals: 1,
+        group_by_length: true,
+    };
+    let data = TaskData {
+        name: "syn".into(),
+        num_labels: 2,
+        metric_names: vec!["accuracy".into()],
+        train: &enc,
+        train_labels: &labels,
+        dev: &enc[..64],
+        dev_labels: &labels[..64],
+        pad_id: 0,
+    };
+    let model = finetune(model, &data, &cfg, &device).unwrap().model;
+    let samples = sample_batches(&enc, &labels, 128, 32, 0, 0).unwrap();
+    Fixture {
+        model,
+        config,
+        samples,
+    }
+}
+
+fn cost(c: &BertConfig) -> MacModel {
+    MacModel::from_config(c, 20.0)
+}
+
+#[test]
+fn importances_are_nonnegative_shaped_and_batch_order_free() {
+    let f = fixture();
+    let d = Device::flex();
+    let g = collect_mask_grads(&f.model, &f.samples, &d).unwrap();
+    assert_eq!(g.batches(), 4);
+    let imp = from_grads(&g, Criterion::Fisher);
+    assert_eq!(imp.head.len(), 2);
+    assert!(imp.head.iter().all(|l| l.len() == 4) && imp.neuron.iter().all(|l| l.len() == 128));
+    assert!(imp
+        .head
+        .iter()
+        .chain(&imp.neuron)
+        .flatten()
+        .all(|&x| x >= 0.0));
+    assert!(imp.neuron.iter().flatten().any(|&x| x > 0.0));
+    let mut rev = f.samples.clone();
+    rev.reverse();
+    let g2 = collect_mask_grads(&f.model, &rev, &d).unwrap();
+    let imp2 = from_grads(&g2, Criterion::Fisher);
+    for (a, b) in imp
+        .neuron
+        .iter()
+        .flatten()
+        .zip(imp2.neuron.iter().flatten())
+    {
+        assert!((a - b).abs() <= 1e-9 + 1e-6 * a.abs(), "{a} vs {b}");
+    }
+}
+
+#[test]
+fn search_respects_budget_is_tight_optimal_and_monotone() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+    let c = BertConfig::tiny(10, 2);
+    let m = cost(&c);
+    for _ in 0..30 {
+        let imp = Importance {
+            head: (0..2)
+                .map(|_| (0..4).map(|_| rng.random_range(0.0..1.0)).collect())
+                .collect(),
+            neuron: (0..2)
+                .map(|_| (0..128).map(|_| rng.random_range(0.0..0.05)).collect())
+                .collect(),
+        };
+        let mut last_score = 0.0;
+        for k in 1..10 {
+            let cstr = k as f64 / 10.0;
+            let r = search_mac(&imp, &m, cstr).unwrap();
+            let spent = m.cost(&r.masks);
+            assert!(spent <= cstr * m.full() + 1e-6, "over budget at {cstr}");
+            if r.neurons < 256 {
+                assert!(
+                    spent > cstr * m.full() - m.neuron_cost() - 1e-6,
+                    "not tight at {cstr}"
+                );
+            }
+            // Brute force over n_h (spec property 7).
+            let mut hs: Vec<f64> = imp.head.iter().flatten().copied().collect();
+            let mut ns: Vec<f64> = imp.neuron.iter().flatten().copied().collect();
+            hs.sort_by(|a, b| b.total_cmp(a));
+            ns.sort_by(|a, b| b.total_cmp(a));
+            let mut best = 0.0f64;
+            for nh in 1..=8 {
+                let rem = cstr * m.full() - nh as f64 * m.head_cost();
+                if rem < 0.0 {
+                    break;
+                }
+                let nf = ((rem / m.neuron_cost()).floor() as usize).min(256);
+                best = best.max(hs[..nh].iter().sum::<f64>() + ns[..nf].iter().sum::<f64>());
+            }
+            assert!(
+                (r.score - best).abs() < 1e-9 || best == 0.0,
+                "score {} vs brute force {best}",
+                r.score
+            );
+            assert!(
+                r.score >= last_score - 1e-12,
+                "kept importance must not fall as C grows"
+            );
+            last_score = r.score;
+        }
+    }
+}
+
+#[test]
+fn full_pipeline_properties() {
+    let f = fixture();
+    let d = Device::flex();
+    let opts = PruneOptions {
+        constraint: 0.5,
+        criterion: Criterion::Fisher,
+        seq_len: 20.0,
+        rearrange: true,
+        tune: true,
+        teacher: Teacher::SqrtConstraint,
+        classification: true,
+    };
+    let out = prune(&f.model, &f.samples, None, &opts, &d).unwrap();
+    let m = cost(&f.config);
+    // Rearrangement keeps the per-block counts, hence the cost.
+    assert_eq!(out.search.kept_heads(), out.rearranged.kept_heads());
+    assert_eq!(out.search.kept_neurons(), out.rearranged.kept_neurons());
+    // Tuning: zeros stay zero, cost unchanged, layer-0 heads untouched, objective never up.
+    for l in 0..2 {
+        for (a, b) in out.rearranged.neuron[l].iter().zip(&out.tuned.neuron[l]) {
+            assert_eq!(*a == 0.0, *b == 0.0);
+        }
+    }
+    assert_eq!(out.rearranged.head[0], out.tuned.head[0]);
+    assert!((m.cost(&out.tuned) - m.cost(&out.search)).abs() < 1e-9);
+    assert!(out.mac_ratio <= 0.5 + 1e-12);
+    for b in &out.tuning.blocks {
+        assert!(
+            b.after <= b.before + 1e-9 * b.before.abs().max(1.0),
+            "{b:?}"
+        );
+    }
+    // The physically pruned model equals the masked model.
+    let x = &f.samples[0];
+    let input = kiln_models::EncoderInput::from_rows(
+        x.ids.clone(),
+        x.type_ids.clone(),
+        x.mask.clone(),
+        x.batch,
+        x.seq,
+        &d,
+    );
+    let masks = out.tuned.to_encoder(&f.model.bert, &d).unwrap();
+    let masked = f.model.forward(&input, Some(&masks));
+    let (bert, _) = f
+        .model
+        .bert
+        .shrink(&f.config, &PrunePlan::from_masks(&masks))
+        .unwrap();
+    let small = BertForSequenceClassification {
+        bert,
+        ..f.model.clone()
+    };
+    let diff: f32 = (masked - small.forward(&input, None))
+        .abs()
+        .max()
+        .into_scalar();
+    assert!(diff <= 1e-5, "{diff}");
+    // Determinism: same inputs, bitwise-identical masks.
+    let again = prune(&f.model, &f.samples, None, &opts, &d).unwrap();
+    assert_eq!(again.tuned, out.tuned);
+}
+
+#[test]
+fn out_of_range_scales_stop_tuning() {
+    // A student whose masks are all ones against a teacher that zeroes everything forces huge
+    // corrections or none; whatever happens, every accepted block improves and aborted tuning
+    // leaves later layers binary.
+    let f = fixture();
+    let d = Device::flex();
+    let student = Masks::ones_for(&f.model.bert);
+    let mut teacher = Masks::ones_for(&f.model.bert);
+    teacher.neuron[1].iter_mut().for_each(|m| *m = 0.0);
+    let (tuned, rep) = tune_masks(&f.model, &f.samples, &student, &teacher, true, &d).unwrap();
+    if let Some(why) = &rep.aborted {
+        let layer: usize = why.split_whitespace().nth(1).unwrap().parse().unwrap();
+        for l in layer + 1..2 {
+            assert!(tuned.neuron[l].iter().all(|&m| m == 1.0), "{why}");
+        }
+    }
+    for b in rep.blocks.iter().filter(|b| b.accepted) {
+        assert!(b.after <= b.before + 1e-9 * b.before.abs().max(1.0));
+    }
+}
+
+#[test]
+fn bad_requests_are_clear_errors() {
+    let f = fixture();
+    let d = Device::flex();
+    let mut opts = PruneOptions {
+        constraint: 1.0,
+        criterion: Criterion::Fisher,
+        seq_len: 20.0,
+        rearrange: true,
+        tune: true,
+        teacher: Teacher::Original,
+        classification: true,
+    };
+    let e = prune(&f.model, &f.samples, None, &opts, &d)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("outside (0, 1)"), "{e}");
+    opts.constraint = 0.5;
+    let e = prune(&f.model, &[], None, &opts, &d)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("empty"), "{e}");
+    let bad = Masks::ones(&[4, 3], &[128, 128]);
+    let e = bad.to_encoder(&f.model.bert, &d).unwrap_err().to_string();
+    assert!(e.contains("[4, 3]") && e.contains("masks"), "{e}");
+}
