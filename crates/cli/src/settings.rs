@@ -45,10 +45,15 @@ pub fn experiments_dir() -> PathBuf {
 }
 
 pub fn load(name: &str) -> Result<Experiment> {
+    load_typed(name)
+}
+
+/// Loads `experiments/<name>.toml` into an experiment's own settings type.
+pub fn load_typed<T: serde::de::DeserializeOwned>(name: &str) -> Result<T> {
     load_from(&experiments_dir().join(format!("{name}.toml")))
 }
 
-pub fn load_from(path: &Path) -> Result<Experiment> {
+pub fn load_from<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).with_context(|| {
         format!(
             "{}: cannot read experiment settings (run `kiln list` for the known experiments)",
@@ -59,8 +64,23 @@ pub fn load_from(path: &Path) -> Result<Experiment> {
         .map_err(|e| anyhow!("{}: invalid experiment settings: {e}", path.display()))
 }
 
+/// What `kiln list` shows of any experiment.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProfileInfo {
+    pub description: String,
+    pub model: String,
+    pub tasks: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ExperimentInfo {
+    pub name: String,
+    pub title: String,
+    pub profiles: BTreeMap<String, ProfileInfo>,
+}
+
 /// Every experiment TOML in `experiments/`.
-pub fn all() -> Result<Vec<Experiment>> {
+pub fn all() -> Result<Vec<ExperimentInfo>> {
     let mut v = Vec::new();
     let dir = experiments_dir();
     let mut entries: Vec<_> = std::fs::read_dir(&dir)

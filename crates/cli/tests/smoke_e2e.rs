@@ -118,3 +118,53 @@ fn flag_wins_over_cache() {
     let t = kiln_cli::resolve::find_task(kiln_data::GlueTask::Qqp, Some(&root)).unwrap();
     assert_eq!(t.how, "--data-dir");
 }
+
+#[test]
+fn glue_pruning_smoke_runs_end_to_end() {
+    let out = tempfile::tempdir().unwrap();
+    let args = RunArgs {
+        profile: Some("smoke".into()),
+        device: DeviceChoice::Flex,
+        data_dir: None,
+        model: None,
+        out: out.path().to_path_buf(),
+        tasks: Some(vec!["syn-sentiment".into()]),
+        seed: 42,
+        download: false,
+        train_examples: None,
+        epochs: None,
+    };
+    let dir = experiments::run("glue-pruning", &args).unwrap();
+    for f in [
+        "table.md",
+        "table.csv",
+        "run.json",
+        "stages.md",
+        "kept_per_layer.csv",
+        "metric_vs_flops_syn-sentiment.svg",
+        "kept_per_layer_syn-sentiment.png",
+        "speedup_vs_flops.png",
+    ] {
+        assert!(dir.join(f).exists(), "missing {f}");
+    }
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    for c in ["0.5", "0.7"] {
+        let m = &meta["metrics"];
+        let ratio = m[format!("syn-sentiment.c{c}.mac_ratio")].as_f64().unwrap();
+        assert!(
+            ratio <= c.parse::<f64>().unwrap() + 1e-9,
+            "MAC ratio {ratio} over {c}"
+        );
+        let tuned = m[format!("syn-sentiment.c{c}.tuned")].as_f64().unwrap();
+        let unpruned = m[format!("syn-sentiment.c{c}.unpruned")].as_f64().unwrap();
+        assert!(
+            tuned > unpruned - 10.0,
+            "C={c}: tuned {tuned} vs unpruned {unpruned}"
+        );
+    }
+    // The physically pruned model was saved and loads back smaller.
+    let ck = kiln_core::paths::cache_dir().join("pruned/smoke-tiny/syn-sentiment/c0.5");
+    let (m, _) = kiln_models::bert::load_classifier(&ck, 2, &burn::tensor::Device::flex()).unwrap();
+    assert!(m.bert.neurons_per_layer().iter().sum::<usize>() < 256);
+}

@@ -135,6 +135,7 @@ pub fn predict(
     examples: &[Encoded],
     pad_id: i64,
     batch_size: usize,
+    masks: Option<&crate::EncoderMasks>,
     device: &Device,
 ) -> Vec<Vec<f32>> {
     let labels = vec![None; examples.len()];
@@ -143,7 +144,7 @@ pub fn predict(
     let pb = kiln_core::progress::bar(batches.len() as u64, "evaluating");
     for b in batches {
         pb.inc(1);
-        let logits = model.forward(&to_input(&b, device), None);
+        let logits = model.forward(&to_input(&b, device), masks);
         let [n, k] = logits.dims();
         let v: Vec<f32> = logits
             .into_data()
@@ -165,7 +166,7 @@ pub fn evaluate(
     batch_size: usize,
     device: &Device,
 ) -> BTreeMap<String, f64> {
-    let outputs = predict(model, task.dev, task.pad_id, batch_size, device);
+    let outputs = predict(model, task.dev, task.pad_id, batch_size, None, device);
     let gold: Vec<f32> = task
         .dev_labels
         .iter()

@@ -7,7 +7,7 @@ pub mod table;
 
 use std::path::Path;
 
-pub use plot::{line_plot, Series};
+pub use plot::{heatmap, line_plot, Series};
 pub use table::{Cell, Table};
 
 pub use kiln_core::RunMeta;

@@ -154,3 +154,91 @@ mod tests {
         assert_eq!(&png[1..4], b"PNG");
     }
 }
+
+fn draw_heatmap<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    rows: &[(String, Vec<f64>)],
+    col_labels: &[String],
+) -> Result<(), String> {
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let (w, h) = root.dim_in_pixel();
+    let root = root
+        .titled(title, ("sans-serif", 20))
+        .map_err(|e| e.to_string())?;
+    let nrows = rows.len().max(1);
+    let ncols = col_labels.len().max(1);
+    let left = 140i32;
+    let top = 30i32;
+    let cw = ((w as i32 - left - 20) / ncols as i32).max(8);
+    let ch = ((h as i32 - top - 60) / nrows as i32).max(8);
+    for (c, label) in col_labels.iter().enumerate() {
+        root.draw(&Text::new(
+            label.clone(),
+            (left + c as i32 * cw + cw / 3, top - 18),
+            ("sans-serif", 13),
+        ))
+        .map_err(|e| e.to_string())?;
+    }
+    for (r, (label, vals)) in rows.iter().enumerate() {
+        let y = top + r as i32 * ch;
+        root.draw(&Text::new(
+            label.clone(),
+            (8, y + ch / 3),
+            ("sans-serif", 13),
+        ))
+        .map_err(|e| e.to_string())?;
+        for (c, &v) in vals.iter().enumerate() {
+            let x = left + c as i32 * cw;
+            let v = v.clamp(0.0, 1.0);
+            let color = RGBColor(
+                (255.0 * (1.0 - v)) as u8,
+                (255.0 * (1.0 - 0.6 * v)) as u8,
+                255,
+            );
+            root.draw(&Rectangle::new(
+                [(x, y), (x + cw - 2, y + ch - 2)],
+                color.filled(),
+            ))
+            .map_err(|e| e.to_string())?;
+            root.draw(&Text::new(
+                format!("{:.0}%", 100.0 * v),
+                (x + cw / 4, y + ch / 3),
+                ("sans-serif", 12),
+            ))
+            .map_err(|e| e.to_string())?;
+        }
+    }
+    root.present().map_err(|e| e.to_string())
+}
+
+/// A heatmap of fractions in [0, 1] (e.g. kept heads/neurons per layer): one row per
+/// `(label, values)`, one column per `col_labels` entry. Writes `<stem>.svg` and `<stem>.png`.
+pub fn heatmap(
+    stem: &Path,
+    title: &str,
+    rows: &[(String, Vec<f64>)],
+    col_labels: &[String],
+) -> Result<(), ReportError> {
+    register_font();
+    let err = |p: &Path, msg: String| ReportError::Plot {
+        path: p.display().to_string(),
+        msg,
+    };
+    let height = 90 + 34 * rows.len() as u32;
+    let svg_path = stem.with_extension("svg");
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, height)).into_drawing_area();
+        draw_heatmap(root, title, rows, col_labels).map_err(|m| err(&svg_path, m))?;
+    }
+    kiln_core::atomic_write(&svg_path, svg.as_bytes())?;
+    let png_path = stem.with_extension("png");
+    let tmp = stem.with_extension(format!("{}.tmp.png", std::process::id()));
+    {
+        let root = BitMapBackend::new(&tmp, (900, height)).into_drawing_area();
+        draw_heatmap(root, title, rows, col_labels).map_err(|m| err(&png_path, m))?;
+    }
+    std::fs::rename(&tmp, &png_path).map_err(|e| err(&png_path, e.to_string()))?;
+    Ok(())
+}

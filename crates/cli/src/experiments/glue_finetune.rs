@@ -201,33 +201,80 @@ fn run_task(
     })
 }
 
+/// A synthetic smoke task with its tokenizer and a fresh tiny BERT (shared with the pruning
+/// experiments' smoke profiles).
+pub struct SmokeTask {
+    pub name: String,
+    pub tok: TextTokenizer,
+    pub config: BertConfig,
+    pub model: BertForSequenceClassification,
+    pub train: Vec<Example>,
+    pub dev: Vec<Example>,
+}
+
+pub fn smoke_task(
+    name: &str,
+    n_train: usize,
+    n_dev: usize,
+    max_len: usize,
+    seed: u64,
+    device: &burn::tensor::Device,
+) -> Result<SmokeTask> {
+    let task = match name {
+        "syn-sentiment" => SyntheticTask::Sentiment,
+        "syn-paraphrase" => SyntheticTask::Paraphrase,
+        other => {
+            bail!("unknown synthetic task `{other}` (expected syn-sentiment or syn-paraphrase)")
+        }
+    };
+    let tok = TextTokenizer::word_level(&synthetic::vocabulary(), max_len)?;
+    let all = synthetic::generate(task, n_train + n_dev, seed);
+    let (train, dev) = all.split_at(n_train);
+    device.seed(seed);
+    let mut config = BertConfig::tiny(tok.vocab_size(), 2);
+    config.max_position_embeddings = max_len.max(64);
+    let model = BertForSequenceClassification::new(&config, device);
+    Ok(SmokeTask {
+        name: name.to_string(),
+        tok,
+        config,
+        model,
+        train: train.to_vec(),
+        dev: dev.to_vec(),
+    })
+}
+
+/// The glue-finetune smoke profile's training settings (for experiments that fine-tune a smoke
+/// model in-process).
+pub fn smoke_train_config(seed: u64) -> Result<(FinetuneConfig, usize, usize, usize)> {
+    let exp = settings::load(NAME)?;
+    let p = &exp.profiles["smoke"];
+    let mut c = p.train.clone();
+    c.seed = seed;
+    Ok((
+        c,
+        p.train_examples.unwrap_or(1500),
+        p.dev_examples.unwrap_or(400),
+        p.max_len,
+    ))
+}
+
 fn run_smoke(p: &Profile, args: &RunArgs, device: &burn::tensor::Device) -> Result<Vec<TaskRun>> {
-    let tok = TextTokenizer::word_level(&synthetic::vocabulary(), p.max_len)?;
     let mut runs = Vec::new();
     for t in &p.tasks {
-        let task = match t.as_str() {
-            "syn-sentiment" => SyntheticTask::Sentiment,
-            "syn-paraphrase" => SyntheticTask::Paraphrase,
-            other => bail!("unknown synthetic task `{other}`"),
-        };
         let n_train = args.train_examples.or(p.train_examples).unwrap_or(1500);
         let n_dev = p.dev_examples.unwrap_or(400);
-        let all = synthetic::generate(task, n_train + n_dev, args.seed);
-        let (train, dev) = all.split_at(n_train);
-        device.seed(args.seed);
-        let mut config = BertConfig::tiny(tok.vocab_size(), 2);
-        config.max_position_embeddings = p.max_len.max(64);
-        let model = BertForSequenceClassification::new(&config, device);
+        let st = smoke_task(t, n_train, n_dev, p.max_len, args.seed, device)?;
         let cfg = train_cfg(p, t, args);
         runs.push(run_task(
             t,
             vec!["accuracy".into()],
             2,
-            model,
-            &config,
-            &tok,
-            train.to_vec(),
-            dev.to_vec(),
+            st.model,
+            &st.config,
+            &st.tok,
+            st.train,
+            st.dev,
             &cfg,
             &finetuned_dir("smoke-tiny", t),
             format!("synthetic (seed {})", args.seed),
@@ -252,6 +299,7 @@ fn run_real(
         )
     })?;
     let tok = TextTokenizer::from_file(&tok_path, p.max_len)?;
+    super::glue_pruning::check_vocab(&tok, &ck.config, &model_dir.path)?;
     let tasks: Vec<String> = args.tasks.clone().unwrap_or_else(|| p.tasks.clone());
     let mut runs = Vec::new();
     for t in &tasks {

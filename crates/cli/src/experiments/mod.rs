@@ -2,6 +2,7 @@
 //! inputs, runs, and writes `results/<name>/<profile>/`.
 
 pub mod glue_finetune;
+pub mod glue_pruning;
 
 use std::path::PathBuf;
 
@@ -26,11 +27,12 @@ pub struct RunArgs {
 }
 
 /// Experiments that `kiln reproduce` can run.
-pub const IMPLEMENTED: &[&str] = &["glue-finetune"];
+pub const IMPLEMENTED: &[&str] = &["glue-finetune", "glue-pruning"];
 
 pub fn run(name: &str, args: &RunArgs) -> anyhow::Result<PathBuf> {
     match name {
         "glue-finetune" => glue_finetune::run(args),
+        "glue-pruning" => glue_pruning::run(args),
         other => anyhow::bail!(
             "experiment `{other}` is not implemented yet; implemented: {}",
             IMPLEMENTED.join(", ")

@@ -1,0 +1,715 @@
+//! `glue-pruning`: Kwon et al. 2022 on the glue-finetune checkpoints. Per task and FLOPs
+//! constraint: the dev metric after search only, + rearrangement, + mask tuning, and the
+//! weight-magnitude baseline at the same budget; the MAC ratio reached; pruning time per stage;
+//! heads/neurons kept per layer; and the measured speedup of the physically pruned model.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use burn::module::Module;
+use burn::tensor::Device;
+use kiln_data::{read_glue_file, Encoded, GlueTask, TextTokenizer};
+use kiln_models::bert::{load_classifier, save_classifier, PrunePlan};
+use kiln_models::finetune::{finetune, predict, score, TaskData};
+use kiln_models::{BertConfig, BertForSequenceClassification};
+use kiln_prune::importance::{collect_mask_grads, magnitude};
+use kiln_prune::latency::encoder_latency;
+use kiln_prune::search::search_mac;
+use kiln_prune::{
+    cost::task_seq_len, prune, sample_batches, Criterion, MacModel, Masks, PruneOptions, Teacher,
+};
+use kiln_report::{heatmap, line_plot, Cell, RunMeta, Series, Table};
+use serde::{Deserialize, Serialize};
+
+use super::glue_finetune::{finetuned_dir, smoke_task, smoke_train_config};
+use super::RunArgs;
+use crate::{resolve, settings};
+
+const NAME: &str = "glue-pruning";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct TaskOverride {
+    num_samples: Option<usize>,
+    max_len: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Profile {
+    description: String,
+    model: String,
+    tasks: Vec<String>,
+    constraints: Vec<f64>,
+    num_samples: usize,
+    batch_size: usize,
+    max_len: usize,
+    bench_batch: usize,
+    bench_runs: usize,
+    #[serde(default)]
+    task: BTreeMap<String, TaskOverride>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Experiment {
+    title: String,
+    reference: String,
+    profiles: BTreeMap<String, Profile>,
+}
+
+/// A fine-tuned model and its data, ready to prune.
+struct Prepared {
+    name: String,
+    model: BertForSequenceClassification,
+    config: BertConfig,
+    tok: TextTokenizer,
+    train: Vec<Encoded>,
+    train_labels: Vec<Option<f32>>,
+    dev: Vec<Encoded>,
+    dev_labels: Vec<f32>,
+    metric_names: Vec<String>,
+    main_metric: String,
+    seq_len: f64,
+    bench_seq: usize,
+    source: String,
+}
+
+fn encode_all(
+    tok: &TextTokenizer,
+    ex: &[kiln_data::Example],
+) -> Result<(Vec<Encoded>, Vec<Option<f32>>)> {
+    let mut enc = Vec::with_capacity(ex.len());
+    for e in ex {
+        enc.push(tok.encode(&e.text_a, e.text_b.as_deref())?);
+    }
+    Ok((enc, ex.iter().map(|e| e.label).collect()))
+}
+
+fn avg_len(enc: &[Encoded]) -> f64 {
+    enc.iter().map(|e| e.ids.len()).sum::<usize>() as f64 / enc.len().max(1) as f64
+}
+
+fn prepare_smoke(task: &str, p: &Profile, args: &RunArgs, device: &Device) -> Result<Prepared> {
+    let (cfg, n_train, n_dev, max_len) = smoke_train_config(args.seed)?;
+    let st = smoke_task(
+        task,
+        n_train,
+        n_dev,
+        max_len.min(p.max_len),
+        args.seed,
+        device,
+    )?;
+    let (train, train_labels) = encode_all(&st.tok, &st.train)?;
+    let (dev, dev_labels) = encode_all(&st.tok, &st.dev)?;
+    let data = TaskData {
+        name: task.to_string(),
+        num_labels: 2,
+        metric_names: vec!["accuracy".into()],
+        train: &train,
+        train_labels: &train_labels,
+        dev: &dev,
+        dev_labels: &dev_labels,
+        pad_id: 0,
+    };
+    println!("{task}: fine-tuning the tiny smoke model in-process");
+    let model = finetune(st.model, &data, &cfg, device)?.model;
+    Ok(Prepared {
+        name: task.to_string(),
+        model,
+        config: st.config,
+        seq_len: avg_len(&dev),
+        bench_seq: p.max_len,
+        tok: st.tok,
+        train,
+        train_labels,
+        dev_labels: dev_labels.iter().map(|l| l.unwrap_or(f32::NAN)).collect(),
+        dev,
+        metric_names: vec!["accuracy".into()],
+        main_metric: "accuracy".into(),
+        source: format!(
+            "synthetic (seed {}), tiny BERT fine-tuned in-process",
+            args.seed
+        ),
+    })
+}
+
+/// The fine-tuned checkpoint of a task: `--model` (a directory holding `<task>/`, or the task's
+/// directory itself) -> `KILN_MODELS/finetuned/<model>/<task>` -> the glue-finetune cache.
+fn finetuned_checkpoint(model: &str, task: &str, flag: Option<&Path>) -> Result<PathBuf> {
+    let ok = |p: &Path| p.join("config.json").exists() && p.join("model.safetensors").exists();
+    if let Some(f) = flag {
+        for c in [f.join(task), f.to_path_buf()] {
+            if ok(&c) {
+                return Ok(c);
+            }
+        }
+        bail!("{}: no fine-tuned {task} checkpoint there (expected {}/{task}/config.json or a model directory)", f.display(), f.display());
+    }
+    if let Some(env) = std::env::var_os("KILN_MODELS") {
+        let c = PathBuf::from(env).join("finetuned").join(model).join(task);
+        if ok(&c) {
+            return Ok(c);
+        }
+    }
+    let c = finetuned_dir(model, task);
+    if ok(&c) {
+        return Ok(c);
+    }
+    bail!(
+        "no fine-tuned {model} checkpoint for {task} at {}: run `just reproduce glue-finetune --profile {}` first, \
+         or pass --model with a directory of fine-tuned HF checkpoints (one sub-directory per task)",
+        c.display(),
+        if model == "all-MiniLM-L6-v2" { "mini" } else { "paper" }
+    )
+}
+
+fn prepare_real(task_name: &str, p: &Profile, args: &RunArgs, device: &Device) -> Result<Prepared> {
+    let task = GlueTask::parse(task_name)?;
+    let dir = finetuned_checkpoint(&p.model, task.name(), args.model.as_deref())?;
+    let (model, ck) = load_classifier(&dir, task.num_labels(), device)?;
+    let max_len = p
+        .task
+        .get(task.name())
+        .and_then(|o| o.max_len)
+        .unwrap_or(p.max_len);
+    let tok_path = ck
+        .tokenizer()
+        .with_context(|| format!("{}: no tokenizer.json", dir.display()))?;
+    let tok = TextTokenizer::from_file(&tok_path, max_len)?;
+    check_vocab(&tok, &ck.config, &dir)?;
+    let files = resolve::resolve_task(task, args.data_dir.as_deref(), args.download)?;
+    let (train, train_labels) = encode_all(&tok, &read_glue_file(&files.train, task)?)?;
+    let (dev, dev_labels) = encode_all(&tok, &read_glue_file(&files.dev, task)?)?;
+    if dev_labels.iter().any(|l| l.is_none()) {
+        bail!("{}: unlabelled dev rows", files.dev.display());
+    }
+    let seq_len = task_seq_len(task.name()).unwrap_or_else(|| avg_len(&dev));
+    Ok(Prepared {
+        name: task.name().to_string(),
+        model,
+        config: ck.config,
+        tok,
+        train,
+        train_labels,
+        dev_labels: dev_labels.iter().map(|l| l.unwrap_or(f32::NAN)).collect(),
+        dev,
+        metric_names: task.metric_names().iter().map(|s| s.to_string()).collect(),
+        main_metric: if task.is_regression() {
+            "spearman".into()
+        } else {
+            "accuracy".into()
+        },
+        seq_len,
+        bench_seq: max_len,
+        source: format!("{} (data: {})", dir.display(), files.how),
+    })
+}
+
+/// Token ids beyond the embedding table would index out of bounds deep in a backend.
+pub fn check_vocab(tok: &TextTokenizer, config: &BertConfig, dir: &Path) -> Result<()> {
+    if tok.vocab_size() > config.vocab_size {
+        bail!(
+            "{}: tokenizer.json has {} tokens but config.json's vocab_size is {}; the tokenizer belongs to another model",
+            dir.display(),
+            tok.vocab_size(),
+            config.vocab_size
+        );
+    }
+    Ok(())
+}
+
+fn dev_metric(t: &Prepared, masks: Option<&Masks>, device: &Device) -> Result<f64> {
+    let enc = match masks {
+        Some(m) => Some(m.to_encoder(&t.model.bert, device)?),
+        None => None,
+    };
+    let out = predict(
+        &t.model,
+        &t.dev,
+        t.tok.pad_id as i64,
+        64,
+        enc.as_ref(),
+        device,
+    );
+    Ok(score(&t.metric_names, &out, &t.dev_labels)
+        .get(&t.main_metric)
+        .copied()
+        .unwrap_or(f64::NAN))
+}
+
+/// One (task, constraint) result.
+#[derive(Debug, Clone, Serialize)]
+struct Cellres {
+    task: String,
+    constraint: f64,
+    unpruned: f64,
+    search: f64,
+    rearranged: f64,
+    tuned: f64,
+    magnitude: f64,
+    mac_ratio: f64,
+    gradients_s: f64,
+    search_s: f64,
+    rearrange_s: f64,
+    tuning_s: f64,
+    speedup: f64,
+    dense_latency_s: f64,
+    pruned_latency_s: f64,
+    kept_heads: Vec<usize>,
+    kept_neurons: Vec<usize>,
+    tuning_aborted: Option<String>,
+    num_samples: usize,
+    bench_seq: usize,
+}
+
+fn run_task(t: &Prepared, p: &Profile, model_name: &str, device: &Device) -> Result<Vec<Cellres>> {
+    let model = t.model.valid();
+    let unpruned = dev_metric(t, None, device)?;
+    let n = p
+        .task
+        .get(&t.name)
+        .and_then(|o| o.num_samples)
+        .unwrap_or(p.num_samples);
+    let samples = sample_batches(
+        &t.train,
+        &t.train_labels,
+        n,
+        p.batch_size,
+        t.tok.pad_id as i64,
+        0,
+    )?;
+    println!(
+        "{}: unpruned dev {} = {unpruned:.2}; {n} samples; cost-model s = {:.2}",
+        t.name, t.main_metric, t.seq_len
+    );
+    let t0 = Instant::now();
+    let grads = collect_mask_grads(&model, &samples, device)?;
+    let gradients_s = t0.elapsed().as_secs_f64();
+    let cost = MacModel::from_config(&t.config, t.seq_len);
+    let mag = magnitude(&model);
+    let dense_latency = encoder_latency(
+        &model.bert,
+        p.bench_batch,
+        t.bench_seq,
+        p.bench_runs,
+        device,
+    );
+    let mut out = Vec::new();
+    for &c in &p.constraints {
+        let opts = PruneOptions {
+            constraint: c,
+            criterion: Criterion::Fisher,
+            seq_len: t.seq_len,
+            rearrange: true,
+            tune: true,
+            teacher: Teacher::SqrtConstraint,
+            classification: true,
+        };
+        let res = prune(&model, &samples, Some(&grads), &opts, device)?;
+        let m_mag = search_mac(&mag, &cost, c)?.masks;
+        let (search, rearranged, tuned, magnitude) = (
+            dev_metric(t, Some(&res.search), device)?,
+            dev_metric(t, Some(&res.rearranged), device)?,
+            dev_metric(t, Some(&res.tuned), device)?,
+            dev_metric(t, Some(&m_mag), device)?,
+        );
+        let enc_masks = res.tuned.to_encoder(&model.bert, device)?;
+        let (small_bert, small_cfg) = model
+            .bert
+            .shrink(&t.config, &PrunePlan::from_masks(&enc_masks))?;
+        let pruned_latency = encoder_latency(
+            &small_bert,
+            p.bench_batch,
+            t.bench_seq,
+            p.bench_runs,
+            device,
+        );
+        let small = BertForSequenceClassification {
+            bert: small_bert,
+            ..model.clone()
+        };
+        let tmp_tok =
+            std::env::temp_dir().join(format!("kiln-prune-tok-{}.json", std::process::id()));
+        t.tok.save(&tmp_tok)?;
+        let save_to = kiln_core::paths::cache_dir()
+            .join("pruned")
+            .join(model_name)
+            .join(&t.name)
+            .join(format!("c{c}"));
+        save_classifier(&small, &small_cfg, Some(&tmp_tok), &save_to)?;
+        let _ = std::fs::remove_file(&tmp_tok);
+        let r = Cellres {
+            task: t.name.clone(),
+            constraint: c,
+            unpruned,
+            search,
+            rearranged,
+            tuned,
+            magnitude,
+            mac_ratio: res.mac_ratio,
+            gradients_s,
+            search_s: res.times.search_s,
+            rearrange_s: res.times.rearrange_s,
+            tuning_s: res.times.tuning_s,
+            speedup: dense_latency / pruned_latency,
+            dense_latency_s: dense_latency,
+            pruned_latency_s: pruned_latency,
+            kept_heads: res.tuned.kept_heads(),
+            kept_neurons: res.tuned.kept_neurons(),
+            tuning_aborted: res.tuning.aborted.clone(),
+            num_samples: n,
+            bench_seq: t.bench_seq,
+        };
+        println!(
+            "{} C={c}: search {:.2}, +rearrange {:.2}, +tune {:.2} (unpruned {:.2}), magnitude {:.2}; MACs {:.1}%; prune {:.1} s; speedup {:.2}x",
+            t.name,
+            search,
+            rearranged,
+            tuned,
+            unpruned,
+            magnitude,
+            100.0 * res.mac_ratio,
+            gradients_s + res.times.search_s + res.times.rearrange_s + res.times.tuning_s,
+            r.speedup
+        );
+        out.push(r);
+    }
+    Ok(out)
+}
+
+fn choose_profile(exp: &Experiment, args: &RunArgs) -> Result<(String, String)> {
+    if let Some(p) = &args.profile {
+        if !exp.profiles.contains_key(p) {
+            bail!(
+                "profile `{p}` not in experiments/{NAME}.toml; choose one of {:?}",
+                exp.profiles.keys().collect::<Vec<_>>()
+            );
+        }
+        return Ok((p.clone(), "requested with --profile".into()));
+    }
+    let mini = &exp.profiles["mini"];
+    let missing: Vec<&String> = mini
+        .tasks
+        .iter()
+        .filter(|t| {
+            finetuned_checkpoint(&mini.model, t, args.model.as_deref()).is_err()
+                || GlueTask::parse(t)
+                    .ok()
+                    .and_then(|g| resolve::find_task(g, args.data_dir.as_deref()))
+                    .is_none()
+        })
+        .collect();
+    if missing.is_empty() {
+        Ok((
+            "mini".into(),
+            format!(
+                "fine-tuned {} checkpoints and GLUE data found for {}",
+                mini.model,
+                mini.tasks.join(", ")
+            ),
+        ))
+    } else {
+        Ok(("smoke".into(), format!("no fine-tuned {} checkpoint or data for {missing:?} (run `just reproduce glue-finetune --profile mini` first)", mini.model)))
+    }
+}
+
+pub fn run(args: &RunArgs) -> Result<PathBuf> {
+    let exp: Experiment = settings::load_typed(NAME)?;
+    let (profile, why) = choose_profile(&exp, args)?;
+    println!("glue-pruning: profile `{profile}` ({why})");
+    let p = exp.profiles[&profile].clone();
+    for &c in &p.constraints {
+        kiln_prune::search::check_constraint(c)?;
+    }
+    let device = args.device.device()?;
+    let started = kiln_core::run::unix_now();
+    let t0 = Instant::now();
+    let synthetic = p.model == "tiny";
+    let tasks = args.tasks.clone().unwrap_or_else(|| p.tasks.clone());
+    let model_name = if synthetic {
+        "smoke-tiny".to_string()
+    } else {
+        p.model.clone()
+    };
+    let mut results = Vec::new();
+    let mut sources = BTreeMap::new();
+    for task in &tasks {
+        let prep = if synthetic {
+            prepare_smoke(task, &p, args, &device)?
+        } else {
+            prepare_real(task, &p, args, &device)?
+        };
+        sources.insert(prep.name.clone(), prep.source.clone());
+        results.extend(run_task(&prep, &p, &model_name, &device)?);
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    write(
+        &exp, &profile, &p, args, &results, sources, synthetic, &why, wall, started, &device,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write(
+    exp: &Experiment,
+    profile: &str,
+    p: &Profile,
+    args: &RunArgs,
+    results: &[Cellres],
+    sources: BTreeMap<String, String>,
+    synthetic: bool,
+    why: &str,
+    wall: f64,
+    started: u64,
+    device: &Device,
+) -> Result<PathBuf> {
+    let mut table = Table::new(
+        format!(
+            "{} — profile `{profile}`{}",
+            exp.title,
+            if synthetic { " (SYNTHETIC DATA)" } else { "" }
+        ),
+        &[
+            "task",
+            "FLOPs constraint",
+            "unpruned",
+            "search",
+            "+ rearrange",
+            "+ tuning",
+            "Δ tuned vs unpruned",
+            "magnitude baseline",
+            "MACs kept",
+            "prune time (s)",
+            "measured speedup",
+        ],
+    );
+    let mut metrics = BTreeMap::new();
+    for r in results {
+        let total = r.gradients_s + r.search_s + r.rearrange_s + r.tuning_s;
+        table.push(vec![
+            Cell::text(&r.task),
+            Cell::num(r.constraint, 2),
+            Cell::num(r.unpruned, 2),
+            Cell::num(r.search, 2),
+            Cell::num(r.rearranged, 2),
+            Cell::num(r.tuned, 2),
+            Cell::num(r.tuned - r.unpruned, 2),
+            Cell::num(r.magnitude, 2),
+            Cell::text(format!("{:.1}%", 100.0 * r.mac_ratio)),
+            Cell::num(total, 1),
+            Cell::text(format!("{:.2}x", r.speedup)),
+        ]);
+        let k = format!("{}.c{}", r.task, r.constraint);
+        for (name, v) in [
+            ("unpruned", r.unpruned),
+            ("search", r.search),
+            ("rearranged", r.rearranged),
+            ("tuned", r.tuned),
+            ("magnitude", r.magnitude),
+            ("mac_ratio", r.mac_ratio),
+            ("prune_seconds", total),
+            ("speedup", r.speedup),
+        ] {
+            metrics.insert(format!("{k}.{name}"), v);
+        }
+    }
+    table.note(format!("profile `{profile}`: {}", p.description));
+    if synthetic {
+        table.note("SYNTHETIC: seeded generated tasks; no paper number applies.");
+    }
+    table.note(format!("paper: {}", exp.reference));
+    table.note("metric: accuracy (SST-2, MRPC, RTE), Spearman x100 (STS-B); dev sets. Δ = + tuning minus unpruned, in points.");
+    table.note(format!(
+        "method: Fisher importance from mini-batch (batch {}) mask gradients on a sample set drawn with replacement (seed 0); MAC search; rearrangement; mask tuning against the √C teacher. Magnitude baseline: weight-norm importance, same search, no rearrangement/tuning. Sample-set sizes: {}.",
+        p.batch_size,
+        results.iter().map(|r| (r.task.clone(), r.num_samples)).collect::<BTreeMap<_, _>>().iter().map(|(t, n)| format!("{t} {n}")).collect::<Vec<_>>().join(", ")
+    ));
+    table.note(format!(
+        "prune time = gradient collection + search + rearrangement + tuning (gradients are collected once per task and shared by its constraints; the time counts them once per row). Speedup: encoder forward of the physically pruned vs the dense model, batch {}, padded to {} tokens, median of {} runs, same process, device {}.",
+        p.bench_batch,
+        results.iter().map(|r| (r.task.clone(), r.bench_seq)).collect::<BTreeMap<_, _>>().iter().map(|(t, n)| format!("{n} ({t})")).collect::<Vec<_>>().join(", "),
+        p.bench_runs,
+        args.device.label()
+    ));
+    let aborted: Vec<String> = results
+        .iter()
+        .filter_map(|r| {
+            r.tuning_aborted
+                .as_ref()
+                .map(|a| format!("{} C={}: {a}", r.task, r.constraint))
+        })
+        .collect();
+    if !aborted.is_empty() {
+        table.note(format!(
+            "tuning stopped early (abort rule of the reference): {}",
+            aborted.join("; ")
+        ));
+    }
+    table.note(format!("wall time {wall:.0} s"));
+
+    let out = args.out.join(NAME).join(profile);
+    let meta = RunMeta {
+        experiment: NAME.into(),
+        profile: profile.into(),
+        backend: kiln_core::backend_name(device),
+        device: args.device.label(),
+        commit: kiln_core::run::git_commit(),
+        seed: args.seed,
+        wall_time_s: wall,
+        synthetic,
+        started_at_unix: started,
+        kiln_version: env!("CARGO_PKG_VERSION").into(),
+        metrics,
+        settings: serde_json::json!({ "profile": p, "profile_choice": why, "sources": sources, "results": results }),
+    };
+    kiln_report::write_results(&out, &table, &meta)?;
+
+    // Per-stage timings.
+    let mut stages = Table::new(
+        "Pruning time per stage (seconds)",
+        &[
+            "task",
+            "FLOPs constraint",
+            "samples",
+            "gradients",
+            "search",
+            "rearrangement",
+            "tuning",
+            "total",
+        ],
+    );
+    for r in results {
+        stages.push(vec![
+            Cell::text(&r.task),
+            Cell::num(r.constraint, 2),
+            Cell::num(r.num_samples as f64, 0),
+            Cell::num(r.gradients_s, 1),
+            Cell::num(r.search_s, 3),
+            Cell::num(r.rearrange_s, 3),
+            Cell::num(r.tuning_s, 1),
+            Cell::num(r.gradients_s + r.search_s + r.rearrange_s + r.tuning_s, 1),
+        ]);
+    }
+    kiln_core::atomic_write(&out.join("stages.md"), stages.to_markdown().as_bytes())?;
+    kiln_core::atomic_write(&out.join("stages.csv"), stages.to_csv().as_bytes())?;
+    // Kept units per layer.
+    let layers = results.first().map_or(0, |r| r.kept_heads.len());
+    let mut cols = vec!["task".to_string(), "FLOPs constraint".into(), "unit".into()];
+    cols.extend((0..layers).map(|l| format!("layer {l}")));
+    let colrefs: Vec<&str> = cols.iter().map(|s| s.as_str()).collect();
+    let mut kept = Table::new(
+        "Heads / FFN neurons kept per layer (after tuning)",
+        &colrefs,
+    );
+    for r in results {
+        for (unit, v) in [("heads", &r.kept_heads), ("neurons", &r.kept_neurons)] {
+            let mut row = vec![
+                Cell::text(&r.task),
+                Cell::num(r.constraint, 2),
+                Cell::text(unit),
+            ];
+            row.extend(v.iter().map(|&x| Cell::num(x as f64, 0)));
+            kept.push(row);
+        }
+    }
+    kiln_core::atomic_write(
+        &out.join("kept_per_layer.md"),
+        kept.to_markdown().as_bytes(),
+    )?;
+    kiln_core::atomic_write(&out.join("kept_per_layer.csv"), kept.to_csv().as_bytes())?;
+
+    // Plots.
+    let tasks: Vec<String> = {
+        let mut v: Vec<String> = results.iter().map(|r| r.task.clone()).collect();
+        v.dedup();
+        v
+    };
+    for task in &tasks {
+        let rs: Vec<&Cellres> = results.iter().filter(|r| &r.task == task).collect();
+        let line = |name: &str, f: &dyn Fn(&Cellres) -> f64| Series {
+            name: name.into(),
+            points: rs.iter().map(|r| (r.constraint, f(r))).collect(),
+        };
+        let series = vec![
+            line("unpruned", &|r| r.unpruned),
+            line("search", &|r| r.search),
+            line("+ rearrangement", &|r| r.rearranged),
+            line("+ mask tuning", &|r| r.tuned),
+            line("magnitude", &|r| r.magnitude),
+        ];
+        line_plot(
+            &out.join(format!("metric_vs_flops_{task}")),
+            &format!("{task}: dev metric vs FLOPs constraint"),
+            "FLOPs constraint (fraction kept)",
+            "dev metric (x100)",
+            &series,
+        )?;
+        let heads_total = rs[0].kept_heads.len();
+        let full_h = p_heads(results, task);
+        let full_n = p_neurons(results, task);
+        let rows: Vec<(String, Vec<f64>)> = rs
+            .iter()
+            .flat_map(|r| {
+                [
+                    (
+                        format!("C={} heads", r.constraint),
+                        r.kept_heads.iter().map(|&x| x as f64 / full_h).collect(),
+                    ),
+                    (
+                        format!("C={} neurons", r.constraint),
+                        r.kept_neurons.iter().map(|&x| x as f64 / full_n).collect(),
+                    ),
+                ]
+            })
+            .collect();
+        let col_labels: Vec<String> = (0..heads_total).map(|l| format!("L{l}")).collect();
+        heatmap(
+            &out.join(format!("kept_per_layer_{task}")),
+            &format!("{task}: fraction of heads / neurons kept per layer"),
+            &rows,
+            &col_labels,
+        )?;
+    }
+    let speed: Vec<Series> = tasks
+        .iter()
+        .map(|task| Series {
+            name: task.clone(),
+            points: results
+                .iter()
+                .filter(|r| &r.task == task)
+                .map(|r| (r.constraint, r.speedup))
+                .collect(),
+        })
+        .collect();
+    line_plot(
+        &out.join("speedup_vs_flops"),
+        "Measured speedup of the physically pruned model",
+        "FLOPs constraint",
+        "speedup (dense / pruned latency)",
+        &speed,
+    )?;
+    println!("\n{}\n{}", table.to_markdown(), stages.to_markdown());
+    println!("results written to {}", out.display());
+    Ok(out)
+}
+
+fn p_heads(results: &[Cellres], _task: &str) -> f64 {
+    // Fractions are relative to the unpruned width, which the largest constraint does not
+    // reveal; every kiln model has uniform widths before pruning, stored in run.json.
+    results
+        .iter()
+        .flat_map(|r| r.kept_heads.iter())
+        .copied()
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64
+}
+
+fn p_neurons(results: &[Cellres], _task: &str) -> f64 {
+    results
+        .iter()
+        .flat_map(|r| r.kept_neurons.iter())
+        .copied()
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64
+}
