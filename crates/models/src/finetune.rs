@@ -12,7 +12,7 @@ use burn::module::Module;
 use burn::optim::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::Device;
-use kiln_data::{make_batches_grouped, metrics, Batch, Encoded};
+use kiln_data::{make_batches_grouped, metrics, Encoded};
 use serde::{Deserialize, Serialize};
 
 use crate::{BertForSequenceClassification, EncoderInput, ModelError};
@@ -86,17 +86,6 @@ pub struct FinetuneResult {
     pub train_seconds: f64,
 }
 
-fn to_input(b: &Batch, device: &Device) -> EncoderInput {
-    EncoderInput::from_rows(
-        b.ids.clone(),
-        b.type_ids.clone(),
-        b.mask.clone(),
-        b.batch,
-        b.seq,
-        device,
-    )
-}
-
 /// GLUE metrics (x100) from predictions. Classification: argmax; regression: the score.
 pub fn score(metric_names: &[String], outputs: &[Vec<f32>], gold: &[f32]) -> BTreeMap<String, f64> {
     let mut m = BTreeMap::new();
@@ -144,7 +133,7 @@ pub fn predict(
     let pb = kiln_core::progress::bar(batches.len() as u64, "evaluating");
     for b in batches {
         pb.inc(1);
-        let logits = model.forward(&to_input(&b, device), masks);
+        let logits = model.forward(&EncoderInput::from_batch(&b, device), masks);
         let [n, k] = logits.dims();
         let v: Vec<f32> = logits
             .into_data()
@@ -240,7 +229,7 @@ pub fn finetune(
             } else {
                 cfg.learning_rate * (total - step) as f64 / (total - warmup).max(1) as f64
             };
-            let logits = model.forward(&to_input(&b, &ad), None);
+            let logits = model.forward(&EncoderInput::from_batch(&b, &ad), None);
             let loss = model.loss(logits, &b.labels);
             let lv: f64 = loss.clone().into_scalar::<f32>() as f64;
             if !lv.is_finite() {

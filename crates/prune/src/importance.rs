@@ -76,14 +76,7 @@ pub fn collect_mask_grads(
     let mut out = MaskGrads::default();
     for b in samples {
         let masks = EncoderMasks::ones(&model.bert, &ad).require_grad();
-        let input = EncoderInput::from_rows(
-            b.ids.clone(),
-            b.type_ids.clone(),
-            b.mask.clone(),
-            b.batch,
-            b.seq,
-            &ad,
-        );
+        let input = EncoderInput::from_batch(b, &ad);
         let logits = model.forward(&input, Some(&masks));
         let loss = model.loss(logits, &b.labels);
         let lv: f32 = loss.clone().into_scalar();

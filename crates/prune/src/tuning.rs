@@ -70,6 +70,46 @@ struct Prepared {
     cls: Tensor<2>,
 }
 
+/// Solves one block's damped system; records it; returns the scales of the first `k` unknowns
+/// when accepted, or sets `report.aborted` (solver failure or a scale outside [-10, 10]).
+fn solve_block(
+    g: &Mat,
+    r: &[f64],
+    k: usize,
+    layer: usize,
+    kind: &str,
+    report: &mut TuneReport,
+) -> Option<Vec<f64>> {
+    let before = objective(g, r, &vec![1.0; g.n]);
+    let sol = damped_centred_solve(g, r);
+    let bad = match &sol {
+        None => Some("solver failure".to_string()),
+        Some(v) => v[..k]
+            .iter()
+            .find(|x| x.abs() > 10.0)
+            .map(|x| format!("scale {x:.2} outside [-10, 10]")),
+    };
+    let after = match (&sol, &bad) {
+        (Some(v), None) => objective(g, r, v),
+        _ => before,
+    };
+    report.blocks.push(BlockReport {
+        layer,
+        kind: kind.into(),
+        units: k,
+        before,
+        after,
+        accepted: bad.is_none(),
+    });
+    match bad {
+        Some(why) => {
+            report.aborted = Some(format!("layer {layer} {}: {why}", kind.to_uppercase()));
+            None
+        }
+        None => sol,
+    }
+}
+
 /// Tunes `student` (binary for the layers not yet tuned) against `teacher`; `classification`
 /// restricts the last layer's FFN rows to [CLS], the only token the classifier reads.
 pub fn tune_masks(
@@ -91,14 +131,7 @@ pub fn tune_masks(
     let prepared: Vec<Prepared> = samples
         .iter()
         .map(|b| {
-            let input = EncoderInput::from_rows(
-                b.ids.clone(),
-                b.type_ids.clone(),
-                b.mask.clone(),
-                b.batch,
-                b.seq,
-                device,
-            );
+            let input = EncoderInput::from_batch(b, device);
             let tokens = input.attention_mask.clone().float();
             let cls_row: Vec<f32> = (0..b.batch * b.seq)
                 .map(|i| if i % b.seq == 0 { 1.0 } else { 0.0 })
@@ -181,44 +214,9 @@ pub fn tune_masks(
                 g.a[k * n + k] += ntok * d as f64;
                 r[k] += rb[0];
             }
-            let old = vec![1.0; n];
-            let before = objective(&g, &r, &old);
-            match damped_centred_solve(&g, &r) {
-                Some(sol) if sol[..k].iter().all(|v| v.abs() <= 10.0) => {
-                    let after = objective(&g, &r, &sol);
-                    for (j, &h) in kept_h.iter().enumerate() {
-                        s.head[l][h] *= sol[j] as f32;
-                    }
-                    report.blocks.push(BlockReport {
-                        layer: l,
-                        kind: "mha".into(),
-                        units: k,
-                        before,
-                        after,
-                        accepted: true,
-                    });
-                }
-                other => {
-                    let why = match other {
-                        None => "solver failure".to_string(),
-                        Some(sol) => format!(
-                            "scale {:.2} outside [-10, 10]",
-                            sol[..k].iter().fold(0f64, |a, v| if v.abs() > a.abs() {
-                                *v
-                            } else {
-                                a
-                            })
-                        ),
-                    };
-                    report.blocks.push(BlockReport {
-                        layer: l,
-                        kind: "mha".into(),
-                        units: k,
-                        before,
-                        after: before,
-                        accepted: false,
-                    });
-                    report.aborted = Some(format!("layer {l} MHA: {why}"));
+            if let Some(sol) = solve_block(&g, &r, k, l, "mha", &mut report) {
+                for (j, &h) in kept_h.iter().enumerate() {
+                    s.head[l][h] *= sol[j] as f32;
                 }
             }
         }
@@ -278,38 +276,9 @@ pub fn tune_masks(
                 n: k,
                 a: ww.iter().zip(&aa).map(|(w, a)| w * a).collect(),
             };
-            let old = vec![1.0; k];
-            let before = objective(&g, &r, &old);
-            match damped_centred_solve(&g, &r) {
-                Some(sol) if sol.iter().all(|v| v.abs() <= 10.0) => {
-                    let after = objective(&g, &r, &sol);
-                    for (j, &i) in kept_n.iter().enumerate() {
-                        s.neuron[l][i] *= sol[j] as f32;
-                    }
-                    report.blocks.push(BlockReport {
-                        layer: l,
-                        kind: "ffn".into(),
-                        units: k,
-                        before,
-                        after,
-                        accepted: true,
-                    });
-                }
-                other => {
-                    let why = if other.is_none() {
-                        "solver failure".to_string()
-                    } else {
-                        "a scale outside [-10, 10]".to_string()
-                    };
-                    report.blocks.push(BlockReport {
-                        layer: l,
-                        kind: "ffn".into(),
-                        units: k,
-                        before,
-                        after: before,
-                        accepted: false,
-                    });
-                    report.aborted = Some(format!("layer {l} FFN: {why}"));
+            if let Some(sol) = solve_block(&g, &r, k, l, "ffn", &mut report) {
+                for (j, &i) in kept_n.iter().enumerate() {
+                    s.neuron[l][i] *= sol[j] as f32;
                 }
             }
         }

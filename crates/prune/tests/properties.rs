@@ -261,3 +261,43 @@ fn bad_requests_are_clear_errors() {
     let e = bad.to_encoder(&f.model.bert, &d).unwrap_err().to_string();
     assert!(e.contains("[4, 3]") && e.contains("masks"), "{e}");
 }
+
+#[test]
+fn latency_search_respects_the_latency_budget() {
+    use kiln_prune::search::{estimate_latency, search_latency, LatencyLut, PiecewiseLatency};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+    // Flat until 3 heads / 32 neurons, then linear: the shape measured on GPUs.
+    let mha = PiecewiseLatency {
+        t: 3,
+        c: 1.0,
+        slope: 0.2,
+    };
+    let ffn = PiecewiseLatency {
+        t: 32,
+        c: 1.5,
+        slope: 0.01,
+    };
+    let lut = LatencyLut {
+        mha: (1..=4).map(|n| mha.at(n)).collect(),
+        ffn: (1..=128).map(|n| ffn.at(n)).collect(),
+    };
+    let full = Masks::ones(&[4; 3], &[128; 3]);
+    let total = estimate_latency(&full, &mha, &ffn);
+    for _ in 0..10 {
+        let imp = Importance {
+            head: (0..3)
+                .map(|_| (0..4).map(|_| rng.random_range(0.0..1.0)).collect())
+                .collect(),
+            neuron: (0..3)
+                .map(|_| (0..128).map(|_| rng.random_range(0.0..0.1)).collect())
+                .collect(),
+        };
+        for c in [0.3, 0.5, 0.8] {
+            let m = search_latency(&imp, &lut, c).unwrap();
+            let fit_mha = PiecewiseLatency::fit(&lut.mha);
+            let fit_ffn = PiecewiseLatency::fit(&lut.ffn);
+            let est = estimate_latency(&m, &fit_mha, &fit_ffn);
+            assert!(est <= c * total + 1e-9, "C={c}: {est} > {}", c * total);
+        }
+    }
+}

@@ -48,14 +48,8 @@ struct TaskRun {
 /// Picks the profile: the one asked for, else mini when MiniLM and the four GLUE tasks resolve
 /// locally, else smoke.
 fn choose_profile(exp: &Experiment, args: &RunArgs) -> Result<(String, String)> {
-    if let Some(p) = &args.profile {
-        if !exp.profiles.contains_key(p) {
-            bail!(
-                "profile `{p}` not in experiments/{NAME}.toml; choose one of {:?}",
-                exp.profiles.keys().collect::<Vec<_>>()
-            );
-        }
-        return Ok((p.clone(), "requested with --profile".into()));
+    if let Some(chosen) = super::requested_profile(NAME, &exp.profiles, args)? {
+        return Ok(chosen);
     }
     let mini = &exp.profiles["mini"];
     let mut model = resolve::find_model(&mini.model, args.model.as_deref());

@@ -378,14 +378,8 @@ fn run_task(t: &Prepared, p: &Profile, model_name: &str, device: &Device) -> Res
 }
 
 fn choose_profile(exp: &Experiment, args: &RunArgs) -> Result<(String, String)> {
-    if let Some(p) = &args.profile {
-        if !exp.profiles.contains_key(p) {
-            bail!(
-                "profile `{p}` not in experiments/{NAME}.toml; choose one of {:?}",
-                exp.profiles.keys().collect::<Vec<_>>()
-            );
-        }
-        return Ok((p.clone(), "requested with --profile".into()));
+    if let Some(chosen) = super::requested_profile(NAME, &exp.profiles, args)? {
+        return Ok(chosen);
     }
     let mini = &exp.profiles["mini"];
     let missing: Vec<&String> = mini

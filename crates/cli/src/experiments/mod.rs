@@ -29,6 +29,24 @@ pub struct RunArgs {
 /// Experiments that `kiln reproduce` can run.
 pub const IMPLEMENTED: &[&str] = &["glue-finetune", "glue-pruning"];
 
+/// The profile the user asked for, if any, checked against the experiment's profiles.
+pub fn requested_profile<V>(
+    name: &str,
+    profiles: &std::collections::BTreeMap<String, V>,
+    args: &RunArgs,
+) -> anyhow::Result<Option<(String, String)>> {
+    match &args.profile {
+        None => Ok(None),
+        Some(p) if profiles.contains_key(p) => {
+            Ok(Some((p.clone(), "requested with --profile".into())))
+        }
+        Some(p) => anyhow::bail!(
+            "profile `{p}` not in experiments/{name}.toml; choose one of {:?}",
+            profiles.keys().collect::<Vec<_>>()
+        ),
+    }
+}
+
 pub fn run(name: &str, args: &RunArgs) -> anyhow::Result<PathBuf> {
     match name {
         "glue-finetune" => glue_finetune::run(args),

@@ -1,5 +1,5 @@
 use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::tensor::{Device, Tensor};
 
 use super::{BertConfig, BertModel, EncoderInput, EncoderMasks};
@@ -23,36 +23,11 @@ pub enum TaskLoss {
 impl BertForSequenceClassification {
     /// Random init (HF `_init_weights`: N(0, 0.02), zero bias).
     pub fn new(c: &BertConfig, device: &Device) -> Self {
-        let mut classifier = LinearConfig::new(c.hidden_size, c.num_labels())
-            .with_initializer(burn::nn::Initializer::Normal {
-                mean: 0.0,
-                std: 0.02,
-            })
-            .init(device);
-        if let Some(b) = classifier.bias.take() {
-            classifier.bias = Some(burn::module::Param::from_tensor(b.val().zeros_like()));
-        }
         Self {
             bert: BertModel::new(c, true, device),
             dropout: DropoutConfig::new(c.hidden_dropout_prob).init(),
-            classifier,
+            classifier: super::model::hf_linear(c.hidden_size, c.num_labels(), device),
         }
-    }
-
-    /// Replaces the classifier with a fresh one for `num_labels` outputs (new task on a
-    /// pretrained encoder).
-    pub fn with_new_head(mut self, hidden: usize, num_labels: usize, device: &Device) -> Self {
-        let mut classifier = LinearConfig::new(hidden, num_labels)
-            .with_initializer(burn::nn::Initializer::Normal {
-                mean: 0.0,
-                std: 0.02,
-            })
-            .init(device);
-        if let Some(b) = classifier.bias.take() {
-            classifier.bias = Some(burn::module::Param::from_tensor(b.val().zeros_like()));
-        }
-        self.classifier = classifier;
-        self
     }
 
     pub fn num_labels(&self) -> usize {

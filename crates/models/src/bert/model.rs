@@ -42,6 +42,18 @@ impl EncoderInput {
         }
     }
 
+    /// Tensors of a padded batch from kiln-data.
+    pub fn from_batch(b: &kiln_data::Batch, device: &Device) -> Self {
+        Self::from_rows(
+            b.ids.clone(),
+            b.type_ids.clone(),
+            b.mask.clone(),
+            b.batch,
+            b.seq,
+            device,
+        )
+    }
+
     pub fn to_device(&self, device: &Device) -> Self {
         Self {
             input_ids: self.input_ids.clone().to_device(device),
@@ -418,6 +430,18 @@ impl BertModel {
 pub fn attention_bias(attention_mask: &Tensor<2, Int>) -> Tensor<4> {
     let [b, l] = attention_mask.dims();
     (attention_mask.clone().float().neg() + 1.0).reshape([b, 1, 1, l]) * MASKED_SCORE
+}
+
+/// A Linear initialised as HF's `_init_weights`: N(0, 0.02) weights, zero bias.
+pub(crate) fn hf_linear(d_in: usize, d_out: usize, device: &Device) -> Linear {
+    zero_bias(
+        LinearConfig::new(d_in, d_out)
+            .with_initializer(burn::nn::Initializer::Normal {
+                mean: 0.0,
+                std: 0.02,
+            })
+            .init(device),
+    )
 }
 
 fn zero_bias(mut lin: Linear) -> Linear {
