@@ -15,8 +15,11 @@ pub enum Criterion {
     Fisher,
     /// First-order Taylor: `|sum_b g_b,i|` (the loss change `-gᵀ(1 - m)` to first order).
     FirstOrder,
-    /// Weight magnitude: L2 norm of every weight belonging to the unit (a head's Q/K/V columns and
-    /// output-projection rows; a neuron's W_1 column and W_2 row). Needs no gradients.
+    /// Weight magnitude: squared L2 norm of every weight belonging to the unit (a head's Q/K/V
+    /// columns and output-projection rows; a neuron's W_1 column and W_2 row). Needs no gradients.
+    /// Squared, not plain, norms: they add up over parameters, so a head (4·d·d_h weights) and a
+    /// neuron (2·d weights) are scored in proportion to their size, as their costs are; plain norms
+    /// undervalue heads ~11x against their cost and the search then drops whole attention layers.
     Magnitude,
 }
 
@@ -143,18 +146,12 @@ pub fn magnitude(model: &BertForSequenceClassification) -> Importance {
                     (h * dh..(h + 1) * dh)
                         .map(|c| (q[c] + k[c] + v[c] + o[c]) as f64)
                         .sum::<f64>()
-                        .sqrt()
                 })
                 .collect(),
         );
         let w1 = col_sq(layer.intermediate.dense.weight.val());
         let w2 = row_sq(layer.output.dense.weight.val());
-        neuron.push(
-            w1.iter()
-                .zip(&w2)
-                .map(|(a, b)| ((a + b) as f64).sqrt())
-                .collect(),
-        );
+        neuron.push(w1.iter().zip(&w2).map(|(a, b)| (a + b) as f64).collect());
     }
     Importance { head, neuron }
 }

@@ -46,8 +46,16 @@ struct Profile {
     max_len: usize,
     bench_batch: usize,
     bench_runs: usize,
+    /// Reconstruction target of mask tuning: "sqrt" (the official code: the √C search result)
+    /// or "original" (the unpruned model).
+    #[serde(default = "default_teacher")]
+    teacher: String,
     #[serde(default)]
     task: BTreeMap<String, TaskOverride>,
+}
+
+fn default_teacher() -> String {
+    "sqrt".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -302,7 +310,11 @@ fn run_task(t: &Prepared, p: &Profile, model_name: &str, device: &Device) -> Res
             seq_len: t.seq_len,
             rearrange: true,
             tune: true,
-            teacher: Teacher::SqrtConstraint,
+            teacher: if p.teacher == "original" {
+                Teacher::Original
+            } else {
+                Teacher::SqrtConstraint
+            },
             classification: true,
         };
         let res = prune(&model, &samples, Some(&grads), &opts, device)?;
@@ -361,7 +373,7 @@ fn run_task(t: &Prepared, p: &Profile, model_name: &str, device: &Device) -> Res
             bench_seq: t.bench_seq,
         };
         println!(
-            "{} C={c}: search {:.2}, +rearrange {:.2}, +tune {:.2} (unpruned {:.2}), magnitude {:.2}; MACs {:.1}%; prune {:.1} s; speedup {:.2}x",
+            "{} C={c}: search {:.2}, +rearrange {:.2}, +tune {:.2} (unpruned {:.2}), magnitude {:.2}; MACs {:.1}%; prune {:.1} s; speedup {:.2}x{}",
             t.name,
             search,
             rearranged,
@@ -370,7 +382,8 @@ fn run_task(t: &Prepared, p: &Profile, model_name: &str, device: &Device) -> Res
             magnitude,
             100.0 * res.mac_ratio,
             gradients_s + res.times.search_s + res.times.rearrange_s + res.times.tuning_s,
-            r.speedup
+            r.speedup,
+            r.tuning_aborted.as_ref().map(|a| format!("; tuning stopped: {a}")).unwrap_or_default()
         );
         out.push(r);
     }
@@ -513,8 +526,9 @@ fn write(
     table.note(format!("paper: {}", exp.reference));
     table.note("metric: accuracy (SST-2, MRPC, RTE), Spearman x100 (STS-B); dev sets. Δ = + tuning minus unpruned, in points.");
     table.note(format!(
-        "method: Fisher importance from mini-batch (batch {}) mask gradients on a sample set drawn with replacement (seed 0); MAC search; rearrangement; mask tuning against the √C teacher. Magnitude baseline: weight-norm importance, same search, no rearrangement/tuning. Sample-set sizes: {}.",
+        "method: Fisher importance from mini-batch (batch {}) mask gradients on a sample set drawn with replacement (seed 0); MAC search; rearrangement; mask tuning against the {} teacher. Magnitude baseline: weight-norm importance, same search, no rearrangement/tuning. Sample-set sizes: {}.",
         p.batch_size,
+        if p.teacher == "original" { "unpruned-model" } else { "√C (official code)" },
         results.iter().map(|r| (r.task.clone(), r.num_samples)).collect::<BTreeMap<_, _>>().iter().map(|(t, n)| format!("{t} {n}")).collect::<Vec<_>>().join(", ")
     ));
     table.note(format!(
