@@ -184,7 +184,11 @@ fn bench_pruned(a: &BenchArgs, out: &std::path::Path) -> Result<()> {
         );
         // One full 2048-sample pruning run is timed on SST-2 only (MRPC's longer sequences make
         // it several minutes on 2 cores); the glue-pruning tables time every run they make.
-        let times = if task == "sst2" { Some(prune_time(&dense_dir, task, &device)?) } else { None };
+        let times = if task == "sst2" {
+            Some(prune_time(&dense_dir, task, &device)?)
+        } else {
+            None
+        };
         table.push(vec![
             Cell::text(task),
             Cell::num(seq as f64, 0),

@@ -92,6 +92,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::inconsistent_digit_grouping)] // values copied from the spec's table
     fn matches_the_spec_table() {
         // (task, MAC/head, MAC/neuron, full 12 layers, full 6 layers) from spec §4.1.
         let rows = [

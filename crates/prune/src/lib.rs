@@ -9,9 +9,9 @@
 //! 2. [`search::search_mac`] (FLOPs constraint, §4.2) or [`search::search_latency`] (latency
 //!    constraint with per-backend lookup tables, §4.3);
 //! 3. [`rearrange::rearrange`]: block-diagonal Fisher greedy per layer (§5);
-//! 4. [`tuning::tune_masks`]: layer-wise least-squares reconstruction of the mask values (§6);
-//! then the masks fold into a physically smaller model
-//! ([`kiln_models::BertModel::shrink`]).
+//! 4. [`tuning::tune_masks`]: layer-wise least-squares reconstruction of the mask values (§6).
+//!
+//! The masks then fold into a physically smaller model ([`kiln_models::BertModel::shrink`]).
 //!
 //! Deliberate choices where the spec leaves room or the official code has a bug:
 //! * Fisher is built from mini-batch-mean gradients (batch 32), as the official code does.

@@ -129,32 +129,6 @@ pub fn line_plot(
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn writes_svg_and_png() {
-        let dir = tempfile::tempdir().unwrap();
-        let stem = dir.path().join("curve");
-        let s = vec![
-            Series {
-                name: "train loss".into(),
-                points: vec![(0.0, 1.0), (1.0, 0.5), (2.0, 0.3)],
-            },
-            Series {
-                name: "flat".into(),
-                points: vec![(0.0, 0.2), (2.0, 0.2)],
-            },
-        ];
-        line_plot(&stem, "Loss", "step", "loss", &s).unwrap();
-        let svg = std::fs::read_to_string(stem.with_extension("svg")).unwrap();
-        assert!(svg.contains("<svg") && svg.contains("train loss"));
-        let png = std::fs::read(stem.with_extension("png")).unwrap();
-        assert_eq!(&png[1..4], b"PNG");
-    }
-}
-
 fn draw_heatmap<DB: DrawingBackend>(
     root: DrawingArea<DB, plotters::coord::Shift>,
     title: &str,
@@ -241,4 +215,30 @@ pub fn heatmap(
     }
     std::fs::rename(&tmp, &png_path).map_err(|e| err(&png_path, e.to_string()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_svg_and_png() {
+        let dir = tempfile::tempdir().unwrap();
+        let stem = dir.path().join("curve");
+        let s = vec![
+            Series {
+                name: "train loss".into(),
+                points: vec![(0.0, 1.0), (1.0, 0.5), (2.0, 0.3)],
+            },
+            Series {
+                name: "flat".into(),
+                points: vec![(0.0, 0.2), (2.0, 0.2)],
+            },
+        ];
+        line_plot(&stem, "Loss", "step", "loss", &s).unwrap();
+        let svg = std::fs::read_to_string(stem.with_extension("svg")).unwrap();
+        assert!(svg.contains("<svg") && svg.contains("train loss"));
+        let png = std::fs::read(stem.with_extension("png")).unwrap();
+        assert_eq!(&png[1..4], b"PNG");
+    }
 }
