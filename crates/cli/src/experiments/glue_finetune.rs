@@ -443,26 +443,24 @@ pub fn run(args: &RunArgs) -> Result<PathBuf> {
     ));
 
     let out = args.out.join(NAME).join(&profile);
-    let meta = RunMeta {
-        experiment: NAME.into(),
-        profile: profile.clone(),
-        backend: kiln_core::backend_name(&device),
-        device: args.device.label(),
-        commit: kiln_core::run::git_commit(),
-        seed: args.seed,
-        wall_time_s: wall,
+    let meta = RunMeta::for_run(
+        NAME,
+        &profile,
+        &device,
+        args.device.label(),
+        args.seed,
+        started,
+        wall,
         synthetic,
-        started_at_unix: started,
-        kiln_version: env!("CARGO_PKG_VERSION").into(),
         metrics,
-        settings: serde_json::json!({
+        serde_json::json!({
             "profile": p,
             "model": model_desc,
             "profile_choice": why,
             "data": runs.iter().map(|r| (r.task.clone(), r.data_from.clone())).collect::<BTreeMap<_, _>>(),
             "curves": runs.iter().map(|r| (r.task.clone(), r.curve.clone())).collect::<BTreeMap<_, _>>(),
         }),
-    };
+    );
     kiln_report::write_results(&out, &table, &meta)?;
     let loss: Vec<Series> = runs
         .iter()

@@ -555,20 +555,18 @@ fn write(
     table.note(format!("wall time {wall:.0} s"));
 
     let out = args.out.join(NAME).join(profile);
-    let meta = RunMeta {
-        experiment: NAME.into(),
-        profile: profile.into(),
-        backend: kiln_core::backend_name(device),
-        device: args.device.label(),
-        commit: kiln_core::run::git_commit(),
-        seed: args.seed,
-        wall_time_s: wall,
+    let meta = RunMeta::for_run(
+        NAME,
+        profile,
+        device,
+        args.device.label(),
+        args.seed,
+        started,
+        wall,
         synthetic,
-        started_at_unix: started,
-        kiln_version: env!("CARGO_PKG_VERSION").into(),
         metrics,
-        settings: serde_json::json!({ "profile": p, "profile_choice": why, "sources": sources, "results": results }),
-    };
+        serde_json::json!({ "profile": p, "profile_choice": why, "sources": sources, "results": results }),
+    );
     kiln_report::write_results(&out, &table, &meta)?;
 
     // Per-stage timings.
