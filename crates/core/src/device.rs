@@ -64,7 +64,9 @@ impl DeviceChoice {
         match self {
             Self::Flex => Ok(Device::flex()),
             Self::NdArray => {
+                // burn 0.22 deprecates ndarray in favour of flex; kept as a comparison backend.
                 #[cfg(feature = "ndarray")]
+                #[allow(deprecated)]
                 return Ok(Device::ndarray());
                 #[allow(unreachable_code)]
                 Err(missing())

@@ -526,7 +526,7 @@ fn write(
     table.note(format!("paper: {}", exp.reference));
     table.note("metric: accuracy (SST-2, MRPC, RTE), Spearman x100 (STS-B); dev sets. Δ = + tuning minus unpruned, in points.");
     table.note(format!(
-        "method: Fisher importance from mini-batch (batch {}) mask gradients on a sample set drawn with replacement (seed 0); MAC search; rearrangement; mask tuning against the {} teacher. Magnitude baseline: weight-norm importance, same search, no rearrangement/tuning. Sample-set sizes: {}.",
+        "method: Fisher importance from mini-batch (batch {}) mask gradients on a sample set drawn with replacement (seed 0); MAC search; rearrangement; mask tuning against the {} teacher. Magnitude baseline: squared-weight-norm importance, same search, no rearrangement/tuning. Sample-set sizes: {}.",
         p.batch_size,
         if p.teacher == "original" { "unpruned-model" } else { "√C (official code)" },
         results.iter().map(|r| (r.task.clone(), r.num_samples)).collect::<BTreeMap<_, _>>().iter().map(|(t, n)| format!("{t} {n}")).collect::<Vec<_>>().join(", ")
