@@ -61,6 +61,14 @@ fn vec1(v: &[f32], device: &Device) -> Tensor<1> {
     Tensor::from_data(TensorData::new(v.to_vec(), [v.len()]), device)
 }
 
+/// A Linear's bias, or zeros when it has none.
+fn bias_or_zeros(lin: &burn::nn::Linear, d: usize, device: &Device) -> Tensor<1> {
+    lin.bias
+        .as_ref()
+        .map(|b| b.val())
+        .unwrap_or_else(|| Tensor::zeros([d], device))
+}
+
 struct Prepared {
     input: EncoderInput,
     bias: Tensor<4>,
@@ -169,14 +177,7 @@ pub fn tune_masks(
             let n = k + 1;
             let wo = layer.attention.output.dense.weight.val(); // [H*dh, d]
             let d = wo.dims()[1];
-            let bo = layer
-                .attention
-                .output
-                .dense
-                .bias
-                .as_ref()
-                .map(|b| b.val())
-                .unwrap_or_else(|| Tensor::zeros([d], device));
+            let bo = bias_or_zeros(&layer.attention.output.dense, d, device);
             let wk = wo.reshape([nh, dh, d]).select(0, idx(&kept_h, device)); // [k, dh, d]
             let mut g = Mat::zeros(n);
             let mut r = vec![0.0; n];
@@ -226,13 +227,7 @@ pub fn tune_masks(
             let k = kept_n.len();
             let w2 = layer.output.dense.weight.val(); // [F, d]
             let d = w2.dims()[1];
-            let b2 = layer
-                .output
-                .dense
-                .bias
-                .as_ref()
-                .map(|b| b.val())
-                .unwrap_or_else(|| Tensor::zeros([d], device));
+            let b2 = bias_or_zeros(&layer.output.dense, d, device);
             let wk = w2.select(0, idx(&kept_n, device)); // [k, d]
             let ww = f64s(wk.clone().matmul(wk.clone().transpose()));
             let hm_s = vec1(&s.head[l], device);

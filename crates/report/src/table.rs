@@ -56,6 +56,14 @@ pub struct Table {
 }
 
 impl Table {
+    /// The title of an experiment's table for one profile, marking synthetic-data runs.
+    pub fn profile_title(title: &str, profile: &str, synthetic: bool) -> String {
+        format!(
+            "{title} — profile `{profile}`{}",
+            if synthetic { " (SYNTHETIC DATA)" } else { "" }
+        )
+    }
+
     pub fn new(title: impl Into<String>, columns: &[&str]) -> Self {
         Self {
             title: title.into(),

@@ -364,11 +364,7 @@ pub fn run(args: &RunArgs) -> Result<PathBuf> {
     let wall = t0.elapsed().as_secs_f64();
 
     let mut table = Table::new(
-        format!(
-            "{} — profile `{profile}`{}",
-            exp.title,
-            if synthetic { " (SYNTHETIC DATA)" } else { "" }
-        ),
+        Table::profile_title(&exp.title, &profile, synthetic),
         &[
             "task",
             "metric",

@@ -470,11 +470,7 @@ fn write(
     device: &Device,
 ) -> Result<PathBuf> {
     let mut table = Table::new(
-        format!(
-            "{} — profile `{profile}`{}",
-            exp.title,
-            if synthetic { " (SYNTHETIC DATA)" } else { "" }
-        ),
+        Table::profile_title(&exp.title, profile, synthetic),
         &[
             "task",
             "FLOPs constraint",
