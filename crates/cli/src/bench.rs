@@ -242,7 +242,6 @@ fn prune_time(
         rearrange: true,
         tune: true,
         teacher: kiln_prune::Teacher::SqrtConstraint,
-        classification: true,
     };
     let _ = ck;
     println!("bench: timing one full pruning run of {task} (2048 samples, constraint 0.5)...");

@@ -21,6 +21,8 @@ pub struct Batch {
     pub seq: usize,
     /// Positions of these examples in the input order.
     pub index: Vec<usize>,
+    /// Gold (start, end) token per example for span tasks (SQuAD); empty otherwise.
+    pub spans: Vec<(usize, usize)>,
 }
 
 impl Batch {
@@ -58,6 +60,7 @@ pub fn pad(
         batch: b,
         seq,
         index,
+        spans: Vec::new(),
     }
 }
 

@@ -43,7 +43,60 @@ pub fn vocabulary() -> Vec<String> {
     v.extend((0..POLAR).map(|i| format!("neg{i}")));
     v.extend((0..CONTENT).map(|i| format!("c{i}")));
     v.extend((0..CONTENT).map(|i| format!("s{i}"))); // synonyms of c{i}
+    v.extend(["what", "is", "the", "?", "."].map(String::from));
+    v.extend(QA_ATTRIBUTES.map(String::from));
+    v.extend((0..QA_VALUES).map(|i| format!("v{i}")));
     v
+}
+
+/// Attributes the synthetic reading-comprehension task asks about.
+pub const QA_ATTRIBUTES: [&str; 6] = ["color", "size", "shape", "owner", "place", "era"];
+const QA_VALUES: usize = 40;
+
+/// A SQuAD stand-in: a context of 3-5 facts "the <attribute> is v<k> ." among filler words,
+/// and the question "what is the <attribute> ?"; the answer is the value token. To answer, a
+/// model must find the attribute named in the question inside the context and point one token
+/// past it, a span task in miniature. With `unanswerable > 0` that share of questions asks about
+/// an attribute the context lacks (SQuAD 2.0 style, `is_impossible`).
+pub fn squad(n: usize, seed: u64, unanswerable: f64) -> Vec<crate::squad::SquadExample> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5155_4144);
+    (0..n)
+        .map(|i| {
+            let mut attrs: Vec<usize> = (0..QA_ATTRIBUTES.len()).collect();
+            for j in (1..attrs.len()).rev() {
+                attrs.swap(j, rng.random_range(0..=j));
+            }
+            let k = rng.random_range(3..6);
+            let impossible = rng.random_bool(unanswerable.clamp(0.0, 1.0));
+            let asked = if impossible {
+                attrs[k]
+            } else {
+                attrs[rng.random_range(0..k)]
+            };
+            let mut words: Vec<String> = Vec::new();
+            let mut answer = None;
+            for &a in &attrs[..k] {
+                for _ in 0..rng.random_range(0..3) {
+                    words.push(format!("f{}", rng.random_range(0..FILLERS)));
+                }
+                let v = format!("v{}", rng.random_range(0..QA_VALUES));
+                words.extend(["the".into(), QA_ATTRIBUTES[a].into(), "is".into()]);
+                if a == asked {
+                    let before: usize = words.iter().map(|w| w.len() + 1).sum();
+                    answer = Some((v.clone(), before));
+                }
+                words.extend([v, ".".into()]);
+            }
+            crate::squad::SquadExample {
+                id: format!("syn{i}"),
+                title: "synthetic".into(),
+                context: words.join(" "),
+                question: format!("what is the {} ?", QA_ATTRIBUTES[asked]),
+                answers: answer.into_iter().collect(),
+                is_impossible: impossible,
+            }
+        })
+        .collect()
 }
 
 fn sentiment(rng: &mut ChaCha8Rng) -> Example {
@@ -158,6 +211,27 @@ mod tests {
             assert!((120..280).contains(&pos), "{t:?}: {pos} positives of 400");
             assert_eq!(a[0].text_b.is_some(), t.is_pair());
         }
+    }
+
+    #[test]
+    fn synthetic_squad_answers_sit_at_their_offsets() {
+        let ex = squad(200, 5, 0.25);
+        assert_eq!(ex, squad(200, 5, 0.25));
+        let v: std::collections::HashSet<String> = vocabulary().into_iter().collect();
+        let mut impossible = 0;
+        for e in &ex {
+            for w in e.context.split(' ').chain(e.question.split(' ')) {
+                assert!(v.contains(w), "{w}");
+            }
+            match e.answers.first() {
+                Some((t, b)) => assert!(e.context[*b..].starts_with(t.as_str()), "{e:?}"),
+                None => {
+                    assert!(e.is_impossible);
+                    impossible += 1;
+                }
+            }
+        }
+        assert!((25..80).contains(&impossible), "{impossible}");
     }
 
     #[test]

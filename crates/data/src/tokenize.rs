@@ -15,6 +15,8 @@ use crate::{DataError, Encoded};
 #[derive(Clone)]
 pub struct TextTokenizer {
     inner: Tokenizer,
+    /// The same tokenizer without truncation, for span tasks that window long texts themselves.
+    plain: Tokenizer,
     pub pad_id: u32,
     pub max_len: usize,
     pub source: Option<PathBuf>,
@@ -62,6 +64,8 @@ impl TextTokenizer {
             .clone()
             .unwrap_or_else(|| PathBuf::from("<built-in>"));
         inner.with_padding(None);
+        let mut plain = inner.clone();
+        plain.with_truncation(None).map_err(|e| tok_err(&p, e))?;
         inner
             .with_truncation(Some(TruncationParams {
                 max_length: max_len,
@@ -72,6 +76,7 @@ impl TextTokenizer {
             .map_err(|e| tok_err(&p, e))?;
         Ok(Self {
             inner,
+            plain,
             pad_id,
             max_len,
             source,
@@ -128,6 +133,28 @@ impl TextTokenizer {
             ids: enc.get_ids().iter().map(|&x| x as i64).collect(),
             type_ids: enc.get_type_ids().iter().map(|&x| x as i64).collect(),
         })
+    }
+
+    /// Token ids of `text` with the byte span each token covers in `text`, without special
+    /// tokens or truncation (SQuAD windows long contexts itself and maps answers back to text).
+    pub fn encode_with_offsets(
+        &self,
+        text: &str,
+    ) -> Result<(Vec<i64>, Vec<(usize, usize)>), DataError> {
+        let p = self
+            .source
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("<built-in>"));
+        let enc = self.plain.encode(text, false).map_err(|e| tok_err(&p, e))?;
+        Ok((
+            enc.get_ids().iter().map(|&x| x as i64).collect(),
+            enc.get_offsets().to_vec(),
+        ))
+    }
+
+    /// The id of a (special) token, e.g. `[CLS]`.
+    pub fn token_id(&self, token: &str) -> Option<i64> {
+        self.inner.token_to_id(token).map(|x| x as i64)
     }
 
     /// Writes the tokenizer as `tokenizer.json` (so saved models carry their tokenizer).

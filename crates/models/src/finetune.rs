@@ -1,4 +1,5 @@
-//! Fine-tuning and evaluating a `BertForSequenceClassification` on an encoded task: the loop
+//! Fine-tuning and evaluating an encoder with a task head (sequence classification, or SQuAD
+//! span prediction) on an encoded task: the loop
 //! HF's `Trainer` runs for GLUE (AdamW, linear warmup then linear decay, gradient clipping),
 //! written over burn so it runs on any device.
 //!
@@ -8,14 +9,17 @@
 
 use std::collections::BTreeMap;
 
-use burn::module::Module;
 use burn::optim::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::Device;
 use kiln_data::{make_batches_grouped, metrics, Encoded};
 use serde::{Deserialize, Serialize};
 
-use crate::{BertForSequenceClassification, EncoderInput, ModelError};
+use kiln_data::squad::{squad_batches, squad_predictions, SquadDecode, SquadExample, SquadFeature};
+
+use crate::{
+    BertForQuestionAnswering, BertForSequenceClassification, EncoderInput, EncoderTask, ModelError,
+};
 
 /// Training hyper-parameters (HF Trainer names where they exist).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -78,8 +82,8 @@ pub struct CurvePoint {
 }
 
 /// Outcome of a fine-tuning run.
-pub struct FinetuneResult {
-    pub model: BertForSequenceClassification,
+pub struct FinetuneResult<M = BertForSequenceClassification> {
+    pub model: M,
     pub curve: Vec<CurvePoint>,
     pub dev_metrics: BTreeMap<String, f64>,
     pub steps: usize,
@@ -171,26 +175,6 @@ pub fn finetune(
     cfg: &FinetuneConfig,
     device: &Device,
 ) -> Result<FinetuneResult, ModelError> {
-    if task.train.is_empty() {
-        return Err(ModelError::Invalid(format!(
-            "{}: empty training set",
-            task.name
-        )));
-    }
-    let ad = device.clone().autodiff();
-    device.seed(cfg.seed);
-    let mut model = model.to_device(&ad).train();
-    let mut optim = AdamWConfig::new()
-        .with_epsilon(1e-8)
-        .with_weight_decay(cfg.weight_decay as f32)
-        .with_grad_clipping(Some(GradientClippingConfig::Norm(cfg.max_grad_norm as f32)))
-        .init();
-    let per_epoch = task.train.len().div_ceil(cfg.batch_size);
-    let total = ((per_epoch as f64) * cfg.epochs).ceil().max(1.0) as usize;
-    let warmup = (cfg.warmup_ratio * total as f64).round() as usize;
-    let eval_at: Vec<usize> = (1..=cfg.evals.max(1))
-        .map(|i| i * total / cfg.evals.max(1))
-        .collect();
     let main = task
         .metric_names
         .first()
@@ -201,8 +185,60 @@ pub fn finetune(
     } else {
         main
     };
+    let per_epoch = task.train.len().div_ceil(cfg.batch_size.max(1));
+    train(
+        model,
+        &task.name,
+        per_epoch,
+        |epoch| {
+            make_batches_grouped(
+                task.train,
+                task.train_labels,
+                cfg.batch_size,
+                task.pad_id,
+                Some(cfg.seed + epoch),
+                cfg.group_by_length,
+            )
+        },
+        cfg,
+        &main,
+        |m| evaluate(m, task, 64, device),
+        device,
+    )
+}
 
-    let pb = kiln_core::progress::bar(total as u64, &task.name);
+/// The loop every head trains with: AdamW, linear warmup then linear decay, clipping, a
+/// NaN-loss stop, and `cfg.evals` dev evaluations (`evaluate` gets the model in eval mode).
+/// `batches(epoch)` yields one epoch's batches (`per_epoch` of them).
+#[allow(clippy::too_many_arguments)]
+pub fn train<M: EncoderTask>(
+    model: M,
+    name: &str,
+    per_epoch: usize,
+    mut batches: impl FnMut(u64) -> Vec<kiln_data::Batch>,
+    cfg: &FinetuneConfig,
+    main: &str,
+    mut evaluate: impl FnMut(&M) -> BTreeMap<String, f64>,
+    device: &Device,
+) -> Result<FinetuneResult<M>, ModelError> {
+    if per_epoch == 0 {
+        return Err(ModelError::Invalid(format!("{name}: empty training set")));
+    }
+    let ad = device.clone().autodiff();
+    device.seed(cfg.seed);
+    let mut model = model.to_device(&ad).train();
+    let mut optim = AdamWConfig::new()
+        .with_epsilon(1e-8)
+        .with_weight_decay(cfg.weight_decay as f32)
+        .with_grad_clipping(Some(GradientClippingConfig::Norm(cfg.max_grad_norm as f32)))
+        .init();
+    let total = ((per_epoch as f64) * cfg.epochs).ceil().max(1.0) as usize;
+    let warmup = (cfg.warmup_ratio * total as f64).round() as usize;
+    let eval_at: Vec<usize> = (1..=cfg.evals.max(1))
+        .map(|i| i * total / cfg.evals.max(1))
+        .collect();
+
+    let pb = kiln_core::progress::bar(total as u64, name);
     let start = std::time::Instant::now();
     let mut curve = Vec::new();
     let (mut loss_sum, mut loss_n) = (0.0, 0usize);
@@ -211,16 +247,12 @@ pub fn finetune(
     let mut dev_metrics = BTreeMap::new();
     let mut eval_s = 0.0;
     'outer: loop {
-        let batches = make_batches_grouped(
-            task.train,
-            task.train_labels,
-            cfg.batch_size,
-            task.pad_id,
-            Some(cfg.seed + epoch),
-            cfg.group_by_length,
-        );
+        let epoch_batches = batches(epoch);
         epoch += 1;
-        for b in batches {
+        if epoch_batches.is_empty() {
+            break;
+        }
+        for b in epoch_batches {
             if step >= total {
                 break 'outer;
             }
@@ -229,14 +261,12 @@ pub fn finetune(
             } else {
                 cfg.learning_rate * (total - step) as f64 / (total - warmup).max(1) as f64
             };
-            let logits = model.forward(&EncoderInput::from_batch(&b, &ad), None);
-            let loss = model.loss(logits, &b.labels);
+            let loss = model.batch_loss(&b, None, &ad)?;
             let lv: f64 = loss.clone().into_scalar::<f32>() as f64;
             if !lv.is_finite() {
                 pb.abandon();
                 return Err(ModelError::Invalid(format!(
-                    "{}: training loss became {lv} at step {step} (lr {lr:.2e}); lower the learning rate or check the labels",
-                    task.name
+                    "{name}: training loss became {lv} at step {step} (lr {lr:.2e}); lower the learning rate or check the labels"
                 )));
             }
             let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -249,9 +279,9 @@ pub fn finetune(
             if eval_at.contains(&step) {
                 let train_s = start.elapsed().as_secs_f64() - eval_s;
                 let t_eval = std::time::Instant::now();
-                dev_metrics = evaluate(&model.valid(), task, 64, device);
+                dev_metrics = evaluate(&model.valid());
                 eval_s += t_eval.elapsed().as_secs_f64();
-                let dm = dev_metrics.get(&main).copied();
+                let dm = dev_metrics.get(main).copied();
                 curve.push(CurvePoint {
                     step,
                     epoch: step as f64 / per_epoch as f64,
@@ -259,8 +289,7 @@ pub fn finetune(
                     dev_metric: dm,
                 });
                 let line = format!(
-                    "  {} step {step}/{total}: train loss {:.4}, dev {main} {:.2} ({:.2} s/train step, {:.1} s/eval)",
-                    task.name,
+                    "  {name} step {step}/{total}: train loss {:.4}, dev {main} {:.2} ({:.2} s/train step, {:.1} s/eval)",
                     loss_sum / loss_n.max(1) as f64,
                     dm.unwrap_or(f64::NAN),
                     train_s / step as f64,
@@ -284,4 +313,85 @@ pub fn finetune(
         steps: step,
         train_seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// Start and end logits of every feature (trimmed to its length), in input order.
+pub fn predict_spans(
+    model: &BertForQuestionAnswering,
+    features: &[SquadFeature],
+    pad_id: i64,
+    batch_size: usize,
+    masks: Option<&crate::EncoderMasks>,
+    device: &Device,
+) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+    let order: Vec<usize> = (0..features.len()).collect();
+    let mut starts = vec![Vec::new(); features.len()];
+    let mut ends = vec![Vec::new(); features.len()];
+    let batches = squad_batches(features, &order, batch_size, pad_id);
+    let pb = kiln_core::progress::bar(batches.len() as u64, "evaluating");
+    for b in batches {
+        pb.inc(1);
+        let (s, e) = model.forward(&EncoderInput::from_batch(&b, device), masks);
+        let vec = |t: burn::tensor::Tensor<2>| -> Vec<f32> {
+            t.into_data()
+                .convert::<f32>()
+                .try_to_vec()
+                .unwrap_or_default()
+        };
+        let (s, e) = (vec(s), vec(e));
+        for (r, &i) in b.index.iter().enumerate() {
+            let n = features[i].encoded.ids.len();
+            starts[i] = s[r * b.seq..r * b.seq + n].to_vec();
+            ends[i] = e[r * b.seq..r * b.seq + n].to_vec();
+        }
+    }
+    pb.finish_and_clear();
+    (starts, ends)
+}
+
+/// Official SQuAD EM and F1 (x100) of `model` on `examples` (windowed as `features`).
+pub fn evaluate_squad(
+    model: &BertForQuestionAnswering,
+    examples: &[SquadExample],
+    features: &[SquadFeature],
+    decode: SquadDecode,
+    pad_id: i64,
+    masks: Option<&crate::EncoderMasks>,
+    device: &Device,
+) -> BTreeMap<String, f64> {
+    let (s, e) = predict_spans(model, features, pad_id, 32, masks, device);
+    let pred = squad_predictions(examples, features, &s, &e, decode);
+    let (em, f1) = kiln_data::squad::evaluate(examples, &pred);
+    BTreeMap::from([("exact_match".to_string(), em), ("f1".to_string(), f1)])
+}
+
+/// Fine-tunes a span head on SQuAD features (shuffled each epoch with `cfg.seed + epoch`).
+pub fn finetune_qa(
+    model: BertForQuestionAnswering,
+    name: &str,
+    train_features: &[SquadFeature],
+    pad_id: i64,
+    cfg: &FinetuneConfig,
+    evaluate: impl FnMut(&BertForQuestionAnswering) -> BTreeMap<String, f64>,
+    device: &Device,
+) -> Result<FinetuneResult<BertForQuestionAnswering>, ModelError> {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let per_epoch = train_features.len().div_ceil(cfg.batch_size.max(1));
+    train(
+        model,
+        name,
+        per_epoch,
+        |epoch| {
+            let mut order: Vec<usize> = (0..train_features.len()).collect();
+            order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(
+                cfg.seed + epoch,
+            ));
+            squad_batches(train_features, &order, cfg.batch_size, pad_id)
+        },
+        cfg,
+        "f1",
+        evaluate,
+        device,
+    )
 }

@@ -7,8 +7,11 @@
 pub mod bert;
 pub mod error;
 pub mod finetune;
+pub mod task;
 
 pub use bert::{
-    BertConfig, BertForSequenceClassification, BertModel, BertOutput, EncoderInput, EncoderMasks,
+    BertConfig, BertForQuestionAnswering, BertForSequenceClassification, BertModel, BertOutput,
+    EncoderInput, EncoderMasks,
 };
 pub use error::ModelError;
+pub use task::EncoderTask;

@@ -1,9 +1,8 @@
 //! Mask gradients on the sample set and the importance criteria built from them (spec §3).
 
-use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use kiln_data::Batch;
-use kiln_models::{BertForSequenceClassification, EncoderInput, EncoderMasks};
+use kiln_models::{BertModel, EncoderMasks, EncoderTask};
 use serde::{Deserialize, Serialize};
 
 use crate::PruneError;
@@ -63,8 +62,8 @@ fn to_vec(t: Tensor<1>) -> Vec<f32> {
 
 /// Runs every batch with all-ones masks that require gradients, weights frozen and dropout off
 /// (eval mode), and records the mask gradients of each batch's mean loss.
-pub fn collect_mask_grads(
-    model: &BertForSequenceClassification,
+pub fn collect_mask_grads<M: EncoderTask>(
+    model: &M,
     samples: &[Batch],
     device: &Device,
 ) -> Result<MaskGrads, PruneError> {
@@ -78,10 +77,8 @@ pub fn collect_mask_grads(
     let pb = kiln_core::progress::bar(samples.len() as u64, "mask grads");
     let mut out = MaskGrads::default();
     for b in samples {
-        let masks = EncoderMasks::ones(&model.bert, &ad).require_grad();
-        let input = EncoderInput::from_batch(b, &ad);
-        let logits = model.forward(&input, Some(&masks));
-        let loss = model.loss(logits, &b.labels);
+        let masks = EncoderMasks::ones(model.encoder(), &ad).require_grad();
+        let loss = model.batch_loss(b, Some(&masks), &ad)?;
         let lv: f32 = loss.clone().into_scalar();
         if !lv.is_finite() {
             return Err(PruneError::Invalid(format!(
@@ -127,10 +124,10 @@ pub fn from_grads(g: &MaskGrads, criterion: Criterion) -> Importance {
 }
 
 /// Weight-magnitude importance (no data needed).
-pub fn magnitude(model: &BertForSequenceClassification) -> Importance {
+pub fn magnitude(bert: &BertModel) -> Importance {
     let mut head = Vec::new();
     let mut neuron = Vec::new();
-    for layer in &model.bert.encoder.layer {
+    for layer in &bert.encoder.layer {
         let sa = &layer.attention.self_attn;
         let dh = sa.head_dim;
         // Squared column norms of [in, out] weights, and squared row norms.
@@ -157,13 +154,9 @@ pub fn magnitude(model: &BertForSequenceClassification) -> Importance {
 }
 
 /// Importance by `criterion` (gradients are ignored for magnitude).
-pub fn importance(
-    model: &BertForSequenceClassification,
-    grads: &MaskGrads,
-    criterion: Criterion,
-) -> Importance {
+pub fn importance(bert: &BertModel, grads: &MaskGrads, criterion: Criterion) -> Importance {
     match criterion {
-        Criterion::Magnitude => magnitude(model),
+        Criterion::Magnitude => magnitude(bert),
         c => from_grads(grads, c),
     }
 }

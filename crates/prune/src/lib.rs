@@ -45,5 +45,5 @@ pub use cost::MacModel;
 pub use error::PruneError;
 pub use importance::{Criterion, MaskGrads};
 pub use masks::Masks;
-pub use pipeline::{prune, sample_batches, PruneOptions, PruneOutcome, StageTimes};
+pub use pipeline::{prune, sample_batches, sample_indices, PruneOptions, PruneOutcome, StageTimes};
 pub use tuning::Teacher;

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 use kiln_data::{Batch, Encoded};
-use kiln_models::BertForSequenceClassification;
+use kiln_models::EncoderTask;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
@@ -26,8 +26,6 @@ pub struct PruneOptions {
     pub rearrange: bool,
     pub tune: bool,
     pub teacher: Teacher,
-    /// Classification/regression head on [CLS] (last-layer FFN tuning uses [CLS] rows only).
-    pub classification: bool,
 }
 
 /// Seconds per stage.
@@ -73,10 +71,7 @@ pub fn sample_batches(
     if usable.is_empty() || n == 0 {
         return Err(PruneError::EmptySamples);
     }
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let picks: Vec<usize> = (0..n)
-        .map(|_| usable[rng.random_range(0..usable.len())])
-        .collect();
+    let picks = sample_indices(&usable, n, seed);
     Ok(picks
         .chunks(batch_size.max(1))
         .map(|c| {
@@ -87,10 +82,22 @@ pub fn sample_batches(
         .collect())
 }
 
+/// `n` draws from `pool`, uniformly with replacement (seeded): the official sample set, for
+/// any kind of example (GLUE rows, SQuAD features).
+pub fn sample_indices(pool: &[usize], n: usize, seed: u64) -> Vec<usize> {
+    if pool.is_empty() {
+        return Vec::new();
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| pool[rng.random_range(0..pool.len())])
+        .collect()
+}
+
 /// Prunes `model` under `opts.constraint`. Pass `grads` to reuse gradients across constraints
 /// (they do not depend on the constraint); their collection time is then reported as 0.
-pub fn prune(
-    model: &BertForSequenceClassification,
+pub fn prune<M: EncoderTask>(
+    model: &M,
     samples: &[Batch],
     grads: Option<&MaskGrads>,
     opts: &PruneOptions,
@@ -100,7 +107,7 @@ pub fn prune(
     if samples.is_empty() {
         return Err(PruneError::EmptySamples);
     }
-    let model = burn::module::Module::valid(model);
+    let model = model.valid();
     let mut times = StageTimes::default();
     let t = Instant::now();
     let owned;
@@ -113,15 +120,16 @@ pub fn prune(
         }
     };
     let t = Instant::now();
+    let bert = model.encoder();
     let cfg_cost = MacModel {
-        layers: model.bert.num_layers(),
-        heads: model.bert.heads_per_layer()[0],
-        neurons: model.bert.neurons_per_layer()[0],
-        hidden: model.bert.embeddings.word_embeddings.weight.dims()[1],
-        head_dim: model.bert.encoder.layer[0].attention.self_attn.head_dim,
+        layers: bert.num_layers(),
+        heads: bert.heads_per_layer()[0],
+        neurons: bert.neurons_per_layer()[0],
+        hidden: bert.embeddings.word_embeddings.weight.dims()[1],
+        head_dim: bert.encoder.layer[0].attention.self_attn.head_dim,
         seq_len: opts.seq_len,
     };
-    let imp = importance(&model, grads, opts.criterion);
+    let imp = importance(bert, grads, opts.criterion);
     let searched = search_mac(&imp, &cfg_cost, opts.constraint)?.masks;
     times.search_s = t.elapsed().as_secs_f64();
 
@@ -136,15 +144,15 @@ pub fn prune(
     let t = Instant::now();
     let (tuned, tuning) = if opts.tune {
         let teacher = match opts.teacher {
-            Teacher::Original => Masks::ones_for(&model.bert),
+            Teacher::Original => Masks::ones_for(bert),
             Teacher::SqrtConstraint => search_mac(&imp, &cfg_cost, opts.constraint.sqrt())?.masks,
         };
         tune_masks(
-            &model,
+            bert,
             samples,
             &rearranged,
             &teacher,
-            opts.classification,
+            model.reads_first_token_only(),
             device,
         )?
     } else {

@@ -6,7 +6,7 @@
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use kiln_data::Batch;
 use kiln_models::bert::attention_bias;
-use kiln_models::{BertForSequenceClassification, EncoderInput};
+use kiln_models::{BertModel, EncoderInput};
 use serde::{Deserialize, Serialize};
 
 use crate::linalg::{damped_centred_solve, objective, Mat};
@@ -118,10 +118,24 @@ fn solve_block(
     }
 }
 
+/// Per-batch values one layer's reconstruction reuses between its MHA and FFN solves.
+struct LayerCache {
+    /// Student per-head context (`None` when the layer has no heads).
+    ctx_s: Option<Tensor<4>>,
+    /// Teacher FFN target before LayerNorm: `W2·act + b2 + attn_out` (unmasked activations, the
+    /// reference's quirk).
+    t_ffn: Tensor<3>,
+}
+
 /// Tunes `student` (binary for the layers not yet tuned) against `teacher`; `classification`
-/// restricts the last layer's FFN rows to [CLS], the only token the classifier reads.
+/// restricts the last layer's FFN rows to [CLS], the only token a sequence-classification head
+/// reads (a span head reads every token, so SQuAD passes `false`).
+///
+/// Each layer costs one teacher layer pass and about one student layer pass: the student's
+/// attention context is computed once and reused after its heads are rescaled, and the next
+/// layer's inputs come from the values the solves already needed.
 pub fn tune_masks(
-    model: &BertForSequenceClassification,
+    bert: &BertModel,
     samples: &[Batch],
     student: &Masks,
     teacher: &Masks,
@@ -131,7 +145,6 @@ pub fn tune_masks(
     if samples.is_empty() {
         return Err(PruneError::EmptySamples);
     }
-    let bert = &model.bert;
     student.check(bert)?;
     teacher.check(bert)?;
     let mut s = student.clone();
@@ -168,22 +181,31 @@ pub fn tune_masks(
         let kept_n: Vec<usize> = (0..s.neuron[l].len())
             .filter(|&i| s.neuron[l][i] != 0.0)
             .collect();
+        let sa = &layer.attention.self_attn;
+        let tune_mha = report.aborted.is_none() && l > 0 && !kept_h.is_empty() && sa.num_heads > 0;
 
-        // --- MHA block (not layer 0, as the reference) ---
-        if report.aborted.is_none() && l > 0 && !kept_h.is_empty() {
-            let sa = &layer.attention.self_attn;
-            let (nh, dh) = (sa.num_heads, sa.head_dim);
-            let k = kept_h.len();
-            let n = k + 1;
-            let wo = layer.attention.output.dense.weight.val(); // [H*dh, d]
-            let d = wo.dims()[1];
-            let bo = bias_or_zeros(&layer.attention.output.dense, d, device);
-            let wk = wo.reshape([nh, dh, d]).select(0, idx(&kept_h, device)); // [k, dh, d]
-            let mut g = Mat::zeros(n);
-            let mut r = vec![0.0; n];
-            for (i, p) in prepared.iter().enumerate() {
-                let [b, len, _] = xt[i].dims();
-                let ctx_t = sa.context(xt[i].clone(), p.bias.clone());
+        // --- Pass 1: teacher layer, student attention context, MHA statistics ---
+        let (nh, dh) = (sa.num_heads, sa.head_dim);
+        let k_h = kept_h.len();
+        let n_h = k_h + 1;
+        let mut g = Mat::zeros(n_h);
+        let mut r = vec![0.0; n_h];
+        let wo = layer.attention.output.dense.weight.val(); // [H*dh, d]
+        let d = wo.dims()[1];
+        let bo = bias_or_zeros(&layer.attention.output.dense, d, device);
+        let wk_h = (nh > 0).then(|| wo.reshape([nh, dh, d]).select(0, idx(&kept_h, device)));
+        let mut caches = Vec::with_capacity(prepared.len());
+        for (i, p) in prepared.iter().enumerate() {
+            let [b, len, _] = xt[i].dims();
+            let tr_t = layer.forward_traced(
+                xt[i].clone(),
+                p.bias.clone(),
+                Some(hm_t.clone()),
+                Some(fm_t.clone()),
+            );
+            let ctx_s = (sa.num_heads > 0).then(|| sa.context(xs[i].clone(), p.bias.clone()));
+            if tune_mha {
+                let ctx_t = tr_t.context.clone().expect("layer has heads");
                 let t = layer
                     .attention
                     .output
@@ -191,70 +213,74 @@ pub fn tune_masks(
                     .forward(sa.merge(ctx_t, Some(hm_t.clone())))
                     + xt[i].clone();
                 let rows = p.tokens.clone().reshape([b, len, 1]);
-                let target = (t - bo.clone().reshape([1, 1, d]) - xs[i].clone()) * rows.clone(); // [b, l, d]
-                let ctx_s = sa
-                    .context(xs[i].clone(), p.bias.clone())
+                let target = (t - bo.clone().reshape([1, 1, d]) - xs[i].clone()) * rows.clone();
+                let ctx_k = ctx_s
+                    .clone()
+                    .expect("layer has heads")
                     .select(1, idx(&kept_h, device)); // [b,k,l,dh]
-                let u = ctx_s.matmul(wk.clone().unsqueeze::<4>().repeat_dim(0, b)); // [b,k,l,d]
+                let wk = wk_h.clone().expect("layer has heads");
+                let u = ctx_k.matmul(wk.unsqueeze::<4>().repeat_dim(0, b)); // [b,k,l,d]
                 let u = u * rows.reshape([b, 1, len, 1]);
-                let u2 = u.swap_dims(0, 1).reshape([k, b * len * d]);
+                let u2 = u.swap_dims(0, 1).reshape([k_h, b * len * d]);
                 let bf = target.reshape([1, b * len * d]);
                 let gg = f64s(u2.clone().matmul(u2.clone().transpose()));
-                let sums = f64s(u2.clone().sum_dim(1).reshape([1, k]));
-                let rr = f64s(u2.matmul(bf.clone().transpose()).reshape([1, k]));
+                let sums = f64s(u2.clone().sum_dim(1).reshape([1, k_h]));
+                let rr = f64s(u2.matmul(bf.clone().transpose()).reshape([1, k_h]));
                 let rb = f64s(bf.sum_dim(1).reshape([1, 1]));
                 let ntok: f64 = f64s(p.tokens.clone().sum_dim(1).sum_dim(0).reshape([1, 1]))[0];
-                for a in 0..k {
-                    for c in 0..k {
-                        g.a[a * n + c] += gg[a * k + c];
+                for a in 0..k_h {
+                    for c in 0..k_h {
+                        g.a[a * n_h + c] += gg[a * k_h + c];
                     }
-                    g.a[a * n + k] += sums[a];
-                    g.a[k * n + a] += sums[a];
+                    g.a[a * n_h + k_h] += sums[a];
+                    g.a[k_h * n_h + a] += sums[a];
                     r[a] += rr[a];
                 }
-                g.a[k * n + k] += ntok * d as f64;
-                r[k] += rb[0];
+                g.a[k_h * n_h + k_h] += ntok * d as f64;
+                r[k_h] += rb[0];
             }
-            if let Some(sol) = solve_block(&g, &r, k, l, "mha", &mut report) {
+            let t_ffn = layer.output.dense.forward(tr_t.ffn_act) + tr_t.attn_out;
+            xt[i] = tr_t.out;
+            caches.push(LayerCache { ctx_s, t_ffn });
+        }
+        if tune_mha {
+            if let Some(sol) = solve_block(&g, &r, k_h, l, "mha", &mut report) {
                 for (j, &h) in kept_h.iter().enumerate() {
                     s.head[l][h] *= sol[j] as f32;
                 }
             }
         }
 
-        // --- FFN block ---
+        // --- Pass 2: student attention output with its final head scales, FFN statistics ---
+        let hm_s = vec1(&s.head[l], device);
+        let attn_s: Vec<Tensor<3>> = caches
+            .iter_mut()
+            .enumerate()
+            .map(|(i, c)| layer.attend(xs[i].clone(), c.ctx_s.take(), Some(hm_s.clone())))
+            .collect();
         if report.aborted.is_none() && !kept_n.is_empty() {
             let k = kept_n.len();
             let w2 = layer.output.dense.weight.val(); // [F, d]
-            let d = w2.dims()[1];
             let b2 = bias_or_zeros(&layer.output.dense, d, device);
             let wk = w2.select(0, idx(&kept_n, device)); // [k, d]
             let ww = f64s(wk.clone().matmul(wk.clone().transpose()));
-            let hm_s = vec1(&s.head[l], device);
             let last = l + 1 == layers;
             let mut aa = vec![0.0; k * k];
             let mut r = vec![0.0; k];
             for (i, p) in prepared.iter().enumerate() {
-                let [b, len, _] = xt[i].dims();
-                let tr_t = layer.forward_traced(
-                    xt[i].clone(),
-                    p.bias.clone(),
-                    Some(hm_t.clone()),
-                    Some(fm_t.clone()),
-                );
-                // Reference quirk: the current layer's target uses the unmasked activations.
-                let t = layer.output.dense.forward(tr_t.ffn_act) + tr_t.attn_out;
-                let tr_s =
-                    layer.forward_traced(xs[i].clone(), p.bias.clone(), Some(hm_s.clone()), None);
+                let [b, len, _] = xs[i].dims();
+                let act = layer.ffn_activation(attn_s[i].clone());
                 let rows = if last && classification {
                     p.cls.clone()
                 } else {
                     p.tokens.clone()
                 };
                 let rows = rows.reshape([b, len, 1]);
-                let target = ((t - b2.clone().reshape([1, 1, d]) - tr_s.attn_out) * rows.clone())
+                let target =
+                    ((caches[i].t_ffn.clone() - b2.clone().reshape([1, 1, d]) - attn_s[i].clone())
+                        * rows.clone())
                     .reshape([b * len, d]);
-                let ak = (tr_s.ffn_act.select(2, idx(&kept_n, device)) * rows)
+                let ak = (act.select(2, idx(&kept_n, device)) * rows)
                     .reshape([b * len, k])
                     .transpose(); // [k, T]
                 let a2 = f64s(ak.clone().matmul(ak.clone().transpose()));
@@ -278,22 +304,11 @@ pub fn tune_masks(
             }
         }
 
-        // Advance both models to the next layer's inputs.
-        let hm_s = vec1(&s.head[l], device);
+        // Advance the student to the next layer's inputs with this layer's final scales.
         let fm_s = vec1(&s.neuron[l], device);
-        for (i, p) in prepared.iter().enumerate() {
-            xt[i] = layer.forward(
-                xt[i].clone(),
-                p.bias.clone(),
-                Some(hm_t.clone()),
-                Some(fm_t.clone()),
-            );
-            xs[i] = layer.forward(
-                xs[i].clone(),
-                p.bias.clone(),
-                Some(hm_s.clone()),
-                Some(fm_s.clone()),
-            );
+        for (i, a) in attn_s.into_iter().enumerate() {
+            let act = layer.ffn_activation(a.clone());
+            xs[i] = layer.ffn_output(act, Some(fm_s.clone()), a);
         }
         pb.inc(1);
     }

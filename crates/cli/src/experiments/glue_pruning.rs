@@ -294,7 +294,7 @@ fn run_task(t: &Prepared, p: &Profile, model_name: &str, device: &Device) -> Res
     let grads = collect_mask_grads(&model, &samples, device)?;
     let gradients_s = t0.elapsed().as_secs_f64();
     let cost = MacModel::from_config(&t.config, t.seq_len);
-    let mag = magnitude(&model);
+    let mag = magnitude(&model.bert);
     let dense_latency = encoder_latency(
         &model.bert,
         p.bench_batch,
@@ -315,7 +315,6 @@ fn run_task(t: &Prepared, p: &Profile, model_name: &str, device: &Device) -> Res
             } else {
                 Teacher::SqrtConstraint
             },
-            classification: true,
         };
         let res = prune(&model, &samples, Some(&grads), &opts, device)?;
         let m_mag = search_mac(&mag, &cost, c)?.masks;

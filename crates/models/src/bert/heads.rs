@@ -86,3 +86,28 @@ impl BertForSequenceClassification {
         }
     }
 }
+
+impl crate::EncoderTask for BertForSequenceClassification {
+    fn encoder(&self) -> &BertModel {
+        &self.bert
+    }
+
+    fn batch_loss(
+        &self,
+        batch: &kiln_data::Batch,
+        masks: Option<&EncoderMasks>,
+        device: &Device,
+    ) -> Result<Tensor<1>, crate::ModelError> {
+        if let Some(l) = batch.labels.iter().find(|l| !l.is_finite()) {
+            return Err(crate::ModelError::Invalid(format!(
+                "label {l} in a training batch: every example needs a label (regression needs num_labels 1)"
+            )));
+        }
+        let logits = self.forward(&EncoderInput::from_batch(batch, device), masks);
+        Ok(self.loss(logits, &batch.labels))
+    }
+
+    fn reads_first_token_only(&self) -> bool {
+        true
+    }
+}

@@ -10,6 +10,7 @@
 //! | `.attention.self.`                   | `.attention.self_attn.`               |
 //! | `LayerNorm`                          | `layer_norm`                          |
 //! | `classifier.*`                       | `classifier.*`                        |
+//! | `qa_outputs.*`                       | `qa_outputs.*`                        |
 //!
 //! Before handing the file to burn-store, the safetensors header is read and every tensor's
 //! shape is checked against config.json, so a truncated file or a config from another model
@@ -23,7 +24,9 @@ use burn_store::{
     BurnToPyTorchAdapter, KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
 };
 
-use super::{BertConfig, BertForSequenceClassification, BertModel};
+use burn::module::Module;
+
+use super::{BertConfig, BertForQuestionAnswering, BertForSequenceClassification, BertModel};
 use crate::ModelError;
 
 /// A checkpoint directory whose header has been checked against its config.
@@ -275,6 +278,40 @@ pub fn load_classifier(
     Ok((model, ck))
 }
 
+/// Loads `BertForQuestionAnswering`. A checkpoint without `qa_outputs` (a pretrained encoder)
+/// gets a fresh span head; a pooler in the file is ignored (HF's QA model has none).
+pub fn load_qa(
+    dir: &Path,
+    device: &Device,
+) -> Result<(BertForQuestionAnswering, HfCheckpoint), ModelError> {
+    let ck = validate_checkpoint(dir)?;
+    if let Some(shape) = ck.tensors.get("qa_outputs.weight") {
+        if shape[0] != 2 {
+            return Err(ModelError::ShapeMismatch {
+                path: ck.weights.clone(),
+                tensor: "qa_outputs.weight".into(),
+                expected: vec![2, ck.config.hidden_size],
+                found: shape.clone(),
+            });
+        }
+    }
+    let mut model = BertForQuestionAnswering::new(&ck.config, device);
+    let mut store = SafetensorsStore::from_file(&ck.weights)
+        .with_from_adapter(PyTorchToBurnAdapter)
+        .remap(load_remapper("bert.", ck.prefixed))
+        .allow_partial(true);
+    let res = model
+        .load_from(&mut store)
+        .map_err(|e| store_err(&ck.weights, e))?;
+    let missing: Vec<(String, String)> = res
+        .missing
+        .into_iter()
+        .filter(|(p, _)| !p.starts_with("qa_outputs."))
+        .collect();
+    check_applied(&ck.weights, &missing, &res.errors)?;
+    Ok((model, ck))
+}
+
 fn check_applied(
     path: &Path,
     missing: &[(String, String)],
@@ -305,10 +342,41 @@ pub fn save_classifier(
 ) -> Result<(), ModelError> {
     let mut config = config.clone();
     config.set_num_labels(model.num_labels());
-    config.extra.insert(
-        "architectures".into(),
-        serde_json::json!(["BertForSequenceClassification"]),
-    );
+    save_hf(
+        model,
+        config,
+        "BertForSequenceClassification",
+        tokenizer,
+        dir,
+    )
+}
+
+/// Saves a span-prediction model as an HF directory (`AutoModelForQuestionAnswering` loads it).
+pub fn save_qa(
+    model: &BertForQuestionAnswering,
+    config: &BertConfig,
+    tokenizer: Option<&Path>,
+    dir: &Path,
+) -> Result<(), ModelError> {
+    save_hf(
+        model,
+        config.clone(),
+        "BertForQuestionAnswering",
+        tokenizer,
+        dir,
+    )
+}
+
+fn save_hf<M: Module>(
+    model: &M,
+    mut config: BertConfig,
+    architecture: &str,
+    tokenizer: Option<&Path>,
+    dir: &Path,
+) -> Result<(), ModelError> {
+    config
+        .extra
+        .insert("architectures".into(), serde_json::json!([architecture]));
     let parent = dir.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(|source| ModelError::Io {
         path: parent.to_path_buf(),

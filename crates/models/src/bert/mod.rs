@@ -7,13 +7,18 @@ mod heads;
 mod hf;
 mod masks;
 mod model;
+mod qa;
 mod shrink;
 
 pub use config::BertConfig;
 pub use heads::{BertForSequenceClassification, TaskLoss};
-pub use hf::{load_bert, load_classifier, save_classifier, validate_checkpoint, HfCheckpoint};
+pub use hf::{
+    load_bert, load_classifier, load_qa, save_classifier, save_qa, validate_checkpoint,
+    HfCheckpoint,
+};
 pub use masks::EncoderMasks;
 pub use model::{
     attention_bias, mean_pool, BertLayer, BertModel, BertOutput, EncoderInput, LayerTrace,
 };
+pub use qa::BertForQuestionAnswering;
 pub use shrink::PrunePlan;

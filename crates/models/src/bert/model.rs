@@ -252,43 +252,74 @@ impl BertLayer {
         head_mask: Option<Tensor<1>>,
         ffn_mask: Option<Tensor<1>>,
     ) -> LayerTrace {
-        let (context, attn) = if self.attention.self_attn.num_heads == 0 {
-            // Every head pruned: the sub-layer reduces to its output bias (HF's behaviour with an
-            // empty Linear), so only the residual path and LayerNorm remain.
-            let bias = self
-                .attention
-                .output
-                .dense
-                .bias
-                .as_ref()
-                .map(|b| b.val().unsqueeze::<3>())
-                .unwrap_or_else(|| x.zeros_like());
-            (None, self.attention.output.layer_norm.forward(x + bias))
-        } else {
-            let ctx = self.attention.self_attn.context(x.clone(), bias);
-            let merged = self.attention.self_attn.merge(ctx.clone(), head_mask);
-            (Some(ctx), self.attention.output.forward(merged, x))
-        };
-        let h = self.intermediate.dense.forward(attn.clone());
-        let act = match self.intermediate.act {
-            1 => relu(h),
-            2 => burn::tensor::activation::gelu_approximate(h),
-            _ => gelu(h),
-        };
-        let masked = match ffn_mask {
-            Some(m) => {
-                let n = m.dims()[0];
-                act.clone() * m.reshape([1, 1, n])
-            }
-            None => act.clone(),
-        };
-        let out = self.output.forward(masked, attn.clone());
+        let context = (self.attention.self_attn.num_heads > 0)
+            .then(|| self.attention.self_attn.context(x.clone(), bias));
+        let attn = self.attend(x, context.clone(), head_mask);
+        let act = self.ffn_activation(attn.clone());
+        let out = self.ffn_output(act.clone(), ffn_mask, attn.clone());
         LayerTrace {
             context,
             attn_out: attn,
             ffn_act: act,
             out,
         }
+    }
+
+    /// The attention sub-block's output (after its LayerNorm) from a precomputed per-head
+    /// context (`None` when the layer has no heads), so reconstruction can rescale heads without
+    /// recomputing attention.
+    pub fn attend(
+        &self,
+        x: Tensor<3>,
+        context: Option<Tensor<4>>,
+        head_mask: Option<Tensor<1>>,
+    ) -> Tensor<3> {
+        match context {
+            // Every head pruned: the sub-layer reduces to its output bias (HF's behaviour with an
+            // empty Linear), so only the residual path and LayerNorm remain.
+            None => {
+                let bias = self
+                    .attention
+                    .output
+                    .dense
+                    .bias
+                    .as_ref()
+                    .map(|b| b.val().unsqueeze::<3>())
+                    .unwrap_or_else(|| x.zeros_like());
+                self.attention.output.layer_norm.forward(x + bias)
+            }
+            Some(ctx) => {
+                let merged = self.attention.self_attn.merge(ctx, head_mask);
+                self.attention.output.forward(merged, x)
+            }
+        }
+    }
+
+    /// FFN activations after the nonlinearity, before any neuron mask.
+    pub fn ffn_activation(&self, attn: Tensor<3>) -> Tensor<3> {
+        let h = self.intermediate.dense.forward(attn);
+        match self.intermediate.act {
+            1 => relu(h),
+            2 => burn::tensor::activation::gelu_approximate(h),
+            _ => gelu(h),
+        }
+    }
+
+    /// The layer output from FFN activations: mask, output projection, LayerNorm(attn + .).
+    pub fn ffn_output(
+        &self,
+        act: Tensor<3>,
+        ffn_mask: Option<Tensor<1>>,
+        attn: Tensor<3>,
+    ) -> Tensor<3> {
+        let masked = match ffn_mask {
+            Some(m) => {
+                let n = m.dims()[0];
+                act * m.reshape([1, 1, n])
+            }
+            None => act,
+        };
+        self.output.forward(masked, attn)
     }
 }
 
