@@ -159,6 +159,31 @@ pub fn find_task(task: GlueTask, flag: Option<&Path>) -> Option<TaskFiles> {
     })
 }
 
+/// SQuAD JSON files (`train-v1.1.json`/`dev-v1.1.json`, or `-v2.0` with `version_2`) in a
+/// `squad/` folder of any GLUE root (`--data-dir`, KILN_DATA, datasets/cache, ../shared/data)
+/// or directly in `--data-dir`. Not downloaded: the official files come from the SQuAD site.
+pub fn resolve_squad(version_2: bool, flag: Option<&Path>) -> Result<TaskFiles> {
+    let v = if version_2 { "v2.0" } else { "v1.1" };
+    let (train, dev) = (format!("train-{v}.json"), format!("dev-{v}.json"));
+    let mut tried = Vec::new();
+    for r in glue_roots(flag) {
+        for dir in [r.path.join("squad"), r.path.clone()] {
+            if dir.join(&train).exists() && dir.join(&dev).exists() {
+                return Ok(TaskFiles {
+                    train: dir.join(&train),
+                    dev: dir.join(&dev),
+                    how: r.how.clone(),
+                });
+            }
+            tried.push(dir.display().to_string());
+        }
+    }
+    bail!(
+        "SQuAD {v}: {train} and {dev} not found (looked in {}); put the official files (https://rajpurkar.github.io/SQuAD-explorer/) in datasets/cache/glue/squad/ or pass --data-dir",
+        tried.join(", ")
+    )
+}
+
 /// Finds a task's files, downloading the hub's parquet files if allowed.
 pub fn resolve_task(task: GlueTask, flag: Option<&Path>, download: bool) -> Result<TaskFiles> {
     if let Some(t) = find_task(task, flag) {

@@ -45,18 +45,22 @@ pub fn vocabulary() -> Vec<String> {
     v.extend((0..CONTENT).map(|i| format!("s{i}"))); // synonyms of c{i}
     v.extend(["what", "is", "the", "?", "."].map(String::from));
     v.extend(QA_ATTRIBUTES.map(String::from));
-    v.extend((0..QA_VALUES).map(|i| format!("v{i}")));
+    for a in 0..QA_ATTRIBUTES.len() {
+        v.extend((0..QA_VALUES).map(|k| format!("v{a}x{k}")));
+    }
     v
 }
 
 /// Attributes the synthetic reading-comprehension task asks about.
 pub const QA_ATTRIBUTES: [&str; 6] = ["color", "size", "shape", "owner", "place", "era"];
-const QA_VALUES: usize = 40;
+/// Values per attribute (`v<attribute>x<k>`): each attribute has its own values, as colours and
+/// sizes do, so a small model can learn the task in seconds.
+const QA_VALUES: usize = 8;
 
-/// A SQuAD stand-in: a context of 3-5 facts "the <attribute> is v<k> ." among filler words,
-/// and the question "what is the <attribute> ?"; the answer is the value token. To answer, a
-/// model must find the attribute named in the question inside the context and point one token
-/// past it, a span task in miniature. With `unanswerable > 0` that share of questions asks about
+/// A SQuAD stand-in: a context of 3-5 facts "is <value> ." among filler words, each value
+/// belonging to one attribute (`v<attribute>x<k>`), and the question "what is the <attribute> ?";
+/// the answer is the value of the attribute asked. To answer, a model must relate the question
+/// to the one matching token of the context and point at it, a span task in miniature. With `unanswerable > 0` that share of questions asks about
 /// an attribute the context lacks (SQuAD 2.0 style, `is_impossible`).
 pub fn squad(n: usize, seed: u64, unanswerable: f64) -> Vec<crate::squad::SquadExample> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5155_4144);
@@ -79,8 +83,8 @@ pub fn squad(n: usize, seed: u64, unanswerable: f64) -> Vec<crate::squad::SquadE
                 for _ in 0..rng.random_range(0..3) {
                     words.push(format!("f{}", rng.random_range(0..FILLERS)));
                 }
-                let v = format!("v{}", rng.random_range(0..QA_VALUES));
-                words.extend(["the".into(), QA_ATTRIBUTES[a].into(), "is".into()]);
+                let v = format!("v{a}x{}", rng.random_range(0..QA_VALUES));
+                words.push("is".into());
                 if a == asked {
                     let before: usize = words.iter().map(|w| w.len() + 1).sum();
                     answer = Some((v.clone(), before));

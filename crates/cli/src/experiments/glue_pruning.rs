@@ -10,15 +10,22 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use burn::module::Module;
 use burn::tensor::Device;
+use kiln_data::squad::{
+    read_squad, squad_batches, squad_features, SquadDecode, SquadExample, SquadFeature,
+    SquadWindows,
+};
 use kiln_data::{read_glue_file, Encoded, GlueTask, TextTokenizer};
-use kiln_models::bert::{load_classifier, save_classifier, PrunePlan};
-use kiln_models::finetune::{finetune, predict, score, TaskData};
-use kiln_models::{BertConfig, BertForSequenceClassification};
+use kiln_models::bert::{load_classifier, load_qa, save_classifier, save_qa, PrunePlan};
+use kiln_models::finetune::{evaluate_squad, finetune, finetune_qa, predict, score, TaskData};
+use kiln_models::{
+    BertConfig, BertForQuestionAnswering, BertForSequenceClassification, BertModel, EncoderTask,
+};
 use kiln_prune::importance::{collect_mask_grads, magnitude};
 use kiln_prune::latency::encoder_latency;
 use kiln_prune::search::search_mac;
 use kiln_prune::{
-    cost::task_seq_len, prune, sample_batches, Criterion, MacModel, Masks, PruneOptions, Teacher,
+    cost::task_seq_len, prune, sample_batches, sample_indices, Criterion, MacModel, Masks,
+    PruneOptions, Teacher,
 };
 use kiln_report::{heatmap, line_plot, Cell, RunMeta, Series, Table};
 use serde::{Deserialize, Serialize};
@@ -33,6 +40,8 @@ const NAME: &str = "glue-pruning";
 struct TaskOverride {
     num_samples: Option<usize>,
     max_len: Option<usize>,
+    /// Sample-set batch size (the reference: 32 for GLUE, 12 for SQuAD).
+    batch_size: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -68,18 +77,34 @@ struct Experiment {
 /// A fine-tuned model and its data, ready to prune.
 struct Prepared {
     name: String,
-    model: BertForSequenceClassification,
     config: BertConfig,
     tok: TextTokenizer,
-    train: Vec<Encoded>,
-    train_labels: Vec<Option<f32>>,
-    dev: Vec<Encoded>,
-    dev_labels: Vec<f32>,
-    metric_names: Vec<String>,
     main_metric: String,
     seq_len: f64,
     bench_seq: usize,
     source: String,
+    head: Head,
+}
+
+/// The task head and the data it is scored on.
+enum Head {
+    /// GLUE-style sequence classification / regression on [CLS].
+    Glue {
+        model: BertForSequenceClassification,
+        train: Vec<Encoded>,
+        train_labels: Vec<Option<f32>>,
+        dev: Vec<Encoded>,
+        dev_labels: Vec<f32>,
+        metric_names: Vec<String>,
+    },
+    /// SQuAD span prediction; the sample set is drawn from training *features* (windows).
+    Squad {
+        model: BertForQuestionAnswering,
+        train: Vec<SquadFeature>,
+        dev_examples: Vec<SquadExample>,
+        dev: Vec<SquadFeature>,
+        decode: SquadDecode,
+    },
 }
 
 fn encode_all(
@@ -123,21 +148,129 @@ fn prepare_smoke(task: &str, p: &Profile, args: &RunArgs, device: &Device) -> Re
     let model = finetune(st.model, &data, &cfg, device)?.model;
     Ok(Prepared {
         name: task.to_string(),
-        model,
         config: st.config,
         seq_len: avg_len(&dev),
         bench_seq: p.max_len,
         tok: st.tok,
-        train,
-        train_labels,
-        dev_labels: dev_labels.iter().map(|l| l.unwrap_or(f32::NAN)).collect(),
-        dev,
-        metric_names: vec!["accuracy".into()],
         main_metric: "accuracy".into(),
         source: format!(
             "synthetic (seed {}), tiny BERT fine-tuned in-process",
             args.seed
         ),
+        head: Head::Glue {
+            model,
+            train,
+            train_labels,
+            dev_labels: dev_labels.iter().map(|l| l.unwrap_or(f32::NAN)).collect(),
+            dev,
+            metric_names: vec!["accuracy".into()],
+        },
+    })
+}
+
+/// The synthetic reading-comprehension task: a tiny BERT span model trained in-process.
+fn prepare_smoke_squad(
+    task: &str,
+    p: &Profile,
+    args: &RunArgs,
+    device: &Device,
+) -> Result<Prepared> {
+    let max_len = p
+        .task
+        .get(task)
+        .and_then(|o| o.max_len)
+        .unwrap_or(p.max_len);
+    let tok = TextTokenizer::word_level(&kiln_data::synthetic::vocabulary(), max_len)?;
+    let windows = SquadWindows {
+        max_len,
+        stride: max_len / 4,
+        max_query: 16,
+    };
+    let train_ex = kiln_data::synthetic::squad(1500, args.seed, 0.0);
+    let dev_ex = kiln_data::synthetic::squad(300, args.seed + 1, 0.0);
+    let train = squad_features(&train_ex, &tok, windows)?;
+    let dev = squad_features(&dev_ex, &tok, windows)?;
+    device.seed(args.seed);
+    let mut config = BertConfig::tiny(tok.vocab_size(), 2);
+    config.max_position_embeddings = max_len.max(64);
+    let model = BertForQuestionAnswering::new(&config, device);
+    let (mut cfg, ..) = smoke_train_config(args.seed)?;
+    // The span task is learnt in a sudden transition (loss plateaus near ln 4 while the model
+    // only knows "answers are values"); 20 epochs at 1e-3 get past it (dev F1 100 in our runs,
+    // 14 epochs left it at 31).
+    cfg.batch_size = 16;
+    cfg.learning_rate = 1e-3;
+    cfg.epochs = 20.0;
+    cfg.evals = 5;
+    let decode = SquadDecode::default();
+    println!("{task}: fine-tuning the tiny smoke span model in-process");
+    let eval = |m: &BertForQuestionAnswering| {
+        kiln_models::finetune::evaluate_squad(m, &dev_ex, &dev, decode, 0, None, device)
+    };
+    let model = finetune_qa(model, task, &train, 0, &cfg, eval, device)?.model;
+    let seq_len =
+        dev.iter().map(|f| f.encoded.ids.len()).sum::<usize>() as f64 / dev.len().max(1) as f64;
+    Ok(Prepared {
+        name: task.to_string(),
+        config,
+        seq_len,
+        bench_seq: max_len,
+        tok,
+        main_metric: "f1".into(),
+        source: format!(
+            "synthetic reading comprehension (seed {}), tiny BERT span model fine-tuned in-process",
+            args.seed
+        ),
+        head: Head::Squad {
+            model,
+            train,
+            dev_examples: dev_ex,
+            dev,
+            decode,
+        },
+    })
+}
+
+/// SQuAD v1.1 / v2.0 with a fine-tuned span checkpoint (spec §8: 384-token windows, stride 128).
+fn prepare_squad(task: &str, p: &Profile, args: &RunArgs, device: &Device) -> Result<Prepared> {
+    let version_2 = task == "squad_v2";
+    let dir = finetuned_checkpoint(&p.model, task, args.model.as_deref())?;
+    let (model, ck) = load_qa(&dir, device)?;
+    if !ck.tensors.contains_key("qa_outputs.weight") {
+        bail!("{}: no qa_outputs head; pass a checkpoint fine-tuned on {task} (e.g. an HF BertForQuestionAnswering directory)", dir.display());
+    }
+    let max_len = p.task.get(task).and_then(|o| o.max_len).unwrap_or(384);
+    let tok_path = ck
+        .tokenizer()
+        .with_context(|| format!("{}: no tokenizer.json", dir.display()))?;
+    let tok = TextTokenizer::from_file(&tok_path, max_len)?;
+    check_vocab(&tok, &ck.config, &dir)?;
+    let files = resolve::resolve_squad(version_2, args.data_dir.as_deref())?;
+    let windows = SquadWindows {
+        max_len,
+        ..SquadWindows::default()
+    };
+    let train = squad_features(&read_squad(&files.train)?, &tok, windows)?;
+    let dev_examples = read_squad(&files.dev)?;
+    let dev = squad_features(&dev_examples, &tok, windows)?;
+    Ok(Prepared {
+        name: task.to_string(),
+        config: ck.config,
+        seq_len: task_seq_len(task).unwrap_or(170.0),
+        bench_seq: max_len,
+        tok,
+        main_metric: "f1".into(),
+        source: format!("{} (data: {})", dir.display(), files.how),
+        head: Head::Squad {
+            model,
+            train,
+            dev_examples,
+            dev,
+            decode: SquadDecode {
+                version_2,
+                ..SquadDecode::default()
+            },
+        },
     })
 }
 
@@ -194,14 +327,8 @@ fn prepare_real(task_name: &str, p: &Profile, args: &RunArgs, device: &Device) -
     let seq_len = task_seq_len(task.name()).unwrap_or_else(|| avg_len(&dev));
     Ok(Prepared {
         name: task.name().to_string(),
-        model,
         config: ck.config,
         tok,
-        train,
-        train_labels,
-        dev_labels: dev_labels.iter().map(|l| l.unwrap_or(f32::NAN)).collect(),
-        dev,
-        metric_names: task.metric_names().iter().map(|s| s.to_string()).collect(),
         main_metric: if task.is_regression() {
             "spearman".into()
         } else {
@@ -210,6 +337,14 @@ fn prepare_real(task_name: &str, p: &Profile, args: &RunArgs, device: &Device) -
         seq_len,
         bench_seq: max_len,
         source: format!("{} (data: {})", dir.display(), files.how),
+        head: Head::Glue {
+            model,
+            train,
+            train_labels,
+            dev_labels: dev_labels.iter().map(|l| l.unwrap_or(f32::NAN)).collect(),
+            dev,
+            metric_names: task.metric_names().iter().map(|s| s.to_string()).collect(),
+        },
     })
 }
 
@@ -226,23 +361,89 @@ pub fn check_vocab(tok: &TextTokenizer, config: &BertConfig, dir: &Path) -> Resu
     Ok(())
 }
 
-fn dev_metric(t: &Prepared, masks: Option<&Masks>, device: &Device) -> Result<f64> {
-    let enc = match masks {
-        Some(m) => Some(m.to_encoder(&t.model.bert, device)?),
-        None => None,
-    };
-    let out = predict(
-        &t.model,
-        &t.dev,
-        t.tok.pad_id as i64,
-        64,
-        enc.as_ref(),
-        device,
-    );
-    Ok(score(&t.metric_names, &out, &t.dev_labels)
-        .get(&t.main_metric)
-        .copied()
-        .unwrap_or(f64::NAN))
+impl Prepared {
+    fn bert(&self) -> &BertModel {
+        match &self.head {
+            Head::Glue { model, .. } => &model.bert,
+            Head::Squad { model, .. } => &model.bert,
+        }
+    }
+
+    /// The dev metric with `masks` applied (None: the unpruned model).
+    fn dev_metric(&self, masks: Option<&Masks>, device: &Device) -> Result<f64> {
+        let enc = match masks {
+            Some(m) => Some(m.to_encoder(self.bert(), device)?),
+            None => None,
+        };
+        let pad = self.tok.pad_id as i64;
+        let scores = match &self.head {
+            Head::Glue {
+                model,
+                dev,
+                dev_labels,
+                metric_names,
+                ..
+            } => {
+                let out = predict(model, dev, pad, 64, enc.as_ref(), device);
+                score(metric_names, &out, dev_labels)
+            }
+            Head::Squad {
+                model,
+                dev_examples,
+                dev,
+                decode,
+                ..
+            } => evaluate_squad(model, dev_examples, dev, *decode, pad, enc.as_ref(), device),
+        };
+        Ok(scores.get(&self.main_metric).copied().unwrap_or(f64::NAN))
+    }
+
+    /// The official sample set: `n` draws with replacement (seed 0), in draw order.
+    fn samples(&self, n: usize, batch_size: usize) -> Result<Vec<kiln_data::Batch>> {
+        let pad = self.tok.pad_id as i64;
+        Ok(match &self.head {
+            Head::Glue {
+                train,
+                train_labels,
+                ..
+            } => sample_batches(train, train_labels, n, batch_size, pad, 0)?,
+            Head::Squad { train, .. } => {
+                let pool: Vec<usize> = (0..train.len()).collect();
+                let order = sample_indices(&pool, n, 0);
+                if order.is_empty() {
+                    bail!("{}: no training features to sample", self.name);
+                }
+                squad_batches(train, &order, batch_size, pad)
+            }
+        })
+    }
+
+    /// Saves the physically pruned model (the shrunk encoder under this task's head).
+    fn save_pruned(
+        &self,
+        small: BertModel,
+        cfg: &BertConfig,
+        tok: &Path,
+        dir: &Path,
+    ) -> Result<()> {
+        match &self.head {
+            Head::Glue { model, .. } => {
+                let m = BertForSequenceClassification {
+                    bert: small,
+                    ..model.clone()
+                };
+                save_classifier(&m, cfg, Some(tok), dir)?
+            }
+            Head::Squad { model, .. } => {
+                let m = BertForQuestionAnswering {
+                    bert: small,
+                    qa_outputs: model.qa_outputs.clone(),
+                };
+                save_qa(&m, cfg, Some(tok), dir)?
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One (task, constraint) result.
@@ -271,37 +472,42 @@ struct Cellres {
 }
 
 fn run_task(t: &Prepared, p: &Profile, model_name: &str, device: &Device) -> Result<Vec<Cellres>> {
-    let model = t.model.valid();
-    let unpruned = dev_metric(t, None, device)?;
+    match &t.head {
+        Head::Glue { model, .. } => run_cells(t, &model.valid(), p, model_name, device),
+        Head::Squad { model, .. } => run_cells(t, &model.valid(), p, model_name, device),
+    }
+}
+
+fn run_cells<M: EncoderTask>(
+    t: &Prepared,
+    model: &M,
+    p: &Profile,
+    model_name: &str,
+    device: &Device,
+) -> Result<Vec<Cellres>> {
+    let bert = model.encoder();
+    let unpruned = t.dev_metric(None, device)?;
     let n = p
         .task
         .get(&t.name)
         .and_then(|o| o.num_samples)
         .unwrap_or(p.num_samples);
-    let samples = sample_batches(
-        &t.train,
-        &t.train_labels,
-        n,
-        p.batch_size,
-        t.tok.pad_id as i64,
-        0,
-    )?;
+    let batch_size = p
+        .task
+        .get(&t.name)
+        .and_then(|o| o.batch_size)
+        .unwrap_or(p.batch_size);
+    let samples = t.samples(n, batch_size)?;
     println!(
         "{}: unpruned dev {} = {unpruned:.2}; {n} samples; cost-model s = {:.2}",
         t.name, t.main_metric, t.seq_len
     );
     let t0 = Instant::now();
-    let grads = collect_mask_grads(&model, &samples, device)?;
+    let grads = collect_mask_grads(model, &samples, device)?;
     let gradients_s = t0.elapsed().as_secs_f64();
     let cost = MacModel::from_config(&t.config, t.seq_len);
-    let mag = magnitude(&model.bert);
-    let dense_latency = encoder_latency(
-        &model.bert,
-        p.bench_batch,
-        t.bench_seq,
-        p.bench_runs,
-        device,
-    );
+    let mag = magnitude(bert);
+    let dense_latency = encoder_latency(bert, p.bench_batch, t.bench_seq, p.bench_runs, device);
     let mut out = Vec::new();
     for &c in &p.constraints {
         let opts = PruneOptions {
@@ -316,18 +522,16 @@ fn run_task(t: &Prepared, p: &Profile, model_name: &str, device: &Device) -> Res
                 Teacher::SqrtConstraint
             },
         };
-        let res = prune(&model, &samples, Some(&grads), &opts, device)?;
+        let res = prune(model, &samples, Some(&grads), &opts, device)?;
         let m_mag = search_mac(&mag, &cost, c)?.masks;
         let (search, rearranged, tuned, magnitude) = (
-            dev_metric(t, Some(&res.search), device)?,
-            dev_metric(t, Some(&res.rearranged), device)?,
-            dev_metric(t, Some(&res.tuned), device)?,
-            dev_metric(t, Some(&m_mag), device)?,
+            t.dev_metric(Some(&res.search), device)?,
+            t.dev_metric(Some(&res.rearranged), device)?,
+            t.dev_metric(Some(&res.tuned), device)?,
+            t.dev_metric(Some(&m_mag), device)?,
         );
-        let enc_masks = res.tuned.to_encoder(&model.bert, device)?;
-        let (small_bert, small_cfg) = model
-            .bert
-            .shrink(&t.config, &PrunePlan::from_masks(&enc_masks))?;
+        let enc_masks = res.tuned.to_encoder(bert, device)?;
+        let (small_bert, small_cfg) = bert.shrink(&t.config, &PrunePlan::from_masks(&enc_masks))?;
         let pruned_latency = encoder_latency(
             &small_bert,
             p.bench_batch,
@@ -335,10 +539,6 @@ fn run_task(t: &Prepared, p: &Profile, model_name: &str, device: &Device) -> Res
             p.bench_runs,
             device,
         );
-        let small = BertForSequenceClassification {
-            bert: small_bert,
-            ..model.clone()
-        };
         let tmp_tok =
             std::env::temp_dir().join(format!("kiln-prune-tok-{}.json", std::process::id()));
         t.tok.save(&tmp_tok)?;
@@ -347,7 +547,7 @@ fn run_task(t: &Prepared, p: &Profile, model_name: &str, device: &Device) -> Res
             .join(model_name)
             .join(&t.name)
             .join(format!("c{c}"));
-        save_classifier(&small, &small_cfg, Some(&tmp_tok), &save_to)?;
+        t.save_pruned(small_bert, &small_cfg, &tmp_tok, &save_to)?;
         let _ = std::fs::remove_file(&tmp_tok);
         let r = Cellres {
             task: t.name.clone(),
@@ -440,10 +640,11 @@ pub fn run(args: &RunArgs) -> Result<PathBuf> {
     let mut results = Vec::new();
     let mut sources = BTreeMap::new();
     for task in &tasks {
-        let prep = if synthetic {
-            prepare_smoke(task, &p, args, &device)?
-        } else {
-            prepare_real(task, &p, args, &device)?
+        let prep = match (synthetic, task.as_str()) {
+            (true, "syn-squad") => prepare_smoke_squad(task, &p, args, &device)?,
+            (true, _) => prepare_smoke(task, &p, args, &device)?,
+            (false, "squad" | "squad_v2") => prepare_squad(task, &p, args, &device)?,
+            (false, _) => prepare_real(task, &p, args, &device)?,
         };
         sources.insert(prep.name.clone(), prep.source.clone());
         results.extend(run_task(&prep, &p, &model_name, &device)?);
@@ -519,7 +720,7 @@ fn write(
         table.note("SYNTHETIC: seeded generated tasks; no paper number applies.");
     }
     table.note(format!("paper: {}", exp.reference));
-    table.note("metric: accuracy (SST-2, MRPC, RTE), Spearman x100 (STS-B); dev sets. Δ = + tuning minus unpruned, in points.");
+    table.note("metric: accuracy (SST-2, MRPC, RTE, MNLI, QQP, QNLI, syn-sentiment, syn-paraphrase), Spearman x100 (STS-B), official F1 (SQuAD, syn-squad; n-best 20, max answer 30 tokens, 384/128 windows on SQuAD); dev sets. Δ = + tuning minus unpruned, in points.");
     table.note(format!(
         "method: Fisher importance from mini-batch (batch {}) mask gradients on a sample set drawn with replacement (seed 0); MAC search; rearrangement; mask tuning against the {} teacher. Magnitude baseline: squared-weight-norm importance, same search, no rearrangement/tuning. Sample-set sizes: {}.",
         p.batch_size,

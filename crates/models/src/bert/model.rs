@@ -131,12 +131,19 @@ impl BertSelfAttention {
     /// Per-head context before any head mask: `x: [b, l, hidden]`, `bias: [b, 1, 1, l]` ->
     /// `[b, heads, l, head_dim]`.
     pub fn context(&self, x: Tensor<3>, bias: Tensor<4>) -> Tensor<4> {
+        let (probs, v) = self.probs_and_values(x, bias);
+        probs.matmul(v)
+    }
+
+    /// Attention probabilities after dropout `[b, heads, l, l]` and per-head values
+    /// `[b, heads, l, head_dim]`, for methods that read the attention (token pruning scores
+    /// tokens by the attention they receive).
+    pub fn probs_and_values(&self, x: Tensor<3>, bias: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
         let q = self.split_heads(self.query.forward(x.clone()));
         let k = self.split_heads(self.key.forward(x.clone()));
         let v = self.split_heads(self.value.forward(x));
         let scores = q.matmul(k.swap_dims(2, 3)) / (self.head_dim as f64).sqrt() + bias;
-        let probs = self.dropout.forward(softmax(scores, 3)); // [b, heads, l, l]
-        probs.matmul(v)
+        (self.dropout.forward(softmax(scores, 3)), v)
     }
 
     /// Applies a head mask (HF semantics: it scales each head's probabilities, hence its
