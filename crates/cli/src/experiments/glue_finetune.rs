@@ -293,7 +293,7 @@ fn run_real(
         )
     })?;
     let tok = TextTokenizer::from_file(&tok_path, p.max_len)?;
-    super::glue_pruning::check_vocab(&tok, &ck.config, &model_dir.path)?;
+    super::tasks::check_vocab(&tok, &ck.config, &model_dir.path)?;
     let tasks: Vec<String> = args.tasks.clone().unwrap_or_else(|| p.tasks.clone());
     let mut runs = Vec::new();
     for t in &tasks {

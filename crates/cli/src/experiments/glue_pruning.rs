@@ -14,9 +14,9 @@ use kiln_data::squad::{
     read_squad, squad_batches, squad_features, SquadDecode, SquadExample, SquadFeature,
     SquadWindows,
 };
-use kiln_data::{read_glue_file, Encoded, GlueTask, TextTokenizer};
-use kiln_models::bert::{load_classifier, load_qa, save_classifier, save_qa, PrunePlan};
-use kiln_models::finetune::{evaluate_squad, finetune, finetune_qa, predict, score, TaskData};
+use kiln_data::{Encoded, GlueTask, TextTokenizer};
+use kiln_models::bert::{load_qa, save_classifier, save_qa, PrunePlan};
+use kiln_models::finetune::{evaluate_squad, finetune_qa, predict, score};
 use kiln_models::{
     BertConfig, BertForQuestionAnswering, BertForSequenceClassification, BertModel, EncoderTask,
 };
@@ -30,7 +30,8 @@ use kiln_prune::{
 use kiln_report::{heatmap, line_plot, Cell, RunMeta, Series, Table};
 use serde::{Deserialize, Serialize};
 
-use super::glue_finetune::{finetuned_dir, smoke_task, smoke_train_config};
+use super::glue_finetune::smoke_train_config;
+use super::tasks::{avg_len, check_vocab, finetuned_checkpoint, real_glue, smoke_glue, GlueModel};
 use super::RunArgs;
 use crate::{resolve, settings};
 
@@ -107,65 +108,12 @@ enum Head {
     },
 }
 
-fn encode_all(
-    tok: &TextTokenizer,
-    ex: &[kiln_data::Example],
-) -> Result<(Vec<Encoded>, Vec<Option<f32>>)> {
-    let mut enc = Vec::with_capacity(ex.len());
-    for e in ex {
-        enc.push(tok.encode(&e.text_a, e.text_b.as_deref())?);
-    }
-    Ok((enc, ex.iter().map(|e| e.label).collect()))
-}
-
-fn avg_len(enc: &[Encoded]) -> f64 {
-    enc.iter().map(|e| e.ids.len()).sum::<usize>() as f64 / enc.len().max(1) as f64
-}
-
 fn prepare_smoke(task: &str, p: &Profile, args: &RunArgs, device: &Device) -> Result<Prepared> {
-    let (cfg, n_train, n_dev, max_len) = smoke_train_config(args.seed)?;
-    let st = smoke_task(
-        task,
-        n_train,
-        n_dev,
-        max_len.min(p.max_len),
-        args.seed,
-        device,
-    )?;
-    let (train, train_labels) = encode_all(&st.tok, &st.train)?;
-    let (dev, dev_labels) = encode_all(&st.tok, &st.dev)?;
-    let data = TaskData {
-        name: task.to_string(),
-        num_labels: 2,
-        metric_names: vec!["accuracy".into()],
-        train: &train,
-        train_labels: &train_labels,
-        dev: &dev,
-        dev_labels: &dev_labels,
-        pad_id: 0,
-    };
-    println!("{task}: fine-tuning the tiny smoke model in-process");
-    let model = finetune(st.model, &data, &cfg, device)?.model;
-    Ok(Prepared {
-        name: task.to_string(),
-        config: st.config,
-        seq_len: avg_len(&dev),
-        bench_seq: p.max_len,
-        tok: st.tok,
-        main_metric: "accuracy".into(),
-        source: format!(
-            "synthetic (seed {}), tiny BERT fine-tuned in-process",
-            args.seed
-        ),
-        head: Head::Glue {
-            model,
-            train,
-            train_labels,
-            dev_labels: dev_labels.iter().map(|l| l.unwrap_or(f32::NAN)).collect(),
-            dev,
-            metric_names: vec!["accuracy".into()],
-        },
-    })
+    Ok(Prepared::from_glue(
+        smoke_glue(task, p.max_len, args.seed, device)?,
+        p.max_len,
+        None,
+    ))
 }
 
 /// The synthetic reading-comprehension task: a tiny BERT span model trained in-process.
@@ -274,94 +222,38 @@ fn prepare_squad(task: &str, p: &Profile, args: &RunArgs, device: &Device) -> Re
     })
 }
 
-/// The fine-tuned checkpoint of a task: `--model` (a directory holding `<task>/`, or the task's
-/// directory itself) -> `KILN_MODELS/finetuned/<model>/<task>` -> the glue-finetune cache.
-fn finetuned_checkpoint(model: &str, task: &str, flag: Option<&Path>) -> Result<PathBuf> {
-    let ok = |p: &Path| p.join("config.json").exists() && p.join("model.safetensors").exists();
-    if let Some(f) = flag {
-        for c in [f.join(task), f.to_path_buf()] {
-            if ok(&c) {
-                return Ok(c);
-            }
-        }
-        bail!("{}: no fine-tuned {task} checkpoint there (expected {}/{task}/config.json or a model directory)", f.display(), f.display());
-    }
-    if let Some(env) = std::env::var_os("KILN_MODELS") {
-        let c = PathBuf::from(env).join("finetuned").join(model).join(task);
-        if ok(&c) {
-            return Ok(c);
-        }
-    }
-    let c = finetuned_dir(model, task);
-    if ok(&c) {
-        return Ok(c);
-    }
-    bail!(
-        "no fine-tuned {model} checkpoint for {task} at {}: run `just reproduce glue-finetune --profile {}` first, \
-         or pass --model with a directory of fine-tuned HF checkpoints (one sub-directory per task)",
-        c.display(),
-        if model == "all-MiniLM-L6-v2" { "mini" } else { "paper" }
-    )
-}
-
 fn prepare_real(task_name: &str, p: &Profile, args: &RunArgs, device: &Device) -> Result<Prepared> {
-    let task = GlueTask::parse(task_name)?;
-    let dir = finetuned_checkpoint(&p.model, task.name(), args.model.as_deref())?;
-    let (model, ck) = load_classifier(&dir, task.num_labels(), device)?;
     let max_len = p
         .task
-        .get(task.name())
+        .get(task_name)
         .and_then(|o| o.max_len)
         .unwrap_or(p.max_len);
-    let tok_path = ck
-        .tokenizer()
-        .with_context(|| format!("{}: no tokenizer.json", dir.display()))?;
-    let tok = TextTokenizer::from_file(&tok_path, max_len)?;
-    check_vocab(&tok, &ck.config, &dir)?;
-    let files = resolve::resolve_task(task, args.data_dir.as_deref(), args.download)?;
-    let (train, train_labels) = encode_all(&tok, &read_glue_file(&files.train, task)?)?;
-    let (dev, dev_labels) = encode_all(&tok, &read_glue_file(&files.dev, task)?)?;
-    if dev_labels.iter().any(|l| l.is_none()) {
-        bail!("{}: unlabelled dev rows", files.dev.display());
-    }
-    let seq_len = task_seq_len(task.name()).unwrap_or_else(|| avg_len(&dev));
-    Ok(Prepared {
-        name: task.name().to_string(),
-        config: ck.config,
-        tok,
-        main_metric: if task.is_regression() {
-            "spearman".into()
-        } else {
-            "accuracy".into()
-        },
-        seq_len,
-        bench_seq: max_len,
-        source: format!("{} (data: {})", dir.display(), files.how),
-        head: Head::Glue {
-            model,
-            train,
-            train_labels,
-            dev_labels: dev_labels.iter().map(|l| l.unwrap_or(f32::NAN)).collect(),
-            dev,
-            metric_names: task.metric_names().iter().map(|s| s.to_string()).collect(),
-        },
-    })
-}
-
-/// Token ids beyond the embedding table would index out of bounds deep in a backend.
-pub fn check_vocab(tok: &TextTokenizer, config: &BertConfig, dir: &Path) -> Result<()> {
-    if tok.vocab_size() > config.vocab_size {
-        bail!(
-            "{}: tokenizer.json has {} tokens but config.json's vocab_size is {}; the tokenizer belongs to another model",
-            dir.display(),
-            tok.vocab_size(),
-            config.vocab_size
-        );
-    }
-    Ok(())
+    let g = real_glue(task_name, &p.model, max_len, args, device)?;
+    let seq_len = task_seq_len(&g.name);
+    Ok(Prepared::from_glue(g, max_len, seq_len))
 }
 
 impl Prepared {
+    fn from_glue(g: GlueModel, bench_seq: usize, seq_len: Option<f64>) -> Self {
+        Self {
+            seq_len: seq_len.unwrap_or_else(|| avg_len(&g.dev)),
+            name: g.name,
+            config: g.config,
+            tok: g.tok,
+            main_metric: g.main_metric,
+            bench_seq,
+            source: g.source,
+            head: Head::Glue {
+                model: g.model,
+                train: g.train,
+                train_labels: g.train_labels,
+                dev_labels: g.dev_labels.iter().map(|l| l.unwrap_or(f32::NAN)).collect(),
+                dev: g.dev,
+                metric_names: g.metric_names,
+            },
+        }
+    }
+
     fn bert(&self) -> &BertModel {
         match &self.head {
             Head::Glue { model, .. } => &model.bert,

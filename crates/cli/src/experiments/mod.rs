@@ -3,6 +3,8 @@
 
 pub mod glue_finetune;
 pub mod glue_pruning;
+pub mod ltp_glue;
+pub mod tasks;
 
 use std::path::PathBuf;
 
@@ -27,7 +29,7 @@ pub struct RunArgs {
 }
 
 /// Experiments that `kiln reproduce` can run.
-pub const IMPLEMENTED: &[&str] = &["glue-finetune", "glue-pruning"];
+pub const IMPLEMENTED: &[&str] = &["glue-finetune", "glue-pruning", "ltp-glue"];
 
 /// The profile the user asked for, if any, checked against the experiment's profiles.
 pub fn requested_profile<V>(
@@ -51,6 +53,7 @@ pub fn run(name: &str, args: &RunArgs) -> anyhow::Result<PathBuf> {
     match name {
         "glue-finetune" => glue_finetune::run(args),
         "glue-pruning" => glue_pruning::run(args),
+        "ltp-glue" => ltp_glue::run(args),
         other => anyhow::bail!(
             "experiment `{other}` is not implemented yet; implemented: {}",
             IMPLEMENTED.join(", ")

@@ -1,0 +1,709 @@
+//! `ltp-glue`: learned token pruning (Kim et al. 2022) on glue-finetune's checkpoints. Per task:
+//! the unpruned dev metric, then LTP (soft stage + hard stage) for each regulariser strength λ,
+//! the top-k cascade for each final keep rate, and manual (linearly rising, untrained)
+//! thresholds, each with its dev metric and relative FLOPs; the measured throughput of real token
+//! removal against the dense model; kept tokens per layer; and the length-robustness study.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use burn::tensor::Device;
+use kiln_data::{make_batches_grouped, Encoded};
+use kiln_ltp::physical::forward_removed;
+use kiln_ltp::train::{evaluate, train_stage, StageConfig, TaskSplit};
+use kiln_ltp::{LtpModel, Mode};
+use kiln_models::EncoderInput;
+use kiln_report::{line_plot, Cell, RunMeta, Series, Table};
+use serde::{Deserialize, Serialize};
+
+use super::tasks::{finetuned_checkpoint, real_glue, smoke_glue, GlueModel};
+use super::RunArgs;
+use crate::{resolve, settings};
+
+const NAME: &str = "ltp-glue";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Stage {
+    epochs: f64,
+    batch_size: usize,
+    learning_rate: f64,
+    #[serde(default)]
+    threshold_learning_rate: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct TaskOverride {
+    max_len: Option<usize>,
+    train_examples: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Profile {
+    description: String,
+    model: String,
+    tasks: Vec<String>,
+    max_len: usize,
+    /// Training subset per task (first N after a seeded shuffle); all when absent.
+    train_examples: Option<usize>,
+    /// N of the score normalisation (the reference's max_seq_length).
+    norm_len: usize,
+    final_threshold: f64,
+    temperature: f64,
+    lambdas: Vec<f64>,
+    topk_rates: Vec<f64>,
+    manual_thresholds: Vec<f64>,
+    soft: Stage,
+    hard: Stage,
+    bench_batch: usize,
+    bench_runs: usize,
+    /// Task for the length-robustness study (train short / test long and the reverse).
+    length_task: Option<String>,
+    #[serde(default)]
+    task: BTreeMap<String, TaskOverride>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Experiment {
+    title: String,
+    reference: String,
+    profiles: BTreeMap<String, Profile>,
+}
+
+/// One trained setting's outcome.
+#[derive(Debug, Clone, Serialize)]
+struct Point {
+    task: String,
+    method: String,
+    setting: String,
+    metric: f64,
+    relative_flops: f64,
+    gflops: f64,
+    kept_per_layer: Vec<f64>,
+    thresholds: Vec<f64>,
+    train_seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Throughput {
+    task: String,
+    setting: String,
+    relative_flops: f64,
+    dense_per_s: f64,
+    removal_per_s: f64,
+    speedup: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct LengthRow {
+    task: String,
+    direction: String,
+    method: String,
+    setting: String,
+    metric_unpruned: f64,
+    metric: f64,
+    relative_flops: f64,
+}
+
+fn subset(g: &GlueModel, n: Option<usize>, seed: u64) -> (Vec<Encoded>, Vec<Option<f32>>) {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let mut idx: Vec<usize> = (0..g.train.len())
+        .filter(|&i| g.train_labels[i].is_some())
+        .collect();
+    idx.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+    if let Some(n) = n {
+        idx.truncate(n);
+    }
+    (
+        idx.iter().map(|&i| g.train[i].clone()).collect(),
+        idx.iter().map(|&i| g.train_labels[i]).collect(),
+    )
+}
+
+fn stage_cfg(s: &Stage, lambda: f64, seed: u64, keep_best: bool) -> StageConfig {
+    StageConfig {
+        epochs: s.epochs,
+        batch_size: s.batch_size,
+        learning_rate: s.learning_rate,
+        threshold_learning_rate: s.threshold_learning_rate,
+        lambda,
+        seed,
+        keep_best,
+    }
+}
+
+/// Trains every method on `task` (train split) and scores it on `eval` (usually dev).
+#[allow(clippy::too_many_arguments)]
+fn sweep(
+    g: &GlueModel,
+    train: &TaskSplit,
+    eval_on: &TaskSplit,
+    p: &Profile,
+    seed: u64,
+    methods: &[&str],
+    device: &Device,
+) -> Result<Vec<(Point, LtpModel)>> {
+    let mut out = Vec::new();
+    let point = |method: &str, setting: String, m: &LtpModel, mode: Mode, secs: f64| {
+        let e = evaluate(m, eval_on, mode, device);
+        Point {
+            task: g.name.clone(),
+            method: method.into(),
+            setting,
+            metric: e.main(eval_on.main_metric),
+            relative_flops: e.flops.relative(),
+            gflops: e.flops.gflops(),
+            kept_per_layer: e.flops.kept_per_layer(),
+            thresholds: m.thresholds.values(),
+            train_seconds: secs,
+        }
+    };
+    if methods.contains(&"ltp") {
+        for &lambda in &p.lambdas {
+            let t0 = Instant::now();
+            let m = LtpModel::new(g.model.clone(), p.final_threshold, p.norm_len)?;
+            let soft = Mode::Soft {
+                temperature: p.temperature,
+            };
+            let (m, _) = train_stage(
+                m,
+                train,
+                soft,
+                Mode::Hard,
+                &stage_cfg(&p.soft, lambda, seed, false),
+                device,
+            )?;
+            let (m, _) = train_stage(
+                m,
+                train,
+                Mode::Hard,
+                Mode::Hard,
+                &stage_cfg(&p.hard, 0.0, seed, true),
+                device,
+            )?;
+            let pt = point(
+                "LTP",
+                format!("λ={lambda}"),
+                &m,
+                Mode::Hard,
+                t0.elapsed().as_secs_f64(),
+            );
+            println!(
+                "  {} LTP λ={lambda}: {} {:.2} at {:.3} relative FLOPs",
+                g.name, eval_on.main_metric, pt.metric, pt.relative_flops
+            );
+            out.push((pt, m));
+        }
+    }
+    if methods.contains(&"topk") {
+        for &rate in &p.topk_rates {
+            let t0 = Instant::now();
+            let mode = Mode::TopK { rate };
+            let m = LtpModel::new(g.model.clone(), p.final_threshold, p.norm_len)?;
+            let (m, _) = train_stage(
+                m,
+                train,
+                mode,
+                mode,
+                &stage_cfg(&p.hard, 0.0, seed, true),
+                device,
+            )?;
+            let pt = point(
+                "top-k",
+                format!("r={rate}"),
+                &m,
+                mode,
+                t0.elapsed().as_secs_f64(),
+            );
+            println!(
+                "  {} top-k r={rate}: {} {:.2} at {:.3} relative FLOPs",
+                g.name, eval_on.main_metric, pt.metric, pt.relative_flops
+            );
+            out.push((pt, m));
+        }
+    }
+    if methods.contains(&"manual") {
+        for &theta in &p.manual_thresholds {
+            let t0 = Instant::now();
+            let m = LtpModel::new(g.model.clone(), theta, p.norm_len)?;
+            let (m, _) = train_stage(
+                m,
+                train,
+                Mode::Hard,
+                Mode::Hard,
+                &stage_cfg(&p.hard, 0.0, seed, true),
+                device,
+            )?;
+            let pt = point(
+                "manual",
+                format!("θ={theta}"),
+                &m,
+                Mode::Hard,
+                t0.elapsed().as_secs_f64(),
+            );
+            println!(
+                "  {} manual θ={theta}: {} {:.2} at {:.3} relative FLOPs",
+                g.name, eval_on.main_metric, pt.metric, pt.relative_flops
+            );
+            out.push((pt, m));
+        }
+    }
+    Ok(out)
+}
+
+/// Dev examples per second: dense forward vs real token removal, same batches, median of runs.
+fn throughput(
+    m: &LtpModel,
+    dev: &[Encoded],
+    pad_id: i64,
+    batch: usize,
+    runs: usize,
+    device: &Device,
+) -> (f64, f64) {
+    let labels = vec![None; dev.len()];
+    let batches = make_batches_grouped(dev, &labels, batch, pad_id, None, true);
+    let inputs: Vec<EncoderInput> = batches
+        .iter()
+        .map(|b| EncoderInput::from_batch(b, device))
+        .collect();
+    let sync = |t: burn::tensor::Tensor<2>| {
+        let _ = t.into_data();
+    };
+    let time = |f: &dyn Fn(&EncoderInput)| {
+        let mut v: Vec<f64> = (0..runs.max(1))
+            .map(|_| {
+                let t0 = Instant::now();
+                for i in &inputs {
+                    f(i);
+                }
+                t0.elapsed().as_secs_f64()
+            })
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    // Warm-up both paths once.
+    for i in inputs.iter().take(2) {
+        sync(m.classifier.forward(i, None));
+        sync(forward_removed(m, i).0);
+    }
+    let dense = time(&|i| sync(m.classifier.forward(i, None)));
+    let removed = time(&|i| sync(forward_removed(m, i).0));
+    (dev.len() as f64 / dense, dev.len() as f64 / removed)
+}
+
+fn choose_profile(exp: &Experiment, args: &RunArgs) -> Result<(String, String)> {
+    if let Some(chosen) = super::requested_profile(NAME, &exp.profiles, args)? {
+        return Ok(chosen);
+    }
+    let mini = &exp.profiles["mini"];
+    let missing: Vec<&String> = mini
+        .tasks
+        .iter()
+        .filter(|t| {
+            finetuned_checkpoint(&mini.model, t, args.model.as_deref()).is_err()
+                || kiln_data::GlueTask::parse(t)
+                    .ok()
+                    .and_then(|g| resolve::find_task(g, args.data_dir.as_deref()))
+                    .is_none()
+        })
+        .collect();
+    if missing.is_empty() {
+        Ok((
+            "mini".into(),
+            format!("fine-tuned {} checkpoints and GLUE data found", mini.model),
+        ))
+    } else {
+        Ok(("smoke".into(), format!("no fine-tuned {} checkpoint or data for {missing:?} (run `just reproduce glue-finetune --profile mini` first)", mini.model)))
+    }
+}
+
+pub fn run(args: &RunArgs) -> Result<PathBuf> {
+    let exp: Experiment = settings::load_typed(NAME)?;
+    let (profile, why) = choose_profile(&exp, args)?;
+    println!("ltp-glue: profile `{profile}` ({why})");
+    let p = exp.profiles[&profile].clone();
+    for (what, v) in [
+        ("temperature", p.temperature),
+        ("final_threshold", p.final_threshold),
+    ] {
+        if !(v.is_finite() && v > 0.0 && v < 1.0) {
+            bail!("experiments/{NAME}.toml: {what} = {v} must lie in (0, 1)");
+        }
+    }
+    let device = args.device.device()?;
+    let started = kiln_core::run::unix_now();
+    let t0 = Instant::now();
+    let synthetic = p.model == "tiny";
+    let tasks = args.tasks.clone().unwrap_or_else(|| p.tasks.clone());
+    let mut points = Vec::new();
+    let mut baselines = BTreeMap::new();
+    let mut tput = Vec::new();
+    let mut lengths = Vec::new();
+    let mut sources = BTreeMap::new();
+    for task in &tasks {
+        let max_len = p
+            .task
+            .get(task)
+            .and_then(|o| o.max_len)
+            .unwrap_or(p.max_len);
+        let g = if synthetic {
+            smoke_glue(task, max_len, args.seed, &device)?
+        } else {
+            real_glue(task, &p.model, max_len, args, &device)?
+        };
+        sources.insert(g.name.clone(), g.source.clone());
+        let n_train = args
+            .train_examples
+            .or(p.task.get(task).and_then(|o| o.train_examples))
+            .or(p.train_examples);
+        let (train, train_labels) = subset(&g, n_train, args.seed);
+        let split = TaskSplit {
+            train: &train,
+            train_labels: &train_labels,
+            dev: &g.dev,
+            dev_labels: &g.dev_labels,
+            metric_names: &g.metric_names,
+            main_metric: &g.main_metric,
+            pad_id: g.tok.pad_id as i64,
+        };
+        let base = LtpModel::new(g.model.clone(), p.final_threshold, p.norm_len)?;
+        let e = evaluate(&base, &split, Mode::Off, &device);
+        let unpruned = e.main(&g.main_metric);
+        println!(
+            "{}: unpruned dev {} = {unpruned:.2} ({:.3} GFLOPs/example); training on {} examples",
+            g.name,
+            g.main_metric,
+            e.flops.gflops(),
+            train.len()
+        );
+        baselines.insert(g.name.clone(), (unpruned, e.flops.gflops()));
+        let res = sweep(
+            &g,
+            &split,
+            &split,
+            &p,
+            args.seed,
+            &["ltp", "topk", "manual"],
+            &device,
+        )?;
+        // Throughput of real removal for the LTP model nearest 0.5 relative FLOPs.
+        if let Some((pt, m)) = res
+            .iter()
+            .filter(|(pt, _)| pt.method == "LTP")
+            .min_by(|a, b| {
+                (a.0.relative_flops - 0.5)
+                    .abs()
+                    .total_cmp(&(b.0.relative_flops - 0.5).abs())
+            })
+        {
+            let (dense, removed) = throughput(
+                m,
+                &g.dev,
+                g.tok.pad_id as i64,
+                p.bench_batch,
+                p.bench_runs,
+                &device,
+            );
+            println!(
+                "  {} real removal ({}): {removed:.1} vs dense {dense:.1} examples/s = {:.2}x",
+                g.name,
+                pt.setting,
+                removed / dense
+            );
+            tput.push(Throughput {
+                task: g.name.clone(),
+                setting: pt.setting.clone(),
+                relative_flops: pt.relative_flops,
+                dense_per_s: dense,
+                removal_per_s: removed,
+                speedup: removed / dense,
+            });
+        }
+        points.extend(res.into_iter().map(|(pt, _)| pt));
+        if p.length_task.as_deref() == Some(task.as_str()) {
+            lengths.extend(length_study(
+                &g,
+                &train,
+                &train_labels,
+                &p,
+                args.seed,
+                &device,
+            )?);
+        }
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    write(
+        &exp, &profile, &p, args, &points, &baselines, &tput, &lengths, sources, synthetic, &why,
+        wall, started, &device,
+    )
+}
+
+/// Train on the shorter half (by token count) and evaluate on the longer half of dev, and the
+/// reverse, for LTP and top-k (first λ and first rate).
+fn length_study(
+    g: &GlueModel,
+    train: &[Encoded],
+    train_labels: &[Option<f32>],
+    p: &Profile,
+    seed: u64,
+    device: &Device,
+) -> Result<Vec<LengthRow>> {
+    let median = |enc: &[Encoded]| {
+        let mut l: Vec<usize> = enc.iter().map(|e| e.ids.len()).collect();
+        l.sort();
+        l[l.len() / 2]
+    };
+    let split = |enc: &[Encoded], labels: &[Option<f32>], short: bool, cut: usize| {
+        let idx: Vec<usize> = (0..enc.len())
+            .filter(|&i| (enc[i].ids.len() <= cut) == short)
+            .collect();
+        (
+            idx.iter().map(|&i| enc[i].clone()).collect::<Vec<_>>(),
+            idx.iter().map(|&i| labels[i]).collect::<Vec<_>>(),
+        )
+    };
+    let (tc, dc) = (median(train), median(&g.dev));
+    let mut p1 = p.clone();
+    p1.lambdas.truncate(1);
+    p1.topk_rates.truncate(1);
+    let mut rows = Vec::new();
+    for (dir, short_train) in [
+        ("train short → test long", true),
+        ("train long → test short", false),
+    ] {
+        let (tr, trl) = split(train, train_labels, short_train, tc);
+        let (dv, dvl) = split(&g.dev, &g.dev_labels, !short_train, dc);
+        let tsplit = TaskSplit {
+            train: &tr,
+            train_labels: &trl,
+            dev: &dv,
+            dev_labels: &dvl,
+            metric_names: &g.metric_names,
+            main_metric: &g.main_metric,
+            pad_id: g.tok.pad_id as i64,
+        };
+        let base = LtpModel::new(g.model.clone(), p.final_threshold, p.norm_len)?;
+        let unpruned = evaluate(&base, &tsplit, Mode::Off, device).main(&g.main_metric);
+        println!(
+            "{} length study, {dir}: {} train / {} eval examples",
+            g.name,
+            tr.len(),
+            dv.len()
+        );
+        for (pt, _) in sweep(g, &tsplit, &tsplit, &p1, seed, &["ltp", "topk"], device)? {
+            rows.push(LengthRow {
+                task: g.name.clone(),
+                direction: dir.into(),
+                method: pt.method,
+                setting: pt.setting,
+                metric_unpruned: unpruned,
+                metric: pt.metric,
+                relative_flops: pt.relative_flops,
+            });
+        }
+    }
+    Ok(rows)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write(
+    exp: &Experiment,
+    profile: &str,
+    p: &Profile,
+    args: &RunArgs,
+    points: &[Point],
+    baselines: &BTreeMap<String, (f64, f64)>,
+    tput: &[Throughput],
+    lengths: &[LengthRow],
+    sources: BTreeMap<String, String>,
+    synthetic: bool,
+    why: &str,
+    wall: f64,
+    started: u64,
+    device: &Device,
+) -> Result<PathBuf> {
+    let out = args.out.join(NAME).join(profile);
+    std::fs::create_dir_all(&out)?;
+    let mut table = Table::new(
+        Table::profile_title(&exp.title, profile, synthetic),
+        &[
+            "task",
+            "method",
+            "setting",
+            "dev metric",
+            "Δ vs unpruned",
+            "relative FLOPs",
+            "GFLOPs/example",
+            "train time (s)",
+        ],
+    );
+    let mut metrics = BTreeMap::new();
+    for (task, (m, gf)) in baselines {
+        table.push(vec![
+            Cell::text(task),
+            Cell::text("unpruned"),
+            Cell::text("-"),
+            Cell::num(*m, 2),
+            Cell::num(0.0, 2),
+            Cell::num(1.0, 3),
+            Cell::num(*gf, 3),
+            Cell::text("-"),
+        ]);
+        metrics.insert(format!("{task}.unpruned"), *m);
+        for pt in points.iter().filter(|pt| &pt.task == task) {
+            table.push(vec![
+                Cell::text(task),
+                Cell::text(&pt.method),
+                Cell::text(&pt.setting),
+                Cell::num(pt.metric, 2),
+                Cell::num(pt.metric - m, 2),
+                Cell::num(pt.relative_flops, 3),
+                Cell::num(pt.gflops, 3),
+                Cell::num(pt.train_seconds, 1),
+            ]);
+            metrics.insert(
+                format!("{task}.{}.{}.metric", pt.method, pt.setting),
+                pt.metric,
+            );
+            metrics.insert(
+                format!("{task}.{}.{}.relative_flops", pt.method, pt.setting),
+                pt.relative_flops,
+            );
+        }
+    }
+    table.note(format!("profile `{profile}`: {}", p.description));
+    if synthetic {
+        table.note("SYNTHETIC: seeded generated tasks; no paper number applies.");
+    }
+    table.note(format!("paper: {}", exp.reference));
+    table.note(format!(
+        "method: LTP = soft stage ({} epochs, lr {}, threshold lr {}, T = {}, θ_final = {}) then hard stage ({} epochs, lr {}, best dev epoch); top-k = hard training with the cascade keep-rate schedule; manual = thresholds fixed at θ_final·l/L, hard training. Scores normalised by N = {}. Relative FLOPs = Σ MACs / Σ unpruned MACs over dev (§9 model); evaluation always prunes hard.",
+        p.soft.epochs, p.soft.learning_rate, p.soft.threshold_learning_rate.unwrap_or(p.soft.learning_rate), p.temperature, p.final_threshold, p.hard.epochs, p.hard.learning_rate, p.norm_len
+    ));
+    if let Some(n) = args.train_examples.or(p.train_examples) {
+        table.note(format!(
+            "training subset: {n} examples per task (seeded shuffle)"
+        ));
+    }
+    table.note(format!("wall time {wall:.0} s"));
+    let meta = RunMeta::for_run(
+        NAME,
+        profile,
+        device,
+        args.device.label(),
+        args.seed,
+        started,
+        wall,
+        synthetic,
+        metrics,
+        serde_json::json!({ "profile": p, "profile_choice": why, "sources": sources, "points": points, "throughput": tput, "length_robustness": lengths }),
+    );
+    kiln_report::write_results(&out, &table, &meta)?;
+    println!("{}", table.to_markdown());
+
+    let mut tt = Table::new(
+        "Real token removal vs the dense model (dev set, length-grouped batches)".to_string(),
+        &[
+            "task",
+            "LTP setting",
+            "relative FLOPs",
+            "dense examples/s",
+            "removal examples/s",
+            "speedup",
+        ],
+    );
+    for t in tput {
+        tt.push(vec![
+            Cell::text(&t.task),
+            Cell::text(&t.setting),
+            Cell::num(t.relative_flops, 3),
+            Cell::num(t.dense_per_s, 1),
+            Cell::num(t.removal_per_s, 1),
+            Cell::num(t.speedup, 2),
+        ]);
+    }
+    tt.note(format!("batch {}, median of {} passes over dev, same process, device {}. The paper reports 1.9x on a Haswell CPU (v1/v3 abstracts); the official code masks tokens and gets no speedup.", p.bench_batch, p.bench_runs, args.device.label()));
+    kiln_core::atomic_write(&out.join("throughput.md"), tt.to_markdown().as_bytes())?;
+    kiln_core::atomic_write(&out.join("throughput.csv"), tt.to_csv().as_bytes())?;
+    println!("{}", tt.to_markdown());
+
+    if !lengths.is_empty() {
+        let mut lt = Table::new(
+            "Robustness to sequence length: thresholds vs top-k trained on one length range, evaluated on the other".to_string(),
+            &["task", "direction", "method", "setting", "unpruned", "pruned", "Δ", "relative FLOPs"],
+        );
+        for r in lengths {
+            lt.push(vec![
+                Cell::text(&r.task),
+                Cell::text(&r.direction),
+                Cell::text(&r.method),
+                Cell::text(&r.setting),
+                Cell::num(r.metric_unpruned, 2),
+                Cell::num(r.metric, 2),
+                Cell::num(r.metric - r.metric_unpruned, 2),
+                Cell::num(r.relative_flops, 3),
+            ]);
+        }
+        lt.note("split at the median token count of train and of dev; same settings as the main sweep (first λ, first top-k rate).");
+        kiln_core::atomic_write(
+            &out.join("length_robustness.md"),
+            lt.to_markdown().as_bytes(),
+        )?;
+        kiln_core::atomic_write(&out.join("length_robustness.csv"), lt.to_csv().as_bytes())?;
+        println!("{}", lt.to_markdown());
+    }
+
+    for task in baselines.keys() {
+        let mut series = Vec::new();
+        for method in ["LTP", "top-k", "manual"] {
+            let mut pts: Vec<(f64, f64)> = points
+                .iter()
+                .filter(|pt| &pt.task == task && pt.method == method)
+                .map(|pt| (pt.relative_flops, pt.metric))
+                .collect();
+            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+            if !pts.is_empty() {
+                series.push(Series {
+                    name: method.into(),
+                    points: pts,
+                });
+            }
+        }
+        series.push(Series {
+            name: "unpruned".into(),
+            points: vec![(1.0, baselines[task].0)],
+        });
+        line_plot(
+            &out.join(format!("metric_vs_flops_{task}")),
+            &format!("{task}: dev metric vs relative FLOPs"),
+            "relative FLOPs",
+            "dev metric",
+            &series,
+        )?;
+        let kept: Vec<Series> = points
+            .iter()
+            .filter(|pt| &pt.task == task)
+            .map(|pt| Series {
+                name: format!("{} {}", pt.method, pt.setting),
+                points: pt
+                    .kept_per_layer
+                    .iter()
+                    .enumerate()
+                    .map(|(l, &k)| (l as f64, k))
+                    .collect(),
+            })
+            .collect();
+        line_plot(
+            &out.join(format!("kept_tokens_{task}")),
+            &format!("{task}: mean kept tokens after each layer (dev)"),
+            "layer",
+            "kept tokens",
+            &kept,
+        )?;
+    }
+    println!("results written to {}", out.display());
+    Ok(out)
+}
