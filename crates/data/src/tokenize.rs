@@ -50,7 +50,11 @@ impl TextTokenizer {
             });
         }
         let inner = Tokenizer::from_file(path).map_err(|e| tok_err(path, e))?;
-        let pad_id = inner.token_to_id("[PAD]").unwrap_or(0);
+        // BERT WordPiece pads with [PAD], RoBERTa/GPT-2 BPE vocabularies with <pad>.
+        let pad_id = inner
+            .token_to_id("[PAD]")
+            .or_else(|| inner.token_to_id("<pad>"))
+            .unwrap_or(0);
         Self::configure(inner, pad_id, max_len, Some(path.to_path_buf()))
     }
 

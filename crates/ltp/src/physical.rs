@@ -100,3 +100,46 @@ fn gather_rows(
         .repeat_dim(2, d);
     x.gather(1, idx)
 }
+
+/// Examples per second of the dense classifier and of real token removal over the same
+/// length-grouped batches of `examples` (median of `runs` passes after a warm-up), for
+/// throughput tables measured in one process.
+pub fn measure_throughput(
+    m: &LtpModel,
+    dev: &[kiln_data::Encoded],
+    pad_id: i64,
+    batch: usize,
+    runs: usize,
+    device: &burn::tensor::Device,
+) -> (f64, f64) {
+    let labels = vec![None; dev.len()];
+    let batches = kiln_data::make_batches_grouped(dev, &labels, batch, pad_id, None, true);
+    let inputs: Vec<kiln_models::EncoderInput> = batches
+        .iter()
+        .map(|b| kiln_models::EncoderInput::from_batch(b, device))
+        .collect();
+    let sync = |t: burn::tensor::Tensor<2>| {
+        let _ = t.into_data();
+    };
+    let time = |f: &dyn Fn(&kiln_models::EncoderInput)| {
+        let mut v: Vec<f64> = (0..runs.max(1))
+            .map(|_| {
+                let t0 = std::time::Instant::now();
+                for i in &inputs {
+                    f(i);
+                }
+                t0.elapsed().as_secs_f64()
+            })
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    // Warm-up both paths once.
+    for i in inputs.iter().take(2) {
+        sync(m.classifier.forward(i, None));
+        sync(forward_removed(m, i).0);
+    }
+    let dense = time(&|i| sync(m.classifier.forward(i, None)));
+    let removed = time(&|i| sync(forward_removed(m, i).0));
+    (dev.len() as f64 / dense, dev.len() as f64 / removed)
+}

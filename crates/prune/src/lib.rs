@@ -22,9 +22,13 @@
 //!   every (k_mha, k_ffn) pair, the score counts base and extra units, dropped layers' units leave
 //!   the candidate pool, and zero extra heads is allowed. The official code's cumulative-budget and
 //!   score bugs are not copied.
-//! * Mask tuning solves the damped normal equations `(G² + I) x = G c` exactly (Cholesky in f64)
-//!   instead of running LSMR on G; "solver failure" is a failed factorisation or a non-finite
-//!   result. The abort rule of the reference is kept: any scale outside [-10, 10] stops tuning for
+//! * Mask tuning solves the damped normal equations with a port of SciPy's LSMR (damp 1, centred
+//!   at s = 1, SciPy's default tolerances and iteration limit), as the reference does with CuPy:
+//!   LSMR's early stop leaves poorly determined directions near s = 1, which an exact solve of
+//!   `(G² + I) x = G c` (kept as `linalg::exact_damped_centred_solve`, used in tests) does not;
+//!   with the exact solve, MiniLM's last-layer FFN systems produced scales beyond ±10 and tuning
+//!   stopped early. "Solver failure" is istop 3-7 or a non-finite result, as in the reference.
+//!   The abort rule of the reference is kept: any scale outside [-10, 10] stops tuning for
 //!   this and every later layer. The MHA ones-column coefficient is not checked against the bound.
 //! * The reconstruction target defaults to the reference's teacher (the search result at
 //!   constraint √C, with the hook-order quirk that the current layer's FFN target uses all

@@ -10,11 +10,10 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 use burn::tensor::Device;
-use kiln_data::{make_batches_grouped, Encoded};
-use kiln_ltp::physical::forward_removed;
+use kiln_data::Encoded;
+use kiln_ltp::physical::measure_throughput;
 use kiln_ltp::train::{evaluate, train_stage, StageConfig, TaskSplit};
 use kiln_ltp::{LtpModel, Mode};
-use kiln_models::EncoderInput;
 use kiln_report::{line_plot, Cell, RunMeta, Series, Table};
 use serde::{Deserialize, Serialize};
 
@@ -253,47 +252,6 @@ fn sweep(
     Ok(out)
 }
 
-/// Dev examples per second: dense forward vs real token removal, same batches, median of runs.
-fn throughput(
-    m: &LtpModel,
-    dev: &[Encoded],
-    pad_id: i64,
-    batch: usize,
-    runs: usize,
-    device: &Device,
-) -> (f64, f64) {
-    let labels = vec![None; dev.len()];
-    let batches = make_batches_grouped(dev, &labels, batch, pad_id, None, true);
-    let inputs: Vec<EncoderInput> = batches
-        .iter()
-        .map(|b| EncoderInput::from_batch(b, device))
-        .collect();
-    let sync = |t: burn::tensor::Tensor<2>| {
-        let _ = t.into_data();
-    };
-    let time = |f: &dyn Fn(&EncoderInput)| {
-        let mut v: Vec<f64> = (0..runs.max(1))
-            .map(|_| {
-                let t0 = Instant::now();
-                for i in &inputs {
-                    f(i);
-                }
-                t0.elapsed().as_secs_f64()
-            })
-            .collect();
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    // Warm-up both paths once.
-    for i in inputs.iter().take(2) {
-        sync(m.classifier.forward(i, None));
-        sync(forward_removed(m, i).0);
-    }
-    let dense = time(&|i| sync(m.classifier.forward(i, None)));
-    let removed = time(&|i| sync(forward_removed(m, i).0));
-    (dev.len() as f64 / dense, dev.len() as f64 / removed)
-}
-
 fn choose_profile(exp: &Experiment, args: &RunArgs) -> Result<(String, String)> {
     if let Some(chosen) = super::requested_profile(NAME, &exp.profiles, args)? {
         return Ok(chosen);
@@ -399,7 +357,7 @@ pub fn run(args: &RunArgs) -> Result<PathBuf> {
                     .total_cmp(&(b.0.relative_flops - 0.5).abs())
             })
         {
-            let (dense, removed) = throughput(
+            let (dense, removed) = measure_throughput(
                 m,
                 &g.dev,
                 g.tok.pad_id as i64,

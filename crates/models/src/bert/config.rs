@@ -92,6 +92,30 @@ impl BertConfig {
         Ok(cfg)
     }
 
+    /// RoBERTa: same encoder, positions offset past the padding index, a single token type.
+    pub fn is_roberta(&self) -> bool {
+        self.model_type == "roberta"
+    }
+
+    /// Position id of the first token: RoBERTa numbers real tokens from `pad_token_id + 1` (HF
+    /// `create_position_ids_from_input_ids`), BERT from 0.
+    pub fn position_offset(&self) -> usize {
+        if self.is_roberta() {
+            self.pad_token_id + 1
+        } else {
+            0
+        }
+    }
+
+    /// The weight-name prefix of the encoder inside a task model (`bert.` / `roberta.`).
+    pub fn hf_prefix(&self) -> &'static str {
+        if self.is_roberta() {
+            "roberta."
+        } else {
+            "bert."
+        }
+    }
+
     /// A small BERT for tests and the smoke profile.
     pub fn tiny(vocab_size: usize, num_labels: usize) -> Self {
         let mut c = Self {
@@ -120,9 +144,9 @@ impl BertConfig {
     }
 
     pub fn validate(&self) -> Result<(), String> {
-        if self.model_type != "bert" {
+        if !matches!(self.model_type.as_str(), "bert" | "roberta") {
             return Err(format!(
-                "model_type is `{}`, but this loader reads BERT checkpoints (model_type `bert`)",
+                "model_type is `{}`, but this loader reads BERT-family checkpoints (model_type `bert` or `roberta`)",
                 self.model_type
             ));
         }

@@ -44,9 +44,14 @@ pub struct HfCheckpoint {
 impl HfCheckpoint {
     pub fn has_classifier(&self) -> bool {
         self.tensors.contains_key("classifier.weight")
+            || self.tensors.contains_key("classifier.out_proj.weight")
     }
     pub fn has_pooler(&self) -> bool {
-        let p = if self.prefixed { "bert." } else { "" };
+        let p = if self.prefixed {
+            self.config.hf_prefix()
+        } else {
+            ""
+        };
         self.tensors
             .contains_key(&format!("{p}pooler.dense.weight"))
     }
@@ -168,8 +173,8 @@ pub fn validate_checkpoint(dir: &Path) -> Result<HfCheckpoint, ModelError> {
     let config = BertConfig::from_file(&dir.join("config.json"))?;
     let weights = dir.join("model.safetensors");
     let tensors = read_header(&weights)?;
-    let prefixed = tensors.keys().any(|k| k.starts_with("bert."));
-    let pre = if prefixed { "bert." } else { "" };
+    let prefixed = tensors.keys().any(|k| k.starts_with(config.hf_prefix()));
+    let pre = if prefixed { config.hf_prefix() } else { "" };
     for (name, shape) in expected_shapes(&config) {
         let full = format!("{pre}{name}");
         match tensors.get(&full) {
@@ -177,7 +182,14 @@ pub fn validate_checkpoint(dir: &Path) -> Result<HfCheckpoint, ModelError> {
                 return Err(ModelError::MissingTensor {
                     path: weights,
                     tensor: full,
-                    hint: "is this a BERT checkpoint in HuggingFace naming?".into(),
+                    hint: format!(
+                        "is this a {} checkpoint in HuggingFace naming?",
+                        if config.is_roberta() {
+                            "RoBERTa"
+                        } else {
+                            "BERT"
+                        }
+                    ),
                 })
             }
             Some(found) if *found != shape => {
@@ -200,7 +212,7 @@ pub fn validate_checkpoint(dir: &Path) -> Result<HfCheckpoint, ModelError> {
     })
 }
 
-fn load_remapper(target_prefix: &str, file_prefixed: bool) -> KeyRemapper {
+fn load_remapper(target_prefix: &str, file_prefixed: bool, roberta: bool) -> KeyRemapper {
     let mut pats: Vec<(String, String)> = vec![
         (
             r"\.attention\.self\.".into(),
@@ -208,6 +220,13 @@ fn load_remapper(target_prefix: &str, file_prefixed: bool) -> KeyRemapper {
         ),
         ("LayerNorm".into(), "layer_norm".into()),
     ];
+    if roberta {
+        // RobertaClassificationHead (dense -> tanh -> out_proj on <s>) is BERT's pooler and
+        // classifier under other names; dropout placement differs only in training.
+        pats.push((r"^roberta\.".into(), "bert.".into()));
+        pats.push((r"^classifier\.dense\.".into(), "bert.pooler.dense.".into()));
+        pats.push((r"^classifier\.out_proj\.".into(), "classifier.".into()));
+    }
     match (file_prefixed, target_prefix.is_empty()) {
         (true, true) => pats.push((r"^bert\.".into(), String::new())),
         (false, false) => pats.push((
@@ -232,7 +251,7 @@ pub fn load_bert(dir: &Path, device: &Device) -> Result<(BertModel, HfCheckpoint
     let mut model = BertModel::new(&ck.config, ck.has_pooler(), device);
     let mut store = SafetensorsStore::from_file(&ck.weights)
         .with_from_adapter(PyTorchToBurnAdapter)
-        .remap(load_remapper("", ck.prefixed))
+        .remap(load_remapper("", ck.prefixed, ck.config.is_roberta()))
         .allow_partial(true);
     let res = model
         .load_from(&mut store)
@@ -249,11 +268,16 @@ pub fn load_classifier(
     device: &Device,
 ) -> Result<(BertForSequenceClassification, HfCheckpoint), ModelError> {
     let mut ck = validate_checkpoint(dir)?;
-    if let Some(shape) = ck.tensors.get("classifier.weight") {
+    let head = if ck.config.is_roberta() {
+        "classifier.out_proj.weight"
+    } else {
+        "classifier.weight"
+    };
+    if let Some(shape) = ck.tensors.get(head) {
         if shape[0] != num_labels {
             return Err(ModelError::ShapeMismatch {
                 path: ck.weights.clone(),
-                tensor: "classifier.weight".into(),
+                tensor: head.into(),
                 expected: vec![num_labels, ck.config.hidden_size],
                 found: shape.clone(),
             });
@@ -263,7 +287,7 @@ pub fn load_classifier(
     let mut model = BertForSequenceClassification::new(&ck.config, device);
     let mut store = SafetensorsStore::from_file(&ck.weights)
         .with_from_adapter(PyTorchToBurnAdapter)
-        .remap(load_remapper("bert.", ck.prefixed))
+        .remap(load_remapper("bert.", ck.prefixed, ck.config.is_roberta()))
         .allow_partial(true);
     let res = model
         .load_from(&mut store)
@@ -298,7 +322,7 @@ pub fn load_qa(
     let mut model = BertForQuestionAnswering::new(&ck.config, device);
     let mut store = SafetensorsStore::from_file(&ck.weights)
         .with_from_adapter(PyTorchToBurnAdapter)
-        .remap(load_remapper("bert.", ck.prefixed))
+        .remap(load_remapper("bert.", ck.prefixed, ck.config.is_roberta()))
         .allow_partial(true);
     let res = model
         .load_from(&mut store)
@@ -342,13 +366,12 @@ pub fn save_classifier(
 ) -> Result<(), ModelError> {
     let mut config = config.clone();
     config.set_num_labels(model.num_labels());
-    save_hf(
-        model,
-        config,
-        "BertForSequenceClassification",
-        tokenizer,
-        dir,
-    )
+    let arch = if config.is_roberta() {
+        "RobertaForSequenceClassification"
+    } else {
+        "BertForSequenceClassification"
+    };
+    save_hf(model, config, arch, tokenizer, dir)
 }
 
 /// Saves a span-prediction model as an HF directory (`AutoModelForQuestionAnswering` loads it).
@@ -358,13 +381,12 @@ pub fn save_qa(
     tokenizer: Option<&Path>,
     dir: &Path,
 ) -> Result<(), ModelError> {
-    save_hf(
-        model,
-        config.clone(),
-        "BertForQuestionAnswering",
-        tokenizer,
-        dir,
-    )
+    let arch = if config.is_roberta() {
+        "RobertaForQuestionAnswering"
+    } else {
+        "BertForQuestionAnswering"
+    };
+    save_hf(model, config.clone(), arch, tokenizer, dir)
 }
 
 fn save_hf<M: Module>(
@@ -397,11 +419,17 @@ fn save_hf<M: Module>(
         serde_json::to_string_pretty(&config).map_err(|e| ModelError::Invalid(e.to_string()))?;
     std::fs::write(tmp.join("config.json"), cfg_json).map_err(io(&tmp))?;
     let weights = tmp.join("model.safetensors");
-    let remap = KeyRemapper::from_patterns(vec![
+    let mut pats = vec![
         (r"\.attention\.self_attn\.", ".attention.self."),
         ("layer_norm", "LayerNorm"),
-    ])
-    .expect("static patterns are valid regexes");
+    ];
+    if config.is_roberta() {
+        // Back to RobertaForSequenceClassification's names (see `load_remapper`).
+        pats.push((r"^classifier\.", "classifier.out_proj."));
+        pats.push((r"^bert\.pooler\.dense\.", "classifier.dense."));
+        pats.push((r"^bert\.", "roberta."));
+    }
+    let remap = KeyRemapper::from_patterns(pats).expect("static patterns are valid regexes");
     let mut store = SafetensorsStore::from_file(&weights)
         .with_to_adapter(BurnToPyTorchAdapter)
         .remap(remap)

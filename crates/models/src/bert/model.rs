@@ -79,6 +79,10 @@ pub struct BertEmbeddings {
     pub token_type_embeddings: Embedding,
     pub layer_norm: LayerNorm,
     pub dropout: Dropout,
+    /// First position id of a real token (RoBERTa: `pad_token_id + 1`; BERT: 0).
+    pub position_offset: usize,
+    /// Position id of padding (RoBERTa: `pad_token_id`); unused when `position_offset` is 0.
+    pub pad_position: usize,
 }
 
 impl BertEmbeddings {
@@ -93,19 +97,34 @@ impl BertEmbeddings {
                 .with_epsilon(c.layer_norm_eps)
                 .init(device),
             dropout: DropoutConfig::new(c.hidden_dropout_prob).init(),
+            position_offset: c.position_offset(),
+            pad_position: c.pad_token_id,
         }
     }
 
-    /// `[batch, seq]` ids -> `[batch, seq, hidden]`
+    /// `[batch, seq]` ids -> `[batch, seq, hidden]`. RoBERTa positions assume right padding (as
+    /// kiln's batches are): real token j gets `offset + j`, padding gets `pad_token_id`, which is
+    /// what HF's cumulative-sum rule gives for right-padded rows. A model with one token type
+    /// ignores the pair segment ids a BERT-style tokenizer may produce.
     fn forward(&self, input: &EncoderInput) -> Tensor<3> {
-        let [_, seq] = input.input_ids.dims();
+        let [b, seq] = input.input_ids.dims();
         let device = input.input_ids.device();
         let positions = Tensor::<1, Int>::arange(0..seq as i64, &device).reshape([1, seq]);
+        let positions = if self.position_offset == 0 {
+            positions.repeat_dim(0, b)
+        } else {
+            let m = input.attention_mask.clone();
+            (positions.repeat_dim(0, b) + self.position_offset as i64) * m.clone()
+                + (m.neg() + 1) * self.pad_position as i64
+        };
+        let types = if self.token_type_embeddings.weight.dims()[0] == 1 {
+            input.token_type_ids.zeros_like()
+        } else {
+            input.token_type_ids.clone()
+        };
         let x = self.word_embeddings.forward(input.input_ids.clone())
             + self.position_embeddings.forward(positions)
-            + self
-                .token_type_embeddings
-                .forward(input.token_type_ids.clone());
+            + self.token_type_embeddings.forward(types);
         self.dropout.forward(self.layer_norm.forward(x))
     }
 }
