@@ -242,6 +242,7 @@ fn prune_time(
         rearrange: true,
         tune: true,
         teacher: kiln_prune::Teacher::SqrtConstraint,
+        solver: Default::default(),
     };
     let _ = ck;
     println!("bench: timing one full pruning run of {task} (2048 samples, constraint 0.5)...");

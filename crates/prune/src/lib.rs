@@ -50,4 +50,4 @@ pub use error::PruneError;
 pub use importance::{Criterion, MaskGrads};
 pub use masks::Masks;
 pub use pipeline::{prune, sample_batches, sample_indices, PruneOptions, PruneOutcome, StageTimes};
-pub use tuning::Teacher;
+pub use tuning::{Solver, Teacher};

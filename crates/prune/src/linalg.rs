@@ -285,16 +285,22 @@ pub fn lsmr(g: &Mat, b: &[f64], damp: f64) -> Lsmr {
 
 /// The reference's damped, centred normal-equation solve (spec §6.1): with `x = s - 1` and
 /// `c = r - G·1`, LSMR on `G` with damp 1 (`min ||G x - c||² + ||x||²`); returns `s = 1 + x`, or
-/// `None` when LSMR reports failure (istop 3-7) or the result is not finite.
-pub fn damped_centred_solve(g: &Mat, r: &[f64]) -> Option<Vec<f64>> {
+/// why when LSMR reports failure (istop 3-7) or the result is not finite.
+pub fn damped_centred_solve(g: &Mat, r: &[f64]) -> Result<Vec<f64>, String> {
     let ones = vec![1.0; g.n];
     let g1 = g.matvec(&ones);
     let c: Vec<f64> = r.iter().zip(&g1).map(|(a, b)| a - b).collect();
     let sol = lsmr(g, &c, 1.0);
-    if sol.istop > 2 || sol.x.iter().any(|v| !v.is_finite()) {
-        return None;
+    if sol.istop > 2 {
+        return Err(format!(
+            "solver failure (LSMR istop {} after {} iterations on a {}-unknown system)",
+            sol.istop, sol.iterations, g.n
+        ));
     }
-    Some(sol.x.into_iter().map(|v| 1.0 + v).collect())
+    if sol.x.iter().any(|v| !v.is_finite()) {
+        return Err("solver failure (non-finite solution)".into());
+    }
+    Ok(sol.x.into_iter().map(|v| 1.0 + v).collect())
 }
 
 /// The exact minimiser of the same damped problem, `(G² + I) x = G c` by Cholesky in f64 (what

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::importance::{collect_mask_grads, importance};
 use crate::rearrange::rearrange;
 use crate::search::{check_constraint, search_mac};
-use crate::tuning::{tune_masks, Teacher, TuneReport};
+use crate::tuning::{tune_masks, Solver, Teacher, TuneReport};
 use crate::{Criterion, MacModel, MaskGrads, Masks, PruneError};
 
 /// Settings of one pruning run.
@@ -26,6 +26,9 @@ pub struct PruneOptions {
     pub rearrange: bool,
     pub tune: bool,
     pub teacher: Teacher,
+    /// Solver of the tuning systems (default: exact).
+    #[serde(default)]
+    pub solver: Solver,
 }
 
 /// Seconds per stage.
@@ -153,6 +156,7 @@ pub fn prune<M: EncoderTask>(
             &rearranged,
             &teacher,
             model.reads_first_token_only(),
+            opts.solver,
             device,
         )?
     } else {

@@ -9,7 +9,7 @@ use kiln_models::bert::attention_bias;
 use kiln_models::{BertModel, EncoderInput};
 use serde::{Deserialize, Serialize};
 
-use crate::linalg::{damped_centred_solve, objective, Mat};
+use crate::linalg::{damped_centred_solve, exact_damped_centred_solve, objective, Mat};
 use crate::{Masks, PruneError};
 
 /// What the student reconstructs.
@@ -19,6 +19,19 @@ pub enum Teacher {
     SqrtConstraint,
     /// The unpruned model.
     Original,
+}
+
+/// How each block's damped least-squares system is solved (spec §6.1 allows either).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Solver {
+    /// The exact minimiser `(G² + I)⁻¹ G c` (Cholesky, f64); failure = not positive definite or
+    /// not finite. kiln's default: on the MiniLM mini runs it tuned every layer that LSMR gave up on.
+    #[default]
+    Exact,
+    /// The reference's LSMR (SciPy port, damp 1, default tolerances, maxiter = system size);
+    /// failure = istop 3-7, which on MiniLM stopped tuning at an early attention block.
+    Lsmr,
 }
 
 /// Outcome of one tuned block.
@@ -83,22 +96,27 @@ struct Prepared {
 fn solve_block(
     g: &Mat,
     r: &[f64],
+    solver: Solver,
     k: usize,
     layer: usize,
     kind: &str,
     report: &mut TuneReport,
 ) -> Option<Vec<f64>> {
     let before = objective(g, r, &vec![1.0; g.n]);
-    let sol = damped_centred_solve(g, r);
+    let sol = match solver {
+        Solver::Lsmr => damped_centred_solve(g, r),
+        Solver::Exact => exact_damped_centred_solve(g, r)
+            .ok_or_else(|| "solver failure (system not positive definite or not finite)".into()),
+    };
     let bad = match &sol {
-        None => Some("solver failure".to_string()),
-        Some(v) => v[..k]
+        Err(why) => Some(why.clone()),
+        Ok(v) => v[..k]
             .iter()
             .find(|x| x.abs() > 10.0)
             .map(|x| format!("scale {x:.2} outside [-10, 10]")),
     };
     let after = match (&sol, &bad) {
-        (Some(v), None) => objective(g, r, v),
+        (Ok(v), None) => objective(g, r, v),
         _ => before,
     };
     report.blocks.push(BlockReport {
@@ -114,7 +132,7 @@ fn solve_block(
             report.aborted = Some(format!("layer {layer} {}: {why}", kind.to_uppercase()));
             None
         }
-        None => sol,
+        None => sol.ok(),
     }
 }
 
@@ -140,6 +158,7 @@ pub fn tune_masks(
     student: &Masks,
     teacher: &Masks,
     classification: bool,
+    solver: Solver,
     device: &Device,
 ) -> Result<(Masks, TuneReport), PruneError> {
     if samples.is_empty() {
@@ -244,7 +263,7 @@ pub fn tune_masks(
             caches.push(LayerCache { ctx_s, t_ffn });
         }
         if tune_mha {
-            if let Some(sol) = solve_block(&g, &r, k_h, l, "mha", &mut report) {
+            if let Some(sol) = solve_block(&g, &r, solver, k_h, l, "mha", &mut report) {
                 for (j, &h) in kept_h.iter().enumerate() {
                     s.head[l][h] *= sol[j] as f32;
                 }
@@ -297,7 +316,7 @@ pub fn tune_masks(
                 n: k,
                 a: ww.iter().zip(&aa).map(|(w, a)| w * a).collect(),
             };
-            if let Some(sol) = solve_block(&g, &r, k, l, "ffn", &mut report) {
+            if let Some(sol) = solve_block(&g, &r, solver, k, l, "ffn", &mut report) {
                 for (j, &i) in kept_n.iter().enumerate() {
                     s.neuron[l][i] *= sol[j] as f32;
                 }

@@ -160,6 +160,7 @@ fn full_pipeline_properties() {
         rearrange: true,
         tune: true,
         teacher: Teacher::SqrtConstraint,
+        solver: Default::default(),
     };
     let out = prune(&f.model, &f.samples, None, &opts, &d).unwrap();
     let m = cost(&f.config);
@@ -222,7 +223,16 @@ fn out_of_range_scales_stop_tuning() {
     let student = Masks::ones_for(&f.model.bert);
     let mut teacher = Masks::ones_for(&f.model.bert);
     teacher.neuron[1].iter_mut().for_each(|m| *m = 0.0);
-    let (tuned, rep) = tune_masks(&f.model.bert, &f.samples, &student, &teacher, true, &d).unwrap();
+    let (tuned, rep) = tune_masks(
+        &f.model.bert,
+        &f.samples,
+        &student,
+        &teacher,
+        true,
+        kiln_prune::Solver::Exact,
+        &d,
+    )
+    .unwrap();
     if let Some(why) = &rep.aborted {
         let layer: usize = why.split_whitespace().nth(1).unwrap().parse().unwrap();
         for l in layer + 1..2 {
@@ -245,6 +255,7 @@ fn bad_requests_are_clear_errors() {
         rearrange: true,
         tune: true,
         teacher: Teacher::Original,
+        solver: Default::default(),
     };
     let e = prune(&f.model, &f.samples, None, &opts, &d)
         .unwrap_err()

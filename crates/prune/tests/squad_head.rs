@@ -60,6 +60,7 @@ fn span_model_prunes_shrinks_and_round_trips() {
         rearrange: true,
         tune: true,
         teacher: Teacher::SqrtConstraint,
+        solver: Default::default(),
     };
     let out = prune(&model, &samples, None, &opts, &device).unwrap();
     assert!(out.mac_ratio <= 0.5 + 1e-9, "{}", out.mac_ratio);
@@ -72,6 +73,7 @@ fn span_model_prunes_shrinks_and_round_trips() {
         &out.rearranged,
         &out.search,
         false,
+        kiln_prune::Solver::Exact,
         &device,
     )
     .unwrap();

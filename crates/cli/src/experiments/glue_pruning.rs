@@ -25,7 +25,7 @@ use kiln_prune::latency::encoder_latency;
 use kiln_prune::search::search_mac;
 use kiln_prune::{
     cost::task_seq_len, prune, sample_batches, sample_indices, Criterion, MacModel, Masks,
-    PruneOptions, Teacher,
+    PruneOptions, Solver, Teacher,
 };
 use kiln_report::{heatmap, line_plot, Cell, RunMeta, Series, Table};
 use serde::{Deserialize, Serialize};
@@ -60,6 +60,9 @@ struct Profile {
     /// or "original" (the unpruned model).
     #[serde(default = "default_teacher")]
     teacher: String,
+    /// Tuning solver: "exact" (default) or "lsmr" (the reference's).
+    #[serde(default)]
+    solver: Solver,
     #[serde(default)]
     task: BTreeMap<String, TaskOverride>,
 }
@@ -413,6 +416,7 @@ fn run_cells<M: EncoderTask>(
             } else {
                 Teacher::SqrtConstraint
             },
+            solver: p.solver,
         };
         let res = prune(model, &samples, Some(&grads), &opts, device)?;
         let m_mag = search_mac(&mag, &cost, c)?.masks;
@@ -614,9 +618,13 @@ fn write(
     table.note(format!("paper: {}", exp.reference));
     table.note("metric: accuracy (SST-2, MRPC, RTE, MNLI, QQP, QNLI, syn-sentiment, syn-paraphrase), Spearman x100 (STS-B), official F1 (SQuAD, syn-squad; n-best 20, max answer 30 tokens, 384/128 windows on SQuAD); dev sets. Δ = + tuning minus unpruned, in points.");
     table.note(format!(
-        "method: Fisher importance from mini-batch (batch {}) mask gradients on a sample set drawn with replacement (seed 0); MAC search; rearrangement; mask tuning against the {} teacher. Magnitude baseline: squared-weight-norm importance, same search, no rearrangement/tuning. Sample-set sizes: {}.",
+        "method: Fisher importance from mini-batch (batch {}) mask gradients on a sample set drawn with replacement (seed 0); MAC search; rearrangement; mask tuning against the {} teacher, {} solver. Magnitude baseline: squared-weight-norm importance, same search, no rearrangement/tuning. Sample-set sizes: {}.",
         p.batch_size,
         if p.teacher == "original" { "unpruned-model" } else { "√C (official code)" },
+        match p.solver {
+            Solver::Exact => "exact damped least-squares (Cholesky)",
+            Solver::Lsmr => "LSMR (the reference's)",
+        },
         results.iter().map(|r| (r.task.clone(), r.num_samples)).collect::<BTreeMap<_, _>>().iter().map(|(t, n)| format!("{t} {n}")).collect::<Vec<_>>().join(", ")
     ));
     table.note(format!(
