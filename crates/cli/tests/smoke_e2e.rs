@@ -150,3 +150,60 @@ fn glue_pruning_smoke_runs_end_to_end() {
     let (m, _) = kiln_models::bert::load_classifier(&ck, 2, &burn::tensor::Device::flex()).unwrap();
     assert!(m.bert.neurons_per_layer().iter().sum::<usize>() < 256);
 }
+
+#[test]
+fn glue_pruning_span_task_smoke_runs_end_to_end() {
+    let out = tempfile::tempdir().unwrap();
+    let args = args("smoke", out.path(), Some(vec!["syn-squad".into()]));
+    let dir = experiments::run("glue-pruning", &args).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    let m = &meta["metrics"];
+    let unpruned = m["syn-squad.c0.5.unpruned"].as_f64().unwrap();
+    assert!(unpruned > 50.0, "the span model learnt the task: F1 {unpruned}");
+    assert!(m["syn-squad.c0.5.mac_ratio"].as_f64().unwrap() <= 0.5 + 1e-9);
+    // The pruned span model is saved as an HF BertForQuestionAnswering directory.
+    let ck = kiln_core::paths::cache_dir().join("pruned/smoke-tiny/syn-squad/c0.5");
+    let (qa, _) = kiln_models::bert::load_qa(&ck, &burn::tensor::Device::flex()).unwrap();
+    assert!(qa.bert.neurons_per_layer().iter().sum::<usize>() < 256);
+}
+
+#[test]
+fn ltp_glue_smoke_runs_end_to_end() {
+    let out = tempfile::tempdir().unwrap();
+    let args = args("smoke", out.path(), Some(vec!["syn-sentiment".into()]));
+    let dir = experiments::run("ltp-glue", &args).unwrap();
+    for f in [
+        "table.md",
+        "table.csv",
+        "run.json",
+        "throughput.md",
+        "metric_vs_flops_syn-sentiment.svg",
+        "kept_tokens_syn-sentiment.png",
+    ] {
+        assert!(dir.join(f).exists(), "missing {f}");
+    }
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    let points = meta["settings"]["points"].as_array().unwrap();
+    assert_eq!(points.len(), 6, "2 LTP + 2 top-k + 2 manual settings");
+    for p in points {
+        let rel = p["relative_flops"].as_f64().unwrap();
+        assert!(rel > 0.0 && rel <= 1.0 + 1e-12, "{p}");
+        // Kept tokens never increase over layers.
+        let kept: Vec<f64> = p["kept_per_layer"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert!(kept.windows(2).all(|w| w[1] <= w[0] + 1e-9), "{kept:?}");
+    }
+    // Stronger regularisation prunes at least as much.
+    let ltp: Vec<f64> = points
+        .iter()
+        .filter(|p| p["method"] == "LTP")
+        .map(|p| p["relative_flops"].as_f64().unwrap())
+        .collect();
+    assert!(ltp[1] <= ltp[0] + 1e-9, "{ltp:?}");
+}

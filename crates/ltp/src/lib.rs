@@ -14,12 +14,19 @@
 //! * [`train`]: the two-stage schedule (§6) with separate AdamW optimisers for weights and
 //!   thresholds, and the hard-mode training of the baselines.
 //!
+//! Works on any `BertForSequenceClassification` kiln loads, BERT or RoBERTa (kiln-models reads
+//! HF RoBERTa directories: positions offset past the padding index, one token type, the
+//! dense/out_proj head mapped onto pooler + classifier).
+//!
 //! Deliberate choices:
 //! * Masked positions get the encoder's additive score of -1e9 instead of -10000; both give
 //!   probability exactly 0 in f32.
 //! * Real removal always keeps position 0 ([CLS]), which the classifier reads; the masked
 //!   simulation follows the reference and may prune it (then the two differ, which the spec
 //!   allows: property 11 holds whenever position 0 is kept).
+//! * Learned thresholds train with their own AdamW and learning rate (the reference's default is
+//!   the model's rate; kiln's mini profile trains one short epoch, where that rate barely moves
+//!   them, so it sets a larger one and says so in its table).
 //! * Top-k keeps at most the tokens alive before the layer (the reference rebuilds the mask from
 //!   the layer's top-k; with a non-increasing schedule that is the same set except on ties with
 //!   already-pruned zero scores, which the reference could revive).
