@@ -160,7 +160,10 @@ fn glue_pruning_span_task_smoke_runs_end_to_end() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
     let m = &meta["metrics"];
     let unpruned = m["syn-squad.c0.5.unpruned"].as_f64().unwrap();
-    assert!(unpruned > 50.0, "the span model learnt the task: F1 {unpruned}");
+    assert!(
+        unpruned > 50.0,
+        "the span model learnt the task: F1 {unpruned}"
+    );
     assert!(m["syn-squad.c0.5.mac_ratio"].as_f64().unwrap() <= 0.5 + 1e-9);
     // The pruned span model is saved as an HF BertForQuestionAnswering directory.
     let ck = kiln_core::paths::cache_dir().join("pruned/smoke-tiny/syn-squad/c0.5");

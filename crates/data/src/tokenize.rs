@@ -166,3 +166,24 @@ impl TextTokenizer {
         self.inner.save(path, false).map_err(|e| tok_err(path, e))
     }
 }
+
+#[cfg(test)]
+mod gpt2_tests {
+    use super::*;
+
+    #[test]
+    fn gpt2_bpe_matches_the_reference_ids() {
+        let Some(dir) = kiln_core::paths::shared_data() else {
+            kiln_core::paths::skip("../shared/data (GPT-2 tokenizer)");
+            return;
+        };
+        let path = dir.join("tokenizers/gpt2/tokenizer.json");
+        let tok = TextTokenizer::from_file(&path, 1024).unwrap();
+        let (ids, offsets) = tok
+            .encode_with_offsets("Hello world, it's a test.")
+            .unwrap();
+        assert_eq!(ids, vec![15496, 995, 11, 340, 338, 257, 1332, 13]);
+        assert_eq!(offsets[1], (5, 11), "' world' keeps its leading space");
+        assert_eq!(tok.vocab_size(), 50257);
+    }
+}

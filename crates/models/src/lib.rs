@@ -7,6 +7,7 @@
 pub mod bert;
 pub mod error;
 pub mod finetune;
+pub mod gpt2;
 pub mod task;
 
 pub use bert::{

@@ -62,7 +62,7 @@ impl HfCheckpoint {
 }
 
 /// Reads the safetensors header (8-byte little-endian length + JSON) without loading weights.
-fn read_header(path: &Path) -> Result<BTreeMap<String, Vec<usize>>, ModelError> {
+pub(crate) fn read_header(path: &Path) -> Result<BTreeMap<String, Vec<usize>>, ModelError> {
     use std::io::Read;
     let corrupt = |msg: String| ModelError::CorruptWeights {
         path: path.to_path_buf(),
@@ -238,7 +238,7 @@ fn load_remapper(target_prefix: &str, file_prefixed: bool, roberta: bool) -> Key
     KeyRemapper::from_patterns(pats).expect("static patterns are valid regexes")
 }
 
-fn store_err(path: &Path, e: impl std::fmt::Display) -> ModelError {
+pub(crate) fn store_err(path: &Path, e: impl std::fmt::Display) -> ModelError {
     ModelError::Store {
         path: path.to_path_buf(),
         msg: e.to_string(),

@@ -16,7 +16,9 @@ pub use hf::{
     load_bert, load_classifier, load_qa, save_classifier, save_qa, validate_checkpoint,
     HfCheckpoint,
 };
+pub(crate) use hf::{read_header as read_header_pub, store_err as store_err_pub};
 pub use masks::EncoderMasks;
+pub(crate) use model::hf_linear as hf_linear_pub;
 pub use model::{
     attention_bias, mean_pool, BertLayer, BertModel, BertOutput, EncoderInput, LayerTrace,
 };

@@ -1,0 +1,63 @@
+//! Helpers for tests that write HF-format checkpoints themselves.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Seeded uniform values in [-0.1, 0.1).
+pub fn rnd(seed: &mut u64) -> f32 {
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (((*seed >> 33) as f64) / (1u64 << 31) as f64 - 0.5) as f32 * 0.2
+}
+
+/// A safetensors file by hand: 8-byte header length, JSON header, little-endian f32 data.
+pub fn write_safetensors(path: &Path, t: &BTreeMap<String, (Vec<usize>, Vec<f32>)>) {
+    let mut header = serde_json::Map::new();
+    let mut data = Vec::new();
+    for (name, (shape, v)) in t {
+        let start = data.len();
+        for x in v {
+            data.extend_from_slice(&x.to_le_bytes());
+        }
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [start, data.len()]}),
+        );
+    }
+    header.insert("__metadata__".into(), serde_json::json!({"format": "pt"}));
+    let h = serde_json::to_vec(&header).unwrap();
+    let mut out = (h.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&h);
+    out.extend_from_slice(&data);
+    std::fs::write(path, out).unwrap();
+}
+
+/// Runs `script` with `KILN_PEER_PYTHON` (torch + transformers) and parses the JSON list of
+/// floats on its last stdout line; `None` (with a message) when no peer Python is configured.
+pub fn peer_floats(script: &str) -> Option<Vec<f32>> {
+    let Ok(py) = std::env::var("KILN_PEER_PYTHON") else {
+        println!("skipping the transformers comparison: set KILN_PEER_PYTHON to a Python with torch + transformers");
+        return None;
+    };
+    let out = std::process::Command::new(py)
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    Some(serde_json::from_str(text.lines().last().unwrap()).unwrap())
+}
+
+pub fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}

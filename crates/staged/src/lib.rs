@@ -1,0 +1,28 @@
+//! Staged training for Transformer language models (Shen et al., ICML 2022, arXiv 2203.06211):
+//! grow the *whole training state* of a small GPT-2-style model (parameters, Adam moments, step,
+//! LR-schedule position) to a larger one without changing its loss, then keep training
+//! (spec: shared/papers/staged-training.md).
+//!
+//! * [`state::TrainState`]: parameters and Adam moments as HF-named tensors, the step and the
+//!   schedule, with [`state::TrainState::adam_step`], the optimiser exactly as spec §3 (AdamW
+//!   without bias correction, betas (0.9, 0.98), eps 1e-6, no weight decay), written here because
+//!   the operators need to read and write the moments;
+//! * [`width::grow_width`]: d -> 2d, heads h -> 2h (§4): every activation becomes `[x; x]`,
+//!   `ln_f` halved, moments `T(m)/2`, `T(v)/4` (ln_f unscaled), zeros off the diagonal blocks;
+//! * [`depth::grow_depth`]: L -> 2L with exact identity blocks (§5.1, `alternate` or `append`).
+//!   The released script duplicates layers instead (§5.2), which is not loss-preserving; kiln
+//!   implements the intended operator;
+//! * [`schedule`]: the LR heuristic, warm-up/linear-decay schedule and its restart after growth
+//!   (§6), Kaplan's relations and the savings formula (§8).
+//!
+//! Not yet here: the slope detector / oracle-free procedure, the multi-stage optimiser, the
+//! training experiment.
+
+pub mod depth;
+pub mod error;
+pub mod schedule;
+pub mod state;
+pub mod width;
+
+pub use error::StagedError;
+pub use state::{AdamConfig, Named, TrainState};
