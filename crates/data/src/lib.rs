@@ -4,6 +4,7 @@
 //! turn into tensors on whatever device the user chose.
 
 pub mod batch;
+pub mod corpus;
 pub mod error;
 pub mod glue;
 pub mod metrics;

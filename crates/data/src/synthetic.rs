@@ -201,6 +201,91 @@ pub fn generate(task: SyntheticTask, n: usize, seed: u64) -> Vec<Example> {
         .collect()
 }
 
+/// Vocabulary of [`lm_corpus`].
+pub fn lm_vocabulary() -> Vec<String> {
+    let mut v: Vec<String> = ["(", ")", ".", "\n", "and", "the", "was", "were"]
+        .map(String::from)
+        .to_vec();
+    for t in 0..LM_TOPICS {
+        v.extend((0..LM_WORDS).map(|i| format!("t{t}w{i}")));
+    }
+    v.extend((0..LM_SUBJECTS).map(|i| format!("s{i}")));
+    v.extend((0..LM_SUBJECTS).map(|i| format!("s{i}s")));
+    v
+}
+
+const LM_TOPICS: usize = 8;
+const LM_WORDS: usize = 40;
+const LM_SUBJECTS: usize = 20;
+
+/// A seeded synthetic language-modelling corpus of about `n_words` words with structure at
+/// several ranges, so loss curves keep improving over many steps (a power law in steps, as real
+/// text gives): each document draws a topic that sets its content words (long range), content
+/// words follow a Zipf law, a plural subject (`s3s`) takes "were" and a singular one "was"
+/// (agreement across a clause), and brackets open and close in nested pairs.
+pub fn lm_corpus(n_words: usize, seed: u64) -> String {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x4c4d);
+    let zipf: Vec<f64> = (1..=LM_WORDS).map(|r| 1.0 / r as f64).collect();
+    let total: f64 = zipf.iter().sum();
+    let mut words: Vec<String> = Vec::with_capacity(n_words + 64);
+    let mut count = 0;
+    let mut newlines = 0;
+    while count < n_words {
+        let topic = rng.random_range(0..LM_TOPICS);
+        let sentences = rng.random_range(3..8);
+        for _ in 0..sentences {
+            let subj = rng.random_range(0..LM_SUBJECTS);
+            let plural = rng.random_bool(0.5);
+            words.push("the".into());
+            words.push(if plural {
+                format!("s{subj}s")
+            } else {
+                format!("s{subj}")
+            });
+            words.push(if plural { "were".into() } else { "was".into() });
+            let mut depth = 0;
+            for _ in 0..rng.random_range(3..10) {
+                if depth < 2 && rng.random_bool(0.1) {
+                    words.push("(".into());
+                    depth += 1;
+                } else if depth > 0 && rng.random_bool(0.3) {
+                    words.push(")".into());
+                    depth -= 1;
+                }
+                let mut x = rng.random_range(0.0..total);
+                let mut w = 0;
+                while x > zipf[w] && w + 1 < LM_WORDS {
+                    x -= zipf[w];
+                    w += 1;
+                }
+                words.push(format!("t{topic}w{w}"));
+                if rng.random_bool(0.1) {
+                    words.push("and".into());
+                }
+            }
+            for _ in 0..depth {
+                words.push(")".into());
+            }
+            words.push(".".into());
+        }
+        words.push("\n".into());
+        newlines += 1;
+        count = words.len() - newlines;
+    }
+    let mut text = String::new();
+    for w in words {
+        if w == "\n" {
+            text.push('\n');
+        } else {
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push(' ');
+            }
+            text.push_str(&w);
+        }
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,6 +321,34 @@ mod tests {
             }
         }
         assert!((25..80).contains(&impossible), "{impossible}");
+    }
+
+    #[test]
+    fn lm_corpus_is_seeded_in_vocabulary_and_agrees() {
+        let a = lm_corpus(3000, 4);
+        assert_eq!(a, lm_corpus(3000, 4));
+        let v: std::collections::HashSet<String> = lm_vocabulary().into_iter().collect();
+        let words: Vec<&str> = a.split_whitespace().collect();
+        assert!(words.len() >= 3000);
+        for w in &words {
+            assert!(v.contains(*w), "{w}");
+        }
+        for i in 0..words.len() - 1 {
+            if words[i].starts_with('s')
+                && words[i].len() > 1
+                && words[i].as_bytes()[1].is_ascii_digit()
+            {
+                let want = if words[i].ends_with('s')
+                    && words[i].len() > 2
+                    && !words[i][1..].chars().all(|c| c.is_ascii_digit())
+                {
+                    "were"
+                } else {
+                    "was"
+                };
+                assert_eq!(words[i + 1], want, "{} {}", words[i], words[i + 1]);
+            }
+        }
     }
 
     #[test]

@@ -1,0 +1,231 @@
+//! Token corpora for language modelling: plain text files -> token ids -> a flat little-endian
+//! `uint16` cache file (the staged-training code's `train.bin` format, which it memory-maps),
+//! cut into fixed-length blocks. kiln reads the cache into memory instead of mapping it: the
+//! workspace forbids `unsafe`, and the corpora kiln runs on CPU are a few MB. A JSON sidecar records what the cache was built from, so a stale or
+//! truncated cache is detected instead of silently read.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{DataError, TextTokenizer};
+
+/// What a cache holds (written next to it as `<cache>.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CacheInfo {
+    pub sources: Vec<String>,
+    pub source_bytes: u64,
+    pub tokens: usize,
+    pub vocab_size: usize,
+}
+
+/// A `uint16` token cache, loaded.
+pub struct TokenCorpus {
+    ids: Vec<u16>,
+    pub info: CacheInfo,
+    pub path: PathBuf,
+}
+
+impl std::fmt::Debug for TokenCorpus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCorpus")
+            .field("path", &self.path)
+            .field("tokens", &self.info.tokens)
+            .finish()
+    }
+}
+
+fn sidecar(cache: &Path) -> PathBuf {
+    let mut s = cache.as_os_str().to_owned();
+    s.push(".json");
+    PathBuf::from(s)
+}
+
+/// Reads a text file, naming the file and the byte offset when it is not UTF-8.
+pub fn read_utf8(path: &Path) -> Result<String, DataError> {
+    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    String::from_utf8(bytes).map_err(|e| DataError::Layout {
+        path: path.to_path_buf(),
+        msg: format!(
+            "not UTF-8 text (invalid byte at offset {}); convert it to UTF-8 first",
+            e.utf8_error().valid_up_to()
+        ),
+    })
+}
+
+/// Tokenizes `sources` (concatenated without separators, as the reference does with C4
+/// documents) into a `uint16` cache at `cache`, unless a cache built from the same files (names
+/// and sizes) already exists there.
+pub fn build_token_cache(
+    sources: &[PathBuf],
+    tok: &TextTokenizer,
+    cache: &Path,
+) -> Result<TokenCorpus, DataError> {
+    let source_bytes: u64 = sources
+        .iter()
+        .map(|p| {
+            std::fs::metadata(p)
+                .map(|m| m.len())
+                .map_err(|e| DataError::io(p, e))
+        })
+        .sum::<Result<u64, _>>()?;
+    let want_sources: Vec<String> = sources.iter().map(|p| p.display().to_string()).collect();
+    if let Ok(c) = open_token_cache(cache) {
+        if c.info.sources == want_sources && c.info.source_bytes == source_bytes {
+            return Ok(c);
+        }
+    }
+    if tok.vocab_size() >= u16::MAX as usize {
+        return Err(DataError::Invalid(format!(
+            "a {}-token vocabulary does not fit a uint16 cache",
+            tok.vocab_size()
+        )));
+    }
+    let mut ids: Vec<u16> = Vec::new();
+    for p in sources {
+        let text = read_utf8(p)?;
+        // Tokenize line by line (keeping the newline) so memory stays bounded on large files.
+        for line in text.split_inclusive('\n') {
+            let (line_ids, _) = tok.encode_with_offsets(line)?;
+            ids.extend(line_ids.into_iter().map(|x| x as u16));
+        }
+    }
+    let bytes: Vec<u8> = ids.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let werr = |e: kiln_core::CoreError| DataError::Invalid(e.to_string());
+    kiln_core::atomic_write(cache, &bytes).map_err(werr)?;
+    let info = CacheInfo {
+        sources: want_sources,
+        source_bytes,
+        tokens: ids.len(),
+        vocab_size: tok.vocab_size(),
+    };
+    let json = serde_json::to_vec_pretty(&info).map_err(|e| DataError::Invalid(e.to_string()))?;
+    kiln_core::atomic_write(&sidecar(cache), &json).map_err(werr)?;
+    open_token_cache(cache)
+}
+
+/// Opens a cache, checking its size against the sidecar and every id against the vocabulary.
+pub fn open_token_cache(cache: &Path) -> Result<TokenCorpus, DataError> {
+    let side = sidecar(cache);
+    let info: CacheInfo =
+        serde_json::from_slice(&std::fs::read(&side).map_err(|e| DataError::io(&side, e))?)
+            .map_err(|e| DataError::Layout {
+                path: side.clone(),
+                msg: format!("not a token-cache description: {e}"),
+            })?;
+    let map = std::fs::read(cache).map_err(|e| DataError::io(cache, e))?;
+    if map.len() != 2 * info.tokens {
+        return Err(DataError::Layout {
+            path: cache.to_path_buf(),
+            msg: format!(
+                "corrupt token cache: {} bytes, but {} holds {} tokens ({} bytes); delete both files to rebuild",
+                map.len(),
+                side.display(),
+                info.tokens,
+                2 * info.tokens
+            ),
+        });
+    }
+    let c = TokenCorpus {
+        ids: map
+            .chunks_exact(2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+            .collect(),
+        info,
+        path: cache.to_path_buf(),
+    };
+    if let Some(i) = (0..c.len()).find(|&i| c.get(i) as usize >= c.info.vocab_size) {
+        return Err(DataError::Layout {
+            path: cache.to_path_buf(),
+            msg: format!(
+                "corrupt token cache: id {} at position {i} is outside the {}-token vocabulary; delete it to rebuild",
+                c.get(i),
+                c.info.vocab_size
+            ),
+        });
+    }
+    Ok(c)
+}
+
+impl TokenCorpus {
+    pub fn len(&self) -> usize {
+        self.info.tokens
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.info.tokens == 0
+    }
+
+    pub fn get(&self, i: usize) -> u16 {
+        self.ids[i]
+    }
+
+    /// Non-overlapping blocks of `seq` tokens (WikiText-style evaluation; the ragged tail is
+    /// dropped).
+    pub fn blocks(&self, seq: usize) -> usize {
+        self.len() / seq.max(1)
+    }
+
+    /// Block `i` of [`Self::blocks`].
+    pub fn block(&self, i: usize, seq: usize) -> Vec<i64> {
+        (i * seq..(i + 1) * seq)
+            .map(|j| self.get(j) as i64)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tok() -> TextTokenizer {
+        TextTokenizer::word_level(&crate::synthetic::lm_vocabulary(), 1024).unwrap()
+    }
+
+    #[test]
+    fn cache_round_trip_blocks_and_reuse() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("a.txt");
+        std::fs::write(&src, crate::synthetic::lm_corpus(2000, 1)).unwrap();
+        let cache = d.path().join("a.bin");
+        let c = build_token_cache(std::slice::from_ref(&src), &tok(), &cache).unwrap();
+        assert!(c.len() > 1500);
+        assert_eq!(c.blocks(64), c.len() / 64);
+        assert_eq!(c.block(1, 64).len(), 64);
+        assert_eq!(c.block(1, 64)[0], c.get(64) as i64);
+        // A second build reuses the cache (same sources, same sizes).
+        let before = std::fs::metadata(&cache).unwrap().modified().unwrap();
+        let c2 = build_token_cache(&[src], &tok(), &cache).unwrap();
+        assert_eq!(c2.len(), c.len());
+        assert_eq!(
+            std::fs::metadata(&cache).unwrap().modified().unwrap(),
+            before
+        );
+    }
+
+    #[test]
+    fn corrupt_cache_and_non_utf8_text_are_clear_errors() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("a.txt");
+        std::fs::write(&src, crate::synthetic::lm_corpus(300, 2)).unwrap();
+        let cache = d.path().join("a.bin");
+        build_token_cache(&[src], &tok(), &cache).unwrap();
+        let mut bytes = std::fs::read(&cache).unwrap();
+        bytes.truncate(bytes.len() - 3);
+        std::fs::write(&cache, &bytes).unwrap();
+        let e = open_token_cache(&cache).unwrap_err().to_string();
+        assert!(
+            e.contains("a.bin") && e.contains("corrupt token cache"),
+            "{e}"
+        );
+        let bad = d.path().join("latin1.txt");
+        std::fs::write(&bad, b"caf\xe9 au lait").unwrap();
+        let e = build_token_cache(&[bad], &tok(), &d.path().join("b.bin"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("latin1.txt") && e.contains("UTF-8") && e.contains("offset 3"),
+            "{e}"
+        );
+    }
+}
