@@ -21,6 +21,7 @@
 pub mod depth;
 pub mod error;
 pub mod schedule;
+pub mod slope;
 pub mod state;
 pub mod width;
 

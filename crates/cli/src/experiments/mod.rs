@@ -4,6 +4,7 @@
 pub mod glue_finetune;
 pub mod glue_pruning;
 pub mod ltp_glue;
+pub mod staged_training;
 pub mod tasks;
 
 use std::path::PathBuf;
@@ -29,7 +30,12 @@ pub struct RunArgs {
 }
 
 /// Experiments that `kiln reproduce` can run.
-pub const IMPLEMENTED: &[&str] = &["glue-finetune", "glue-pruning", "ltp-glue"];
+pub const IMPLEMENTED: &[&str] = &[
+    "glue-finetune",
+    "glue-pruning",
+    "ltp-glue",
+    "staged-training",
+];
 
 /// The profile the user asked for, if any, checked against the experiment's profiles.
 pub fn requested_profile<V>(
@@ -54,6 +60,7 @@ pub fn run(name: &str, args: &RunArgs) -> anyhow::Result<PathBuf> {
         "glue-finetune" => glue_finetune::run(args),
         "glue-pruning" => glue_pruning::run(args),
         "ltp-glue" => ltp_glue::run(args),
+        "staged-training" => staged_training::run(args),
         other => anyhow::bail!(
             "experiment `{other}` is not implemented yet; implemented: {}",
             IMPLEMENTED.join(", ")
