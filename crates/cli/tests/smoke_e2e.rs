@@ -210,3 +210,34 @@ fn ltp_glue_smoke_runs_end_to_end() {
         .collect();
     assert!(ltp[1] <= ltp[0] + 1e-9, "{ltp:?}");
 }
+
+#[test]
+fn staged_training_smoke_runs_end_to_end() {
+    let out = tempfile::tempdir().unwrap();
+    let args = args("smoke", out.path(), None);
+    let dir = experiments::run("staged-training", &args).unwrap();
+    for f in [
+        "table.md",
+        "table.csv",
+        "run.json",
+        "loss_vs_compute.svg",
+        "loss_vs_compute.png",
+    ] {
+        assert!(dir.join(f).exists(), "missing {f}");
+    }
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    for op in ["width", "depth"] {
+        // Growth preserves the eval loss (the operators are loss-preserving; dropout off in eval).
+        let jump = meta["metrics"][format!("{op}.loss_jump")].as_f64().unwrap();
+        assert!(jump.abs() < 1e-4, "{op}: loss changed by {jump} at growth");
+    }
+    let growths = meta["settings"]["growths"].as_array().unwrap();
+    assert_eq!(growths.len(), 2);
+    assert!(
+        growths[0]["target_n"].as_f64().unwrap() == 4.0 * growths[0]["small_n"].as_f64().unwrap()
+    );
+    assert!(
+        growths[1]["target_n"].as_f64().unwrap() == 2.0 * growths[1]["small_n"].as_f64().unwrap()
+    );
+}

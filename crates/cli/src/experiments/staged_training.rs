@@ -348,6 +348,9 @@ pub fn run(args: &RunArgs) -> Result<PathBuf> {
             &device,
         )?;
         let flops_g = small_curve[g_idx].1;
+        // The jump check compares the very state that is grown (the replay's dropout draws
+        // differ from the first run's, so its loss at S_g is re-measured).
+        let loss_g = eval_loss(&small_g, &d, &device)?;
         let mut grown = if op == "width" {
             grow_width(&small_g)?
         } else {
