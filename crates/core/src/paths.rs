@@ -1,12 +1,25 @@
 //! Where kiln looks for things: the workspace, its `datasets/cache`, and the shared test data.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-/// The kiln checkout (compile-time location of this crate, two levels up), falling back to the
-/// current directory for an installed binary.
+/// The kiln checkout: the nearest ancestor of the working directory holding the workspace
+/// manifest and `experiments/`, else this crate's compile-time location two levels up, else the
+/// working directory (an installed binary).
 pub fn workspace_root() -> PathBuf {
+    // Walk up from the working directory to the workspace manifest first: the compile-time path
+    // below is wrong when a shared target directory reuses artifacts built from another checkout
+    // (cargo's hashes for workspace members do not depend on where the checkout lives).
+    let is_root = |d: &Path| {
+        std::fs::read_to_string(d.join("Cargo.toml")).is_ok_and(|t| t.contains("[workspace]"))
+            && d.join("experiments").is_dir()
+    };
+    if let Ok(cwd) = std::env::current_dir() {
+        if let Some(d) = cwd.ancestors().find(|d| is_root(d)) {
+            return d.to_path_buf();
+        }
+    }
     let compiled = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    if compiled.join("Cargo.toml").exists() {
+    if is_root(&compiled) {
         compiled.canonicalize().unwrap_or(compiled)
     } else {
         std::env::current_dir().unwrap_or_default()
