@@ -10,6 +10,9 @@ use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStr
 
 use crate::{DataError, Encoded};
 
+/// A token's byte span `(start, end)` in the text it came from.
+pub type Span = (usize, usize);
+
 /// A BERT-style tokenizer: `[CLS] a [SEP] (b [SEP])`, token types 0/1, truncation to
 /// `max_len` (longest-first, as HF's default for pairs), no padding (batches pad themselves).
 #[derive(Clone)]
@@ -141,10 +144,7 @@ impl TextTokenizer {
 
     /// Token ids of `text` with the byte span each token covers in `text`, without special
     /// tokens or truncation (SQuAD windows long contexts itself and maps answers back to text).
-    pub fn encode_with_offsets(
-        &self,
-        text: &str,
-    ) -> Result<(Vec<i64>, Vec<(usize, usize)>), DataError> {
+    pub fn encode_with_offsets(&self, text: &str) -> Result<(Vec<i64>, Vec<Span>), DataError> {
         let p = self
             .source
             .clone()

@@ -239,7 +239,7 @@ impl LtpModel {
                         .as_ref()
                         .expect("soft mode has the threshold tensor")
                         .clone()
-                        .slice([l..l + 1])
+                        .narrow(0, l, 1)
                         .reshape([1, 1]);
                     let m = soft_mask(s, th, temperature);
                     let term = regulariser_term(m.clone(), self.norm_len);

@@ -205,7 +205,7 @@ fn train(
         flops += step_flops(&s, p);
         pb.set_message(format!("loss {loss:.3}"));
         pb.inc(1);
-        if s.step % p.eval_every == 0 {
+        if s.step.is_multiple_of(p.eval_every.max(1)) {
             curve.push((s.step, flops, eval_loss(&s, d, device)?));
         }
     }
