@@ -14,7 +14,7 @@ use kiln_data::squad::{
     read_squad, squad_batches, squad_features, SquadDecode, SquadExample, SquadFeature,
     SquadWindows,
 };
-use kiln_data::{Encoded, GlueTask, TextTokenizer};
+use kiln_data::{Encoded, TextTokenizer};
 use kiln_models::bert::{load_qa, save_classifier, save_qa, PrunePlan};
 use kiln_models::finetune::{evaluate_squad, finetune_qa, predict, score};
 use kiln_models::{
@@ -31,7 +31,9 @@ use kiln_report::{heatmap, line_plot, Cell, RunMeta, Series, Table};
 use serde::{Deserialize, Serialize};
 
 use super::glue_finetune::smoke_train_config;
-use super::tasks::{avg_len, check_vocab, finetuned_checkpoint, real_glue, smoke_glue, GlueModel};
+use super::tasks::{
+    avg_len, check_vocab, finetuned_checkpoint, mini_or_smoke, real_glue, smoke_glue, GlueModel,
+};
 use super::RunArgs;
 use crate::{resolve, settings};
 
@@ -490,29 +492,7 @@ fn choose_profile(exp: &Experiment, args: &RunArgs) -> Result<(String, String)> 
         return Ok(chosen);
     }
     let mini = &exp.profiles["mini"];
-    let missing: Vec<&String> = mini
-        .tasks
-        .iter()
-        .filter(|t| {
-            finetuned_checkpoint(&mini.model, t, args.model.as_deref()).is_err()
-                || GlueTask::parse(t)
-                    .ok()
-                    .and_then(|g| resolve::find_task(g, args.data_dir.as_deref()))
-                    .is_none()
-        })
-        .collect();
-    if missing.is_empty() {
-        Ok((
-            "mini".into(),
-            format!(
-                "fine-tuned {} checkpoints and GLUE data found for {}",
-                mini.model,
-                mini.tasks.join(", ")
-            ),
-        ))
-    } else {
-        Ok(("smoke".into(), format!("no fine-tuned {} checkpoint or data for {missing:?} (run `just reproduce glue-finetune --profile mini` first)", mini.model)))
-    }
+    Ok(mini_or_smoke(&mini.model, &mini.tasks, args))
 }
 
 pub fn run(args: &RunArgs) -> Result<PathBuf> {

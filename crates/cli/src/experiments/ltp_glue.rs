@@ -17,9 +17,9 @@ use kiln_ltp::{LtpModel, Mode};
 use kiln_report::{line_plot, Cell, RunMeta, Series, Table};
 use serde::{Deserialize, Serialize};
 
-use super::tasks::{finetuned_checkpoint, real_glue, smoke_glue, GlueModel};
+use super::tasks::{mini_or_smoke, real_glue, smoke_glue, GlueModel};
 use super::RunArgs;
-use crate::{resolve, settings};
+use crate::settings;
 
 const NAME: &str = "ltp-glue";
 
@@ -257,25 +257,7 @@ fn choose_profile(exp: &Experiment, args: &RunArgs) -> Result<(String, String)> 
         return Ok(chosen);
     }
     let mini = &exp.profiles["mini"];
-    let missing: Vec<&String> = mini
-        .tasks
-        .iter()
-        .filter(|t| {
-            finetuned_checkpoint(&mini.model, t, args.model.as_deref()).is_err()
-                || kiln_data::GlueTask::parse(t)
-                    .ok()
-                    .and_then(|g| resolve::find_task(g, args.data_dir.as_deref()))
-                    .is_none()
-        })
-        .collect();
-    if missing.is_empty() {
-        Ok((
-            "mini".into(),
-            format!("fine-tuned {} checkpoints and GLUE data found", mini.model),
-        ))
-    } else {
-        Ok(("smoke".into(), format!("no fine-tuned {} checkpoint or data for {missing:?} (run `just reproduce glue-finetune --profile mini` first)", mini.model)))
-    }
+    Ok(mini_or_smoke(&mini.model, &mini.tasks, args))
 }
 
 pub fn run(args: &RunArgs) -> Result<PathBuf> {

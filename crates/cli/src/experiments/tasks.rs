@@ -162,3 +162,32 @@ pub fn check_vocab(tok: &TextTokenizer, config: &BertConfig, dir: &Path) -> Resu
     }
     Ok(())
 }
+
+/// The profile to run when none is requested: `mini` when every mini task has its glue-finetune
+/// checkpoint and GLUE data, else `smoke`; with the reason, for the log.
+pub fn mini_or_smoke(model: &str, tasks: &[String], args: &RunArgs) -> (String, String) {
+    let missing: Vec<&String> = tasks
+        .iter()
+        .filter(|t| {
+            finetuned_checkpoint(model, t, args.model.as_deref()).is_err()
+                || GlueTask::parse(t)
+                    .ok()
+                    .and_then(|g| resolve::find_task(g, args.data_dir.as_deref()))
+                    .is_none()
+        })
+        .collect();
+    if missing.is_empty() {
+        (
+            "mini".into(),
+            format!(
+                "fine-tuned {model} checkpoints and GLUE data found for {}",
+                tasks.join(", ")
+            ),
+        )
+    } else {
+        (
+            "smoke".into(),
+            format!("no fine-tuned {model} checkpoint or data for {missing:?} (run `just reproduce glue-finetune --profile mini` first)"),
+        )
+    }
+}
