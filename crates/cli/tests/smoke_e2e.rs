@@ -160,8 +160,10 @@ fn glue_pruning_span_task_smoke_runs_end_to_end() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
     let m = &meta["metrics"];
     let unpruned = m["syn-squad.c0.5.unpruned"].as_f64().unwrap();
+    // Untrained span models score F1 < 10 here; trained ones reach 44-100 depending on the
+    // device RNG's draw order, which parallel tests share.
     assert!(
-        unpruned > 50.0,
+        unpruned > 20.0,
         "the span model learnt the task: F1 {unpruned}"
     );
     assert!(m["syn-squad.c0.5.mac_ratio"].as_f64().unwrap() <= 0.5 + 1e-9);
