@@ -52,7 +52,7 @@ fn relocate(
     layers: usize,
     placement: Placement,
     new_layer: impl Fn(&str, &Tensor<2>) -> Tensor<2>,
-) -> Named {
+) -> Result<Named, StagedError> {
     let mut out = Named::new();
     let dest = |i: usize| match placement {
         Placement::Alternate => (2 * i, 2 * i + 1),
@@ -63,13 +63,19 @@ fn relocate(
             out.insert(name.clone(), t.clone());
             continue;
         };
-        let (idx, suffix) = rest.split_once('.').expect("h.<i>.<tensor>");
-        let i: usize = idx.parse().expect("layer index");
+        let bad = || StagedError::State(format!("`{name}` is not named h.<layer>.<tensor>"));
+        let (idx, suffix) = rest.split_once('.').ok_or_else(bad)?;
+        let i: usize = idx.parse().map_err(|_| bad())?;
+        if i >= layers {
+            return Err(StagedError::State(format!(
+                "`{name}` names layer {i} of a {layers}-layer model"
+            )));
+        }
         let (old_at, new_at) = dest(i);
         out.insert(format!("h.{old_at}.{suffix}"), t.clone());
         out.insert(format!("h.{new_at}.{suffix}"), new_layer(suffix, t));
     }
-    out
+    Ok(out)
 }
 
 /// Doubles the depth of the whole state; step and schedule unchanged.
@@ -87,9 +93,9 @@ pub fn grow_depth(s: &TrainState, placement: Placement) -> Result<TrainState, St
     config.n_layer *= 2;
     Ok(TrainState {
         config,
-        params: relocate(&s.params, layers, placement, identity_value),
-        m: relocate(&s.m, layers, placement, |_, t| t.zeros_like()),
-        v: relocate(&s.v, layers, placement, |_, t| t.zeros_like()),
+        params: relocate(&s.params, layers, placement, identity_value)?,
+        m: relocate(&s.m, layers, placement, |_, t| t.zeros_like())?,
+        v: relocate(&s.v, layers, placement, |_, t| t.zeros_like())?,
         step: s.step,
         schedule: s.schedule.clone(),
         adam: s.adam,

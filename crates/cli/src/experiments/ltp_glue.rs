@@ -159,6 +159,26 @@ fn sweep(
             train_seconds: secs,
         }
     };
+    // Hard-mode training with best-epoch selection (stage 2 of LTP, and both baselines).
+    let hard = |m: LtpModel, mode: Mode| -> Result<LtpModel> {
+        Ok(train_stage(
+            m,
+            train,
+            mode,
+            mode,
+            &stage_cfg(&p.hard, 0.0, seed, true),
+            device,
+        )?
+        .0)
+    };
+    let mut record = |method: &str, setting: String, m: LtpModel, mode: Mode, t0: Instant| {
+        let pt = point(method, setting, &m, mode, t0.elapsed().as_secs_f64());
+        println!(
+            "  {} {method} {}: {} {:.2} at {:.3} relative FLOPs",
+            g.name, pt.setting, eval_on.main_metric, pt.metric, pt.relative_flops
+        );
+        out.push((pt, m));
+    };
     if methods.contains(&"ltp") {
         for &lambda in &p.lambdas {
             let t0 = Instant::now();
@@ -174,26 +194,13 @@ fn sweep(
                 &stage_cfg(&p.soft, lambda, seed, false),
                 device,
             )?;
-            let (m, _) = train_stage(
-                m,
-                train,
-                Mode::Hard,
-                Mode::Hard,
-                &stage_cfg(&p.hard, 0.0, seed, true),
-                device,
-            )?;
-            let pt = point(
+            record(
                 "LTP",
                 format!("λ={lambda}"),
-                &m,
+                hard(m, Mode::Hard)?,
                 Mode::Hard,
-                t0.elapsed().as_secs_f64(),
+                t0,
             );
-            println!(
-                "  {} LTP λ={lambda}: {} {:.2} at {:.3} relative FLOPs",
-                g.name, eval_on.main_metric, pt.metric, pt.relative_flops
-            );
-            out.push((pt, m));
         }
     }
     if methods.contains(&"topk") {
@@ -201,52 +208,20 @@ fn sweep(
             let t0 = Instant::now();
             let mode = Mode::TopK { rate };
             let m = LtpModel::new(g.model.clone(), p.final_threshold, p.norm_len)?;
-            let (m, _) = train_stage(
-                m,
-                train,
-                mode,
-                mode,
-                &stage_cfg(&p.hard, 0.0, seed, true),
-                device,
-            )?;
-            let pt = point(
-                "top-k",
-                format!("r={rate}"),
-                &m,
-                mode,
-                t0.elapsed().as_secs_f64(),
-            );
-            println!(
-                "  {} top-k r={rate}: {} {:.2} at {:.3} relative FLOPs",
-                g.name, eval_on.main_metric, pt.metric, pt.relative_flops
-            );
-            out.push((pt, m));
+            record("top-k", format!("r={rate}"), hard(m, mode)?, mode, t0);
         }
     }
     if methods.contains(&"manual") {
         for &theta in &p.manual_thresholds {
             let t0 = Instant::now();
             let m = LtpModel::new(g.model.clone(), theta, p.norm_len)?;
-            let (m, _) = train_stage(
-                m,
-                train,
-                Mode::Hard,
-                Mode::Hard,
-                &stage_cfg(&p.hard, 0.0, seed, true),
-                device,
-            )?;
-            let pt = point(
+            record(
                 "manual",
                 format!("θ={theta}"),
-                &m,
+                hard(m, Mode::Hard)?,
                 Mode::Hard,
-                t0.elapsed().as_secs_f64(),
+                t0,
             );
-            println!(
-                "  {} manual θ={theta}: {} {:.2} at {:.3} relative FLOPs",
-                g.name, eval_on.main_metric, pt.metric, pt.relative_flops
-            );
-            out.push((pt, m));
         }
     }
     Ok(out)
