@@ -1,6 +1,15 @@
 //! The loss-preserving depth operator (spec §5.1): L -> 2L, inserting identity blocks (LayerNorm
 //! gains and biases 0, so both residual branches output exactly 0). Old layers keep their
 //! parameters and Adam moments verbatim at their new index; new layers start with zero moments.
+//!
+//! Two other initialisations are offered behind [`DepthInit`], for comparison only:
+//! [`DepthInit::ZeroOutputCopy`] (copy the neighbouring old layer, zero both residual output
+//! projections: also loss preserving, different early gradient flow) and
+//! [`DepthInit::OfficialReleasedCompat`], which reproduces what the released `gpt_pretrain.py`
+//! does (spec §5.2): both slots get a *copy* of the old layer's parameters (the block is applied
+//! twice, so the loss is **not** preserved), the old slot's Adam moments are replaced by the
+//! identity initialiser applied to the moments, and the new slot gets the old moments. kiln
+//! defaults to the intended operator; the compat mode exists so the discrepancy can be measured.
 
 use burn::tensor::Tensor;
 
@@ -47,11 +56,47 @@ fn identity_value(suffix: &str, like: &Tensor<2>) -> Tensor<2> {
     }
 }
 
+/// How the new layers (and, in the compat mode, the old slots) are initialised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DepthInit {
+    /// Spec §5.1: exact identity blocks, zero moments (the default).
+    #[default]
+    Identity,
+    /// A copy of the old layer with `attn.c_proj` and `mlp.c_proj` (weights and biases) zeroed;
+    /// zero moments. Loss preserving.
+    ZeroOutputCopy,
+    /// Spec §5.2, the released script: layers duplicated, identity-like moments in the old slot,
+    /// copied moments in the new one. Not loss preserving; for comparison only.
+    OfficialReleasedCompat,
+}
+
+impl DepthInit {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "identity" => Some(Self::Identity),
+            "zero-output-copy" => Some(Self::ZeroOutputCopy),
+            "official-released-compat" => Some(Self::OfficialReleasedCompat),
+            _ => None,
+        }
+    }
+}
+
+fn zero_output_copy(suffix: &str, t: &Tensor<2>) -> Tensor<2> {
+    if suffix.starts_with("attn.c_proj.") || suffix.starts_with("mlp.c_proj.") {
+        t.zeros_like()
+    } else {
+        t.clone()
+    }
+}
+
+/// Rebuilds the layer-indexed tensors: old layer i's tensor `t` goes to its new index as
+/// `old_slot(suffix, t)` and to the new layer's index as `new_slot(suffix, t)`.
 fn relocate(
     map: &Named,
     layers: usize,
     placement: Placement,
-    new_layer: impl Fn(&str, &Tensor<2>) -> Tensor<2>,
+    old_slot: impl Fn(&str, &Tensor<2>) -> Tensor<2>,
+    new_slot: impl Fn(&str, &Tensor<2>) -> Tensor<2>,
 ) -> Result<Named, StagedError> {
     let mut out = Named::new();
     let dest = |i: usize| match placement {
@@ -72,14 +117,24 @@ fn relocate(
             )));
         }
         let (old_at, new_at) = dest(i);
-        out.insert(format!("h.{old_at}.{suffix}"), t.clone());
-        out.insert(format!("h.{new_at}.{suffix}"), new_layer(suffix, t));
+        out.insert(format!("h.{old_at}.{suffix}"), old_slot(suffix, t));
+        out.insert(format!("h.{new_at}.{suffix}"), new_slot(suffix, t));
     }
     Ok(out)
 }
 
-/// Doubles the depth of the whole state; step and schedule unchanged.
+/// Doubles the depth of the whole state with identity blocks (spec §5.1); step and schedule
+/// unchanged.
 pub fn grow_depth(s: &TrainState, placement: Placement) -> Result<TrainState, StagedError> {
+    grow_depth_with(s, placement, DepthInit::Identity)
+}
+
+/// [`grow_depth`] with a chosen initialisation of the new layers.
+pub fn grow_depth_with(
+    s: &TrainState,
+    placement: Placement,
+    init: DepthInit,
+) -> Result<TrainState, StagedError> {
     let layers = s.config.n_layer;
     for l in 0..layers {
         let key = format!("h.{l}.attn.c_attn.weight");
@@ -91,11 +146,30 @@ pub fn grow_depth(s: &TrainState, placement: Placement) -> Result<TrainState, St
     }
     let mut config = s.config.clone();
     config.n_layer *= 2;
+    let keep = |_: &str, t: &Tensor<2>| t.clone();
+    let zero = |_: &str, t: &Tensor<2>| t.zeros_like();
+    let (params, m, v) = match init {
+        DepthInit::Identity => (
+            relocate(&s.params, layers, placement, keep, identity_value)?,
+            relocate(&s.m, layers, placement, keep, zero)?,
+            relocate(&s.v, layers, placement, keep, zero)?,
+        ),
+        DepthInit::ZeroOutputCopy => (
+            relocate(&s.params, layers, placement, keep, zero_output_copy)?,
+            relocate(&s.m, layers, placement, keep, zero)?,
+            relocate(&s.v, layers, placement, keep, zero)?,
+        ),
+        DepthInit::OfficialReleasedCompat => (
+            relocate(&s.params, layers, placement, keep, keep)?,
+            relocate(&s.m, layers, placement, identity_value, keep)?,
+            relocate(&s.v, layers, placement, identity_value, keep)?,
+        ),
+    };
     Ok(TrainState {
         config,
-        params: relocate(&s.params, layers, placement, identity_value)?,
-        m: relocate(&s.m, layers, placement, |_, t| t.zeros_like())?,
-        v: relocate(&s.v, layers, placement, |_, t| t.zeros_like())?,
+        params,
+        m,
+        v,
         step: s.step,
         schedule: s.schedule.clone(),
         adam: s.adam,

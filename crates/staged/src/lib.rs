@@ -12,14 +12,19 @@
 //! * [`depth::grow_depth`]: L -> 2L with exact identity blocks (§5.1, `alternate` or `append`).
 //!   The released script duplicates layers instead (§5.2), which is not loss-preserving; kiln
 //!   implements the intended operator;
+//!   [`depth::DepthInit`] also offers the copy-with-zeroed-outputs variant and a labelled
+//!   `official-released-compat` mode that reproduces the released script for comparison;
 //! * [`schedule`]: the LR heuristic, warm-up/linear-decay schedule and its restart after growth
-//!   (§6), Kaplan's relations and the savings formula (§8).
-//!
-//! Not yet here: the slope detector / oracle-free procedure, the multi-stage optimiser, the
-//! training experiment.
+//!   (§6), Kaplan's relations and the savings formula (§8);
+//! * [`slope`]: the efficiency criterion (spike removal, smoothed log-log slope, thresholds, §8.2);
+//! * [`procedure`]: grow-and-restart (target LR, schedule position S*) and the oracle-free
+//!   procedure end to end over any [`procedure::Trainer`] (§8.4);
+//! * [`multistage`]: the multi-stage compute-optimal schedule under Kaplan's laws (§8.5).
 
 pub mod depth;
 pub mod error;
+pub mod multistage;
+pub mod procedure;
 pub mod schedule;
 pub mod slope;
 pub mod state;

@@ -233,20 +233,31 @@ impl TrainState {
         lr: f64,
         device: &Device,
     ) -> Result<f64, StagedError> {
+        let (lv, g) = self.gradients(ids, device)?;
+        self.adam_step(&g, lr);
+        Ok(lv)
+    }
+
+    /// The LM loss of `ids` (train mode: dropout as configured) and the gradient of every
+    /// parameter, by HF name, without changing the state. A non-finite loss is an error naming
+    /// the step, so a diverged run stops instead of writing NaN parameters.
+    pub fn gradients(
+        &self,
+        ids: Tensor<2, Int>,
+        device: &Device,
+    ) -> Result<(f64, Named), StagedError> {
         let ad = device.clone().autodiff();
         let model = self.model(device)?.to_device(&ad).train();
         let loss = model.loss(ids.to_device(&ad));
         let lv = loss.clone().into_scalar::<f32>() as f64;
         if !lv.is_finite() {
             return Err(StagedError::State(format!(
-                "loss became {lv} at step {}",
+                "loss became {lv} at step {}: lower the learning rate or check the data",
                 self.step
             )));
         }
         let grads = loss.backward();
-        let g = named_grads(&model, &grads);
-        self.adam_step(&g, lr);
-        Ok(lv)
+        Ok((lv, named_grads(&model, &grads)))
     }
 
     /// Spec §3, per element: `m = b1 m + (1-b1) g; v = b2 v + (1-b2) g²; p -= lr m / (√v + eps)`.

@@ -1,8 +1,11 @@
-//! Section 12 properties of the staged-training spec (W1-W8, D1-D4, S1-S4) on tiny models.
+//! Section 12 properties of the staged-training spec (W1-W8, D1-D4, S1-S6) on tiny models.
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use kiln_models::gpt2::{Gpt2Config, Gpt2Model};
-use kiln_staged::depth::{grow_depth, Placement};
+use kiln_staged::depth::{grow_depth, grow_depth_with, DepthInit, Placement};
+use kiln_staged::multistage::{optimal_schedule, single_stage_optimum};
+use kiln_staged::procedure::{grow_and_restart, Operator};
+use kiln_staged::schedule::kaplan;
 use kiln_staged::schedule::{lr_heuristic, non_embedding_params, saving, Schedule};
 use kiln_staged::width::grow_width;
 use kiln_staged::TrainState;
@@ -321,5 +324,150 @@ fn schedules_and_scaling_arithmetic_match_the_spec() {
     ] {
         let got = saving(ns, nt, sg, ss, so);
         assert!((got - want).abs() < 0.0015, "{got} vs {want}");
+    }
+}
+
+#[test]
+fn width_growth_halves_every_gradient_but_ln_f() {
+    // W4: right after growth, copy positions get T(grad)/2, ln_f gets dup(grad), and the
+    // off-diagonal blocks get grad/2 as well (not zero: the official test's claim cannot hold).
+    let device = Device::flex();
+    let s = trained(3);
+    let g = grow_width(&s).unwrap();
+    let ids = batch(11, &device);
+    let (ls, gs) = s.gradients(ids.clone(), &device).unwrap();
+    let (lg, gg) = g.gradients(ids, &device).unwrap();
+    assert!((ls - lg).abs() <= 1e-5);
+    let close = |a: &[f32], b: &[f32], what: &str| {
+        let scale = b.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-12);
+        let d = max_diff(a, b) / scale;
+        assert!(d <= 1e-3, "{what}: relative difference {d}");
+    };
+    for name in ["h.0.attn.c_proj.weight", "h.1.mlp.c_fc.weight", "h.1.mlp.c_proj.weight"] {
+        let [r, c] = gs[name].dims();
+        let half = vals(gs[name].clone() / 2.0);
+        close(&block(&gg[name], 0, r, 0, c), &half, name);
+        close(&block(&gg[name], r, r, c, c), &half, name);
+        close(&block(&gg[name], 0, r, c, c), &half, &format!("{name} off-diagonal"));
+        close(&block(&gg[name], r, r, 0, c), &half, &format!("{name} off-diagonal"));
+    }
+    // Fused QKV: each of q, k, v is its own block diagonal.
+    let qkv = &gs["h.0.attn.c_attn.weight"];
+    for part in 0..3 {
+        let half = vals(qkv.clone().narrow(1, part * D, D) / 2.0);
+        let gq = &gg["h.0.attn.c_attn.weight"];
+        close(&block(gq, 0, D, 2 * part * D, D), &half, "c_attn copy");
+        close(&block(gq, D, D, (2 * part + 1) * D, D), &half, "c_attn copy");
+    }
+    for name in ["wte.weight", "wpe.weight", "h.0.ln_1.weight", "h.1.mlp.c_fc.bias"] {
+        let [r, c] = gs[name].dims();
+        let half = vals(gs[name].clone() / 2.0);
+        close(&block(&gg[name], 0, r, 0, c), &half, name);
+        close(&block(&gg[name], 0, r, c, c), &half, name);
+    }
+    for name in ["ln_f.weight", "ln_f.bias"] {
+        let full = vals(gs[name].clone());
+        close(&block(&gg[name], 0, 1, 0, D), &full, name);
+        close(&block(&gg[name], 0, 1, D, D), &full, name);
+    }
+}
+
+#[test]
+fn growth_restarts_at_s_star_with_the_target_lr() {
+    // W8: after growth the base LR is the target size's heuristic LR and the schedule restarts
+    // at S* (the first post-growth step runs at S* + 1, as the official resume does).
+    let s = trained(2);
+    for (op, n_target) in [
+        (Operator::Width, non_embedding_params(2, 2 * D)),
+        (Operator::DEPTH, non_embedding_params(4, D)),
+    ] {
+        let g = grow_and_restart(&s, op, 1, 3).unwrap();
+        assert_eq!(g.non_embedding_params() as f64, n_target);
+        assert_eq!(g.schedule.base_lr, lr_heuristic(n_target));
+        assert_eq!(g.schedule.restart, Some((1, 3)));
+        assert_eq!(g.step, 2);
+        let lr = g.schedule.lr(g.step);
+        assert!(lr > 0.0 && lr < g.schedule.lr(4), "{op:?}: ramp from 0, {lr}");
+    }
+}
+
+#[test]
+fn other_depth_initialisations_behave_as_documented() {
+    let device = Device::flex();
+    let s = trained(3);
+    let ids = batch(5, &device);
+    // Copy of the neighbour with zeroed output projections: also loss preserving.
+    let z = grow_depth_with(&s, Placement::Alternate, DepthInit::ZeroOutputCopy).unwrap();
+    let d = max_diff(&logits(&s, ids.clone()), &logits(&z, ids.clone()));
+    assert!(d <= 1e-6, "zero-output copy: {d}");
+    assert_eq!(
+        vals(z.params["h.3.ln_1.weight"].clone()),
+        vals(s.params["h.1.ln_1.weight"].clone())
+    );
+    assert!(vals(z.params["h.3.mlp.c_proj.weight"].clone())
+        .iter()
+        .all(|&x| x == 0.0));
+    // The released script (spec §5.2): layers duplicated (NOT loss preserving), identity-like
+    // moments in the old slot, the old moments in the new slot.
+    let c = grow_depth_with(&s, Placement::Alternate, DepthInit::OfficialReleasedCompat).unwrap();
+    for l in [0, 1] {
+        for key in ["attn.c_attn.weight", "ln_1.weight", "mlp.c_proj.bias"] {
+            let old = vals(s.params[&format!("h.{l}.{key}")].clone());
+            assert_eq!(vals(c.params[&format!("h.{}.{key}", 2 * l)].clone()), old);
+            assert_eq!(vals(c.params[&format!("h.{}.{key}", 2 * l + 1)].clone()), old);
+            assert_eq!(
+                vals(c.m[&format!("h.{}.{key}", 2 * l + 1)].clone()),
+                vals(s.m[&format!("h.{l}.{key}")].clone())
+            );
+        }
+        let m = &c.m[&format!("h.{}.attn.c_attn.weight", 2 * l)];
+        for part in 0..3 {
+            let q = vals(m.clone().narrow(1, part * D, D));
+            let eye: Vec<f32> = (0..D * D)
+                .map(|i| if i / D == i % D { 1.0 } else { 0.0 })
+                .collect();
+            assert_eq!(q, eye, "identity-like moment in slot {}", 2 * l);
+        }
+        assert!(vals(c.v[&format!("h.{}.ln_2.bias", 2 * l)].clone())
+            .iter()
+            .all(|&x| x == 0.0));
+    }
+    let d = max_diff(&logits(&s, ids.clone()), &logits(&c, ids));
+    assert!(d > 1e-3, "the released mapping changes the function: {d}");
+}
+
+#[test]
+fn schedule_optimiser_never_loses_to_one_stage_and_hits_the_target() {
+    // S6.
+    for l_target in [3.0, 2.6] {
+        let one = single_stage_optimum(l_target);
+        let s1 = one.stages[0];
+        // The closed form is a minimum of N · S(N, L) along the constraint.
+        for f in [0.9, 0.99, 1.01, 1.1] {
+            let n = s1.n * f;
+            assert!(n * kaplan::steps(n, l_target) > s1.n * s1.s_end, "N x {f}");
+        }
+        assert!((kaplan::loss(s1.n, s1.s_end) - l_target).abs() < 1e-9);
+        assert_eq!(optimal_schedule(1, l_target), one);
+        for k in [2, 3] {
+            let plan = optimal_schedule(k, l_target);
+            assert!(plan.compute <= one.compute, "K = {k}");
+            // Replay the dynamics-preserving recursion from the stages alone.
+            let b = kiln_staged::multistage::batch_tokens(l_target);
+            let (mut loss, mut end, mut compute) = (f64::INFINITY, 0.0, 0.0);
+            let mut prev_n = 0.0;
+            for st in &plan.stages {
+                assert!(st.n >= prev_n && st.s_end >= end, "non-decreasing");
+                let s_eff = if end == 0.0 { 0.0 } else { kaplan::steps(st.n, loss) };
+                loss = kaplan::loss(st.n, s_eff + st.s_end - end);
+                compute += 6.0 * st.n * b * (st.s_end - end);
+                end = st.s_end;
+                prev_n = st.n;
+            }
+            assert!((loss - l_target).abs() < 1e-6, "K = {k}: final loss {loss}");
+            assert!((compute - plan.compute).abs() <= 1e-9 * compute);
+        }
+        let saving2 = 1.0 - optimal_schedule(2, l_target).compute / one.compute;
+        assert!(saving2 > 0.01, "two stages save compute: {saving2}");
     }
 }
