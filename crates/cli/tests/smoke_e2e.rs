@@ -231,7 +231,9 @@ fn staged_training_smoke_runs_end_to_end() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
     for op in ["width", "depth"] {
         // Growth preserves the eval loss (the operators are loss-preserving; dropout off in eval).
-        let jump = meta["metrics"][format!("{op}.loss_jump")].as_f64().unwrap();
+        let jump = meta["metrics"][format!("{op}.oracle.loss_jump")]
+            .as_f64()
+            .unwrap();
         assert!(jump.abs() < 1e-4, "{op}: loss changed by {jump} at growth");
     }
     let growths = meta["settings"]["growths"].as_array().unwrap();
@@ -242,4 +244,9 @@ fn staged_training_smoke_runs_end_to_end() {
     assert!(
         growths[1]["target_n"].as_f64().unwrap() == 2.0 * growths[1]["small_n"].as_f64().unwrap()
     );
+    // One target for both operators (the paper's pairs).
+    assert_eq!(growths[0]["target_n"], growths[1]["target_n"]);
+    // The released script's depth mapping is measured on the same state, and changes the loss.
+    let table = std::fs::read_to_string(dir.join("table.md")).unwrap();
+    assert!(table.contains("released-script depth mapping"), "{table}");
 }

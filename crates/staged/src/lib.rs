@@ -20,6 +20,17 @@
 //! * [`procedure`]: grow-and-restart (target LR, schedule position S*) and the oracle-free
 //!   procedure end to end over any [`procedure::Trainer`] (§8.4);
 //! * [`multistage`]: the multi-stage compute-optimal schedule under Kaplan's laws (§8.5).
+//!
+//! Choices where the spec leaves room or the official code differs:
+//! * depth growth defaults to the loss-preserving identity blocks (§5.1), not the released
+//!   script's duplication (§5.2), which stays available as `DepthInit::OfficialReleasedCompat`;
+//! * after growth the first step runs at position S* + 1, as the official resume sets it;
+//! * the slope criterion used *online* ([`slope::settled_decision_point`]) ignores the last two
+//!   smoothed points, whose reflect-padded windows flatten any curve's end and would fire early;
+//!   the notebooks apply it offline to finished curves ([`slope::decision_point`]);
+//! * the multi-stage optimiser eliminates the final-loss constraint and uses Nelder–Mead
+//!   instead of SLSQP (see [`multistage`]);
+//! * width-growth symmetry is broken by dropout only, as in the official runs (no noise option).
 
 pub mod depth;
 pub mod error;

@@ -142,7 +142,11 @@ fn nelder_mead(f: impl Fn(&[f64]) -> f64, x0: &[f64], step: f64, iters: usize) -
             } else {
                 let x0 = simplex[0].0.clone();
                 for v in simplex.iter_mut().skip(1) {
-                    v.0 = v.0.iter().zip(&x0).map(|(a, b)| b + 0.5 * (a - b)).collect();
+                    v.0 =
+                        v.0.iter()
+                            .zip(&x0)
+                            .map(|(a, b)| b + 0.5 * (a - b))
+                            .collect();
                     v.1 = f(&v.0);
                 }
             }
@@ -164,7 +168,10 @@ pub fn optimal_schedule(k: usize, l_target: f64) -> Plan {
     let mut x0 = vec![s1.n.log10()];
     x0.extend(std::iter::repeat_n(0.0, k - 1));
     x0.push((s1.s_end / k as f64).log10());
-    x0.extend(std::iter::repeat_n(((k - 1) as f64 / k as f64).log10().abs().sqrt(), k - 2));
+    x0.extend(std::iter::repeat_n(
+        ((k - 1) as f64 / k as f64).log10().abs().sqrt(),
+        k - 2,
+    ));
     let objective = |x: &[f64]| {
         evaluate(x, k, l_target)
             .map(|p| p.compute.log10())

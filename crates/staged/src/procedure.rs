@@ -6,7 +6,7 @@
 
 use crate::depth::{grow_depth_with, DepthInit, Placement};
 use crate::schedule::lr_heuristic;
-use crate::slope::decision_point;
+use crate::slope::settled_decision_point;
 use crate::state::TrainState;
 use crate::width::grow_width;
 use crate::StagedError;
@@ -172,7 +172,7 @@ pub fn run_oracle_free(
                 loss: trainer.eval(&s)?,
             });
             let pts: Vec<(f64, f64)> = small.iter().skip(1).map(|p| (p.flops, p.loss)).collect();
-            if decision_point(&pts, cfg.grow_threshold).is_some() {
+            if settled_decision_point(&pts, cfg.grow_threshold).is_some() {
                 by_criterion = true;
                 break;
             }
@@ -207,7 +207,7 @@ pub fn run_oracle_free(
                 .skip(1)
                 .map(|p| (target_flops(p.step), p.loss))
                 .collect();
-            if decision_point(&pts, cfg.optimality_threshold).is_some() {
+            if settled_decision_point(&pts, cfg.optimality_threshold).is_some() {
                 stop = Some(g.step);
                 break;
             }

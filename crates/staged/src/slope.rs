@@ -54,10 +54,63 @@ pub fn decision_point(points: &[(f64, f64)], threshold: f64) -> Option<usize> {
     (steepest + 1..s.len()).find(|&i| s[i] > threshold)
 }
 
+/// [`decision_point`] for a curve still being recorded (the online use of §8.4): the smoothing
+/// window is centred, and with SciPy's reflect boundary the last two smoothed points mirror the
+/// curve's own end, which flattens the final slopes and fires any threshold early. Only slopes
+/// whose windows lie inside the data count, so a decision lags the data by two evaluations.
+pub fn settled_decision_point(points: &[(f64, f64)], threshold: f64) -> Option<usize> {
+    let settled = points.len().saturating_sub(2);
+    if settled < 2 {
+        return None;
+    }
+    let s = slopes(points);
+    let s = &s[..settled - 1];
+    let steepest = s
+        .iter()
+        .enumerate()
+        .min_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(i, _)| i)?;
+    (steepest + 1..s.len()).find(|&i| s[i] > threshold)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::schedule::kaplan;
+
+    #[test]
+    fn online_decisions_ignore_the_reflected_end() {
+        // A power law that keeps its steep slope: the reflected end flattens the last slopes and
+        // fires a threshold offline; the settled version does not.
+        let pts: Vec<(f64, f64)> = (1..=30)
+            .map(|i| (i as f64, 10.0 * (i as f64).powf(-0.5)))
+            .collect();
+        let s = slopes(&pts);
+        assert!(
+            s[s.len() - 1] > -0.3,
+            "reflect flattens the end: {}",
+            s[s.len() - 1]
+        );
+        assert!(decision_point(&pts, -0.3).is_some());
+        assert_eq!(settled_decision_point(&pts, -0.3), None);
+        // On a curve that really flattens, both agree on where.
+        let flat: Vec<(f64, f64)> = (1..=40)
+            .map(|i| {
+                (
+                    i as f64,
+                    if i < 20 {
+                        10.0 * (i as f64).powf(-0.5)
+                    } else {
+                        10.0 * 20f64.powf(-0.5) * (i as f64 / 20.0).powf(-0.01)
+                    },
+                )
+            })
+            .collect();
+        assert_eq!(
+            settled_decision_point(&flat, -0.3),
+            decision_point(&flat, -0.3)
+        );
+    }
 
     #[test]
     fn reflect_running_mean_matches_scipy() {

@@ -343,13 +343,25 @@ fn width_growth_halves_every_gradient_but_ln_f() {
         let d = max_diff(a, b) / scale;
         assert!(d <= 1e-3, "{what}: relative difference {d}");
     };
-    for name in ["h.0.attn.c_proj.weight", "h.1.mlp.c_fc.weight", "h.1.mlp.c_proj.weight"] {
+    for name in [
+        "h.0.attn.c_proj.weight",
+        "h.1.mlp.c_fc.weight",
+        "h.1.mlp.c_proj.weight",
+    ] {
         let [r, c] = gs[name].dims();
         let half = vals(gs[name].clone() / 2.0);
         close(&block(&gg[name], 0, r, 0, c), &half, name);
         close(&block(&gg[name], r, r, c, c), &half, name);
-        close(&block(&gg[name], 0, r, c, c), &half, &format!("{name} off-diagonal"));
-        close(&block(&gg[name], r, r, 0, c), &half, &format!("{name} off-diagonal"));
+        close(
+            &block(&gg[name], 0, r, c, c),
+            &half,
+            &format!("{name} off-diagonal"),
+        );
+        close(
+            &block(&gg[name], r, r, 0, c),
+            &half,
+            &format!("{name} off-diagonal"),
+        );
     }
     // Fused QKV: each of q, k, v is its own block diagonal.
     let qkv = &gs["h.0.attn.c_attn.weight"];
@@ -357,9 +369,18 @@ fn width_growth_halves_every_gradient_but_ln_f() {
         let half = vals(qkv.clone().narrow(1, part * D, D) / 2.0);
         let gq = &gg["h.0.attn.c_attn.weight"];
         close(&block(gq, 0, D, 2 * part * D, D), &half, "c_attn copy");
-        close(&block(gq, D, D, (2 * part + 1) * D, D), &half, "c_attn copy");
+        close(
+            &block(gq, D, D, (2 * part + 1) * D, D),
+            &half,
+            "c_attn copy",
+        );
     }
-    for name in ["wte.weight", "wpe.weight", "h.0.ln_1.weight", "h.1.mlp.c_fc.bias"] {
+    for name in [
+        "wte.weight",
+        "wpe.weight",
+        "h.0.ln_1.weight",
+        "h.1.mlp.c_fc.bias",
+    ] {
         let [r, c] = gs[name].dims();
         let half = vals(gs[name].clone() / 2.0);
         close(&block(&gg[name], 0, r, 0, c), &half, name);
@@ -387,7 +408,10 @@ fn growth_restarts_at_s_star_with_the_target_lr() {
         assert_eq!(g.schedule.restart, Some((1, 3)));
         assert_eq!(g.step, 2);
         let lr = g.schedule.lr(g.step);
-        assert!(lr > 0.0 && lr < g.schedule.lr(4), "{op:?}: ramp from 0, {lr}");
+        assert!(
+            lr > 0.0 && lr < g.schedule.lr(4),
+            "{op:?}: ramp from 0, {lr}"
+        );
     }
 }
 
@@ -414,7 +438,10 @@ fn other_depth_initialisations_behave_as_documented() {
         for key in ["attn.c_attn.weight", "ln_1.weight", "mlp.c_proj.bias"] {
             let old = vals(s.params[&format!("h.{l}.{key}")].clone());
             assert_eq!(vals(c.params[&format!("h.{}.{key}", 2 * l)].clone()), old);
-            assert_eq!(vals(c.params[&format!("h.{}.{key}", 2 * l + 1)].clone()), old);
+            assert_eq!(
+                vals(c.params[&format!("h.{}.{key}", 2 * l + 1)].clone()),
+                old
+            );
             assert_eq!(
                 vals(c.m[&format!("h.{}.{key}", 2 * l + 1)].clone()),
                 vals(s.m[&format!("h.{l}.{key}")].clone())
@@ -458,7 +485,11 @@ fn schedule_optimiser_never_loses_to_one_stage_and_hits_the_target() {
             let mut prev_n = 0.0;
             for st in &plan.stages {
                 assert!(st.n >= prev_n && st.s_end >= end, "non-decreasing");
-                let s_eff = if end == 0.0 { 0.0 } else { kaplan::steps(st.n, loss) };
+                let s_eff = if end == 0.0 {
+                    0.0
+                } else {
+                    kaplan::steps(st.n, loss)
+                };
                 loss = kaplan::loss(st.n, s_eff + st.s_end - end);
                 compute += 6.0 * st.n * b * (st.s_end - end);
                 end = st.s_end;
