@@ -40,7 +40,7 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --release --workspace --all-targets -- -D warnings
 
-# Throughput benchmarks (results/bench/): encoder forward on flex and ndarray, and the pruned
+# Throughput benchmarks (results/bench/): encoder forward on flex and ndarray, GPT-2 training steps, and the pruned
 # vs dense speedup when glue-pruning's checkpoints exist. KILN_PEER_PYTHON adds PyTorch.
 bench *args:
     cargo run --release -q -p kiln-cli --features ndarray {{features}} -- bench --devices {{device}},ndarray {{args}}

@@ -156,7 +156,7 @@ fn width_growth_preserves_the_training_dynamics() {
         let mut c = vec![(s.step, t.eval(s).unwrap())];
         while s.step < until {
             t.step(s).unwrap();
-            if s.step % every == 0 {
+            if s.step.is_multiple_of(every) {
                 c.push((s.step, t.eval(s).unwrap()));
             }
         }

@@ -430,7 +430,10 @@ fn default_profile(args: &RunArgs) -> (String, String) {
         .or_else(|| kiln_core::paths::shared_data().map(|d| d.join("wikitext-2")))
         .filter(|d| d.join("valid.txt").exists() && d.join("test.txt").exists());
     match (wikitext, gpt2_tokenizer()) {
-        (Some(d), Ok(_)) => ("mini".into(), format!("WikiText-2 found at {}", d.display())),
+        (Some(d), Ok(_)) => (
+            "mini".into(),
+            format!("WikiText-2 found at {}", d.display()),
+        ),
         _ => (
             "smoke".into(),
             "no WikiText-2 (valid.txt, test.txt) or GPT-2 tokenizer found; pass --data-dir".into(),
@@ -460,7 +463,10 @@ pub fn run(args: &RunArgs) -> Result<PathBuf> {
     );
     // The paper's pairing: one target size, reached from a half-width model (div2_width, about
     // 1/4 of the non-embedding parameters) and from a half-depth one (div2_depth).
-    if p.n_head % 2 != 0 || p.n_embd % 2 != 0 || p.n_layer % 2 != 0 {
+    if [p.n_head, p.n_embd, p.n_layer]
+        .iter()
+        .any(|x| !x.is_multiple_of(2))
+    {
         bail!(
             "experiments/{NAME}.toml: the target's n_embd, n_head and n_layer must be even (the small models halve them)"
         );
