@@ -13,12 +13,25 @@ use rand::{Rng, SeedableRng};
 
 #[derive(Debug, Clone)]
 pub struct BenchArgs {
+    /// `None`: every benchmark; else names from [`BENCHES`].
+    pub only: Option<Vec<String>>,
     pub devices: Vec<DeviceChoice>,
     pub model: Option<PathBuf>,
     pub batch: usize,
     pub seq: usize,
     pub iters: usize,
     pub out: PathBuf,
+}
+
+/// The benchmarks `kiln bench --only` can pick.
+pub const BENCHES: [&str; 4] = ["encoder", "pruning", "ltp", "gpt2"];
+
+impl BenchArgs {
+    fn wants(&self, name: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|o| o.iter().any(|x| x == name))
+    }
 }
 
 struct Row {
@@ -94,11 +107,15 @@ fn bench_device(
     ))
 }
 
-fn peer(model_dir: &PathBuf, a: &BenchArgs) -> Result<Option<Row>> {
+/// Runs a PyTorch peer script under `KILN_PEER_PYTHON` (`None` when unset) with `args` and the
+/// thread count kiln uses, and returns its JSON, which must carry `median_s`.
+fn run_peer(script: &str, args: &[String]) -> Result<Option<(f64, serde_json::Value)>> {
     let Some(py) = std::env::var_os("KILN_PEER_PYTHON") else {
         return Ok(None);
     };
-    let script = kiln_core::paths::workspace_root().join("bench/peer_bert.py");
+    let script = kiln_core::paths::workspace_root()
+        .join("bench")
+        .join(script);
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| {
         std::thread::available_parallelism()
             .map(|n| n.get().to_string())
@@ -106,25 +123,33 @@ fn peer(model_dir: &PathBuf, a: &BenchArgs) -> Result<Option<Row>> {
     });
     let out = std::process::Command::new(&py)
         .arg(&script)
-        .arg(model_dir)
-        .args([
-            a.batch.to_string(),
-            a.seq.to_string(),
-            a.iters.to_string(),
-            threads,
-        ])
+        .args(args)
+        .arg(threads)
         .output()
         .with_context(|| format!("cannot run KILN_PEER_PYTHON={}", py.to_string_lossy()))?;
     if !out.status.success() {
         anyhow::bail!(
-            "PyTorch peer failed: {}",
+            "PyTorch peer {} failed: {}",
+            script.display(),
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let v: serde_json::Value =
-        serde_json::from_slice(&out.stdout).context("peer output is not JSON")?;
-    let median = v["median_s"].as_f64().context("peer JSON lacks median_s")?;
-    Ok(Some(Row {
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("{} did not print JSON", script.display()))?;
+    let median = v["median_s"]
+        .as_f64()
+        .with_context(|| format!("{}'s JSON lacks median_s", script.display()))?;
+    Ok(Some((median, v)))
+}
+
+fn peer(model_dir: &std::path::Path, a: &BenchArgs) -> Result<Option<Row>> {
+    let args = [
+        model_dir.display().to_string(),
+        a.batch.to_string(),
+        a.seq.to_string(),
+        a.iters.to_string(),
+    ];
+    Ok(run_peer("peer_bert.py", &args)?.map(|(median, v)| Row {
         backend: format!("pytorch {}", v["torch"].as_str().unwrap_or("")),
         seqs_per_s: a.batch as f64 / median,
         median_s: median,
@@ -257,6 +282,32 @@ fn prune_time(
 }
 
 pub fn run(a: &BenchArgs) -> Result<PathBuf> {
+    if let Some(bad) = a
+        .only
+        .iter()
+        .flatten()
+        .find(|x| !BENCHES.contains(&x.as_str()))
+    {
+        anyhow::bail!("unknown benchmark `{bad}` for --only; choose from {BENCHES:?}");
+    }
+    let out = a.out.join("bench");
+    if a.wants("encoder") {
+        bench_encoder(a, &out)?;
+    }
+    if a.wants("pruning") {
+        bench_pruned(a, &out)?;
+    }
+    if a.wants("ltp") {
+        bench_ltp(a, &out)?;
+    }
+    if a.wants("gpt2") {
+        bench_gpt2_train(a, &out)?;
+    }
+    Ok(out)
+}
+
+/// Encoder forward throughput of all-MiniLM-L6-v2 on each device, and PyTorch's.
+fn bench_encoder(a: &BenchArgs, out: &std::path::Path) -> Result<()> {
     let model_dir = a.model.clone().or_else(kiln_core::paths::minilm_dir);
     let mut rows = Vec::new();
     let mut config = None;
@@ -327,7 +378,6 @@ pub fn run(a: &BenchArgs) -> Result<PathBuf> {
             encoder_flops(c, a.batch, a.seq) / 1e9
         ));
     }
-    let out = a.out.join("bench");
     let meta = RunMeta {
         experiment: "bench-encoder".into(),
         profile: "bench".into(),
@@ -354,10 +404,7 @@ pub fn run(a: &BenchArgs) -> Result<PathBuf> {
         serde_json::to_string_pretty(&meta)?.as_bytes(),
     )?;
     println!("\n{}", table.to_markdown());
-    bench_pruned(a, &out)?;
-    bench_ltp(a, &out)?;
-    bench_gpt2_train(a, &out)?;
-    Ok(out)
+    Ok(())
 }
 
 /// GPT-2 decoder training throughput (tokens/s) for staged-training: one step = forward, LM loss,
@@ -411,36 +458,11 @@ fn bench_gpt2_train(a: &BenchArgs, out: &std::path::Path) -> Result<()> {
         );
         rows.push((choice.label(), t.median_s));
     }
-    let peer = match std::env::var_os("KILN_PEER_PYTHON") {
-        None => None,
-        Some(py) => {
-            let script = kiln_core::paths::workspace_root().join("bench/peer_gpt2_train.py");
-            let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| {
-                std::thread::available_parallelism()
-                    .map(|n| n.get().to_string())
-                    .unwrap_or_else(|_| "1".into())
-            });
-            let o = std::process::Command::new(&py)
-                .arg(&script)
-                .args([vocab, d, layers, heads, seq, batch, iters].map(|x| x.to_string()))
-                .arg(threads)
-                .output()
-                .with_context(|| format!("cannot run KILN_PEER_PYTHON={}", py.to_string_lossy()))?;
-            if !o.status.success() {
-                anyhow::bail!(
-                    "PyTorch GPT-2 peer failed: {}",
-                    String::from_utf8_lossy(&o.stderr)
-                );
-            }
-            let v: serde_json::Value =
-                serde_json::from_slice(&o.stdout).context("GPT-2 peer output is not JSON")?;
-            let m = v["median_s"]
-                .as_f64()
-                .context("GPT-2 peer JSON lacks median_s")?;
-            println!("  pytorch: {:.0} tokens/s ({m:.3} s per step)", tokens / m);
-            Some((format!("pytorch {}", v["torch"].as_str().unwrap_or("")), m))
-        }
-    };
+    let args = [vocab, d, layers, heads, seq, batch, iters].map(|x| x.to_string());
+    let peer = run_peer("peer_gpt2_train.py", &args)?.map(|(m, v)| {
+        println!("  pytorch: {:.0} tokens/s ({m:.3} s per step)", tokens / m);
+        (format!("pytorch {}", v["torch"].as_str().unwrap_or("")), m)
+    });
     for (name, m) in rows.iter().chain(peer.iter()) {
         table.push(vec![
             Cell::text(name),

@@ -64,8 +64,12 @@ enum Cmd {
         #[arg(long)]
         epochs: Option<f64>,
     },
-    /// Benchmark encoder forward throughput (and PyTorch's, with KILN_PEER_PYTHON).
+    /// Throughput benchmarks, each beside PyTorch with KILN_PEER_PYTHON: encoder forward,
+    /// pruned vs dense encoder, token removal vs dense, GPT-2 training steps.
     Bench {
+        /// Only these benchmarks, comma-separated: encoder, pruning, ltp, gpt2 (default: all).
+        #[arg(long, value_delimiter = ',')]
+        only: Option<Vec<String>>,
         /// Devices to measure, comma-separated (default: flex, plus ndarray when compiled in).
         #[arg(long, value_delimiter = ',')]
         devices: Option<Vec<String>>,
@@ -141,6 +145,7 @@ fn main() -> Result<()> {
             experiments::run(&experiment, &args)?;
         }
         Cmd::Bench {
+            only,
             devices,
             model,
             batch,
@@ -162,6 +167,7 @@ fn main() -> Result<()> {
                 }
             };
             bench::run(&BenchArgs {
+                only,
                 devices,
                 model,
                 batch,

@@ -147,6 +147,40 @@ fn flops_per_step(s: &TrainState, tokens: f64) -> f64 {
     6.0 * s.non_embedding_params() as f64 * tokens
 }
 
+/// Trains `s` for at most `budget` more steps, evaluating every `every` steps, until the settled
+/// slope criterion fires on the curve's points mapped by `x` (compute, loss); appends to `curve`
+/// and returns whether the criterion fired.
+#[allow(clippy::too_many_arguments)]
+fn train_until_flat(
+    s: &mut TrainState,
+    trainer: &mut impl Trainer,
+    curve: &mut Vec<CurvePoint>,
+    flops: &mut f64,
+    budget: usize,
+    every: usize,
+    threshold: f64,
+    x: impl Fn(&CurvePoint) -> f64,
+) -> Result<bool, StagedError> {
+    let end = s.step + budget;
+    let per_step = flops_per_step(s, trainer.tokens_per_step());
+    while s.step < end {
+        trainer.step(s)?;
+        *flops += per_step;
+        if s.step.is_multiple_of(every) {
+            curve.push(CurvePoint {
+                step: s.step,
+                flops: *flops,
+                loss: trainer.eval(s)?,
+            });
+            let pts: Vec<(f64, f64)> = curve.iter().skip(1).map(|p| (x(p), p.loss)).collect();
+            if settled_decision_point(&pts, threshold).is_some() {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
 /// Runs spec §8.4 end to end on `small` (a fresh or partly trained small-model state).
 pub fn run_oracle_free(
     mut s: TrainState,
@@ -154,65 +188,45 @@ pub fn run_oracle_free(
     trainer: &mut impl Trainer,
 ) -> Result<StagedRun, StagedError> {
     let every = cfg.eval_every.max(1);
-    let tokens = trainer.tokens_per_step();
     let mut flops = 0.0;
     let mut small = vec![CurvePoint {
         step: s.step,
         flops,
         loss: trainer.eval(&s)?,
     }];
-    let mut by_criterion = false;
-    while s.step < cfg.max_small_steps {
-        trainer.step(&mut s)?;
-        flops += flops_per_step(&s, tokens);
-        if s.step.is_multiple_of(every) {
-            small.push(CurvePoint {
-                step: s.step,
-                flops,
-                loss: trainer.eval(&s)?,
-            });
-            let pts: Vec<(f64, f64)> = small.iter().skip(1).map(|p| (p.flops, p.loss)).collect();
-            if settled_decision_point(&pts, cfg.grow_threshold).is_some() {
-                by_criterion = true;
-                break;
-            }
-        }
-    }
+    let budget = cfg.max_small_steps.saturating_sub(s.step);
+    let by_criterion = train_until_flat(
+        &mut s,
+        trainer,
+        &mut small,
+        &mut flops,
+        budget,
+        every,
+        cfg.grow_threshold,
+        |p| p.flops,
+    )?;
     let s_grow = s.step;
     let loss_before = trainer.eval(&s)?;
     let s_star = oracle_free_restart(s_grow, cfg.constant_op);
     let mut g = grow_and_restart(&s, cfg.operator, s_star, cfg.rewarmup)?;
     let loss_after = trainer.eval(&g)?;
-    let start = g.step;
     let mut grown = vec![CurvePoint {
-        step: start,
+        step: g.step,
         flops,
         loss: loss_after,
     }];
     // The optimality slope is read in the target's coordinates: compute 6 N_tgt tokens(step).
-    let per_step = flops_per_step(&g, tokens);
-    let target_flops = |step: usize| per_step * step.max(1) as f64;
-    let mut stop = None;
-    while g.step < start + cfg.max_grown_steps {
-        trainer.step(&mut g)?;
-        flops += flops_per_step(&g, tokens);
-        if g.step.is_multiple_of(every) {
-            grown.push(CurvePoint {
-                step: g.step,
-                flops,
-                loss: trainer.eval(&g)?,
-            });
-            let pts: Vec<(f64, f64)> = grown
-                .iter()
-                .skip(1)
-                .map(|p| (target_flops(p.step), p.loss))
-                .collect();
-            if settled_decision_point(&pts, cfg.optimality_threshold).is_some() {
-                stop = Some(g.step);
-                break;
-            }
-        }
-    }
+    let per_step = flops_per_step(&g, trainer.tokens_per_step());
+    let stopped = train_until_flat(
+        &mut g,
+        trainer,
+        &mut grown,
+        &mut flops,
+        cfg.max_grown_steps,
+        every,
+        cfg.optimality_threshold,
+        |p| per_step * p.step.max(1) as f64,
+    )?;
     Ok(StagedRun {
         small,
         s_grow,
@@ -220,8 +234,8 @@ pub fn run_oracle_free(
         s_star,
         loss_before,
         loss_after,
+        stop: stopped.then_some(g.step),
         grown,
-        stop,
         state: g,
     })
 }

@@ -777,3 +777,50 @@ fn write(
     println!("results written to {}", out.display());
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(dir: &std::path::Path, text: &str) -> Data {
+        std::fs::write(dir.join("a.txt"), text).unwrap();
+        let tok =
+            TextTokenizer::word_level(&kiln_data::synthetic::lm_vocabulary(), 1 << 20).unwrap();
+        let train = build_token_cache(&[dir.join("a.txt")], &tok, &dir.join("a.bin")).unwrap();
+        Data {
+            train,
+            eval: Vec::new(),
+            vocab: tok.vocab_size(),
+            compact: None,
+            source: String::new(),
+        }
+    }
+
+    #[test]
+    fn paper_items_are_framed_by_eos() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = data(dir.path(), "the ( was ) the . and were the ( was )");
+        let plain = d.item(0, 6, None);
+        let framed = d.item(0, 6, Some(GPT2_EOS));
+        assert_eq!(framed.len(), 6);
+        assert_eq!((framed[0], framed[5]), (GPT2_EOS, GPT2_EOS));
+        assert_eq!(&framed[1..5], &plain[..4]);
+        assert_eq!(d.items(6, Some(GPT2_EOS)), d.train.len() / 4);
+        assert_eq!(d.items(6, None), d.train.len() / 6);
+    }
+
+    #[test]
+    fn text_corpus_needs_train_and_val_shards() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("c4-train.00000.txt"), "x").unwrap();
+        std::fs::write(dir.path().join("c4-train.00001.txt"), "y").unwrap();
+        let t = shards(dir.path(), "train").unwrap();
+        assert_eq!(t.len(), 2);
+        assert!(t[0] < t[1], "sorted");
+        let e = shards(dir.path(), "val").unwrap_err().to_string();
+        assert!(
+            e.contains("`val`") && e.contains(&dir.path().display().to_string()),
+            "{e}"
+        );
+    }
+}
