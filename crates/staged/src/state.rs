@@ -238,6 +238,43 @@ impl TrainState {
         Ok(lv)
     }
 
+    /// [`Self::train_step`] with gradient accumulation: the batch is processed `micro` rows at a
+    /// time and the per-row-weighted mean gradient takes one optimiser step, so the paper's
+    /// 512-sequence batches fit a device (the official runs accumulate 32 micro-batches).
+    pub fn train_step_accumulated(
+        &mut self,
+        ids: Tensor<2, Int>,
+        micro: usize,
+        device: &Device,
+    ) -> Result<f64, StagedError> {
+        let [b, _] = ids.dims();
+        let micro = micro.clamp(1, b.max(1));
+        if micro >= b {
+            return self.train_step(ids, device);
+        }
+        let mut total: Option<Named> = None;
+        let mut loss = 0.0;
+        for start in (0..b).step_by(micro) {
+            let n = micro.min(b - start);
+            let (l, g) = self.gradients(ids.clone().narrow(0, start, n), device)?;
+            let w = n as f64 / b as f64;
+            loss += l * w;
+            total = Some(match total {
+                None => g.into_iter().map(|(k, t)| (k, t * w)).collect(),
+                Some(mut acc) => {
+                    for (k, t) in g {
+                        let sum = acc[&k].clone() + t * w;
+                        acc.insert(k, sum);
+                    }
+                    acc
+                }
+            });
+        }
+        let lr = self.schedule.lr(self.step);
+        self.adam_step(&total.unwrap_or_default(), lr);
+        Ok(loss)
+    }
+
     /// The LM loss of `ids` (train mode: dropout as configured) and the gradient of every
     /// parameter, by HF name, without changing the state. A non-finite loss is an error naming
     /// the step, so a diverged run stops instead of writing NaN parameters.

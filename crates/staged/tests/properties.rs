@@ -502,3 +502,22 @@ fn schedule_optimiser_never_loses_to_one_stage_and_hits_the_target() {
         assert!(saving2 > 0.01, "two stages save compute: {saving2}");
     }
 }
+
+#[test]
+fn accumulated_micro_batches_take_the_same_step_as_the_full_batch() {
+    let device = Device::flex();
+    let s = trained(2);
+    let ids = batch(31, &device);
+    let (mut full, mut micro) = (s.clone(), s.clone());
+    let lf = full.train_step(ids.clone(), &device).unwrap();
+    let lm = micro.train_step_accumulated(ids, 3, &device).unwrap();
+    assert!((lf - lm).abs() < 1e-5, "{lf} vs {lm}");
+    assert_eq!(full.step, micro.step);
+    for name in ["wte.weight", "h.1.mlp.c_fc.weight", "ln_f.bias"] {
+        let d = max_diff(
+            &vals(full.params[name].clone()),
+            &vals(micro.params[name].clone()),
+        );
+        assert!(d < 1e-6, "{name}: {d}");
+    }
+}

@@ -79,6 +79,9 @@ struct Profile {
     /// then shows the small curves up to their growth points).
     #[serde(default)]
     stop_small_at_growth: bool,
+    /// Rows per forward/backward pass with gradient accumulation (0: the whole batch at once).
+    #[serde(default)]
+    micro_batch: usize,
 }
 
 /// GPT-2's `<|endoftext|>`, its BOS and EOS.
@@ -321,7 +324,10 @@ impl Trainer for CorpusTrainer<'_> {
                 self.d.item(i, self.p.seq_len, frame)
             })
             .collect();
-        s.train_step(ids(&rows, &self.device), &self.device)
+        match self.p.micro_batch {
+            0 => s.train_step(ids(&rows, &self.device), &self.device),
+            m => s.train_step_accumulated(ids(&rows, &self.device), m, &self.device),
+        }
     }
 
     fn eval(&mut self, s: &TrainState) -> Result<f64, StagedError> {
