@@ -737,6 +737,23 @@ fn write(
     for n in notes {
         table.note(n);
     }
+    // WikiText-style evaluation: mean loss over the non-overlapping eval blocks, perplexity.
+    let finals: Vec<String> = curves
+        .iter()
+        .filter_map(|(name, c)| {
+            let (step, _, loss) = c.last()?;
+            Some(format!(
+                "{name} {loss:.4} (ppl {:.1}) at step {step}",
+                loss.exp()
+            ))
+        })
+        .collect();
+    table.note(format!(
+        "final eval loss (perplexity) over {} non-overlapping {}-token blocks: {}",
+        d.eval.len(),
+        p.seq_len,
+        finals.join("; ")
+    ));
     for g in growths.iter().filter(|g| g.procedure == "oracle-free") {
         table.note(format!(
             "{} oracle-free: optimality slope (> {}) reached at step {}",
