@@ -23,10 +23,30 @@ pub struct BenchArgs {
     pub out: PathBuf,
 }
 
+/// Writes `<stem>.md` and `<stem>.csv` under `out`.
+fn write_table(out: &std::path::Path, stem: &str, table: &Table) -> Result<()> {
+    kiln_core::atomic_write(
+        &out.join(format!("{stem}.md")),
+        table.to_markdown().as_bytes(),
+    )?;
+    kiln_core::atomic_write(&out.join(format!("{stem}.csv")), table.to_csv().as_bytes())?;
+    Ok(())
+}
+
 /// The benchmarks `kiln bench --only` can pick.
 pub const BENCHES: [&str; 4] = ["encoder", "pruning", "ltp", "gpt2"];
 
 impl BenchArgs {
+    /// The device the single-device benchmarks run on: the first requested, else flex.
+    fn first_device(&self) -> Result<Device> {
+        Ok(self
+            .devices
+            .first()
+            .cloned()
+            .unwrap_or(DeviceChoice::Flex)
+            .device()?)
+    }
+
     fn wants(&self, name: &str) -> bool {
         self.only
             .as_ref()
@@ -163,12 +183,7 @@ fn peer(model_dir: &std::path::Path, a: &BenchArgs) -> Result<Option<Row>> {
 /// 1.86x (SST-2) and 2.07x (MRPC); the paper reports 1.56x on a GPU.
 fn bench_pruned(a: &BenchArgs, out: &std::path::Path) -> Result<()> {
     let cache = kiln_core::paths::cache_dir();
-    let device = a
-        .devices
-        .first()
-        .cloned()
-        .unwrap_or(DeviceChoice::Flex)
-        .device()?;
+    let device = a.first_device()?;
     let mut table = Table::new(
         "Physically pruned vs dense encoder (glue-pruning, constraint 0.5), batch 32",
         &[
@@ -234,8 +249,7 @@ fn bench_pruned(a: &BenchArgs, out: &std::path::Path) -> Result<()> {
             a.iters.max(3),
             std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "unset".into())
         ));
-        kiln_core::atomic_write(&out.join("pruning.md"), table.to_markdown().as_bytes())?;
-        kiln_core::atomic_write(&out.join("pruning.csv"), table.to_csv().as_bytes())?;
+        write_table(out, "pruning", &table)?;
         println!("\n{}", table.to_markdown());
     }
     Ok(())
@@ -397,8 +411,7 @@ fn bench_encoder(a: &BenchArgs, out: &std::path::Path) -> Result<()> {
         metrics,
         settings: serde_json::json!({"batch": a.batch, "seq": a.seq, "iters": a.iters, "model": what}),
     };
-    kiln_core::atomic_write(&out.join("encoder.md"), table.to_markdown().as_bytes())?;
-    kiln_core::atomic_write(&out.join("encoder.csv"), table.to_csv().as_bytes())?;
+    write_table(out, "encoder", &table)?;
     kiln_core::atomic_write(
         &out.join("encoder.json"),
         serde_json::to_string_pretty(&meta)?.as_bytes(),
@@ -480,8 +493,7 @@ fn bench_gpt2_train(a: &BenchArgs, out: &std::path::Path) -> Result<()> {
     } else {
         table.note("PyTorch: HF GPT2LMHeadModel, torch.optim.AdamW (with bias correction), same shapes, same thread count");
     }
-    kiln_core::atomic_write(&out.join("gpt2_train.md"), table.to_markdown().as_bytes())?;
-    kiln_core::atomic_write(&out.join("gpt2_train.csv"), table.to_csv().as_bytes())?;
+    write_table(out, "gpt2_train", &table)?;
     println!("\n{}", table.to_markdown());
     Ok(())
 }
@@ -493,12 +505,7 @@ fn bench_gpt2_train(a: &BenchArgs, out: &std::path::Path) -> Result<()> {
 /// learned thresholds is ltp-glue's job.
 fn bench_ltp(a: &BenchArgs, out: &std::path::Path) -> Result<()> {
     let cache = kiln_core::paths::cache_dir();
-    let device = a
-        .devices
-        .first()
-        .cloned()
-        .unwrap_or(DeviceChoice::Flex)
-        .device()?;
+    let device = a.first_device()?;
     let mut table = Table::new(
         "Learned token pruning: real token removal vs the dense model (MiniLM, dev sets)",
         &[
@@ -583,8 +590,7 @@ fn bench_ltp(a: &BenchArgs, out: &std::path::Path) -> Result<()> {
             a.iters.max(3),
             std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "unset".into())
         ));
-        kiln_core::atomic_write(&out.join("ltp.md"), table.to_markdown().as_bytes())?;
-        kiln_core::atomic_write(&out.join("ltp.csv"), table.to_csv().as_bytes())?;
+        write_table(out, "ltp", &table)?;
         println!("\n{}", table.to_markdown());
     }
     Ok(())
