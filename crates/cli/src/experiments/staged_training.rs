@@ -455,6 +455,11 @@ pub fn run(args: &RunArgs) -> Result<PathBuf> {
     };
     let p = exp.profiles[&profile].clone();
     println!("staged-training: profile `{profile}` ({why})");
+    run_profile(&exp, &profile, p, args)
+}
+
+/// Runs one profile's settings (tests run the paper profile's code path at a toy size).
+fn run_profile(exp: &Experiment, profile: &str, p: Profile, args: &RunArgs) -> Result<PathBuf> {
     let device = args.device.device()?;
     let started = kiln_core::run::unix_now();
     let t0 = Instant::now();
@@ -647,7 +652,7 @@ pub fn run(args: &RunArgs) -> Result<PathBuf> {
     ));
     let wall = t0.elapsed().as_secs_f64();
     write(
-        &exp, &profile, &p, args, &d, &curves, &growths, &notes, wall, started, &device,
+        exp, profile, &p, args, &d, &curves, &growths, &notes, wall, started, &device,
     )
 }
 
@@ -830,6 +835,83 @@ mod tests {
         assert_eq!(&framed[1..5], &plain[..4]);
         assert_eq!(d.items(6, Some(GPT2_EOS)), d.train.len() / 4);
         assert_eq!(d.items(6, None), d.train.len() / 6);
+    }
+
+    /// The paper profile's code path (text shards, `[BOS] ... [EOS]` items over the full GPT-2
+    /// vocabulary, gradient accumulation, the spec's thresholds, oracle-free restarts) at a toy
+    /// size, since the profile itself needs a GPU.
+    #[test]
+    fn paper_profile_runs_at_toy_size() {
+        let Some(shared) = kiln_core::paths::shared_data() else {
+            eprintln!("skipped: ../shared/data not found (WikiText-2 text and GPT-2 tokenizer)");
+            return;
+        };
+        let wiki = shared.join("wikitext-2");
+        if !wiki.join("valid.txt").exists() || gpt2_tokenizer().is_err() {
+            eprintln!(
+                "skipped: WikiText-2 or the GPT-2 tokenizer missing under {}",
+                shared.display()
+            );
+            return;
+        }
+        let text = |f: &str, n: usize| {
+            let t = std::fs::read_to_string(wiki.join(f)).unwrap();
+            t.chars().take(n).collect::<String>()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("c4-train.00000.txt"),
+            text("valid.txt", 20_000),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("c4-validation.00000.txt"),
+            text("test.txt", 6_000),
+        )
+        .unwrap();
+        let exp: Experiment = settings::load_typed(NAME).unwrap();
+        let mut p = exp.profiles["paper"].clone();
+        assert_eq!(
+            (p.corpus.as_str(), p.frame_bos_eos, p.oracle_free),
+            ("text", true, true)
+        );
+        (p.seq_len, p.batch_size, p.micro_batch) = (16, 4, 3);
+        (p.n_embd, p.n_layer, p.n_head) = (16, 2, 2);
+        (p.small_steps, p.target_steps, p.eval_every, p.eval_blocks) = (30, 30, 5, 4);
+        (p.warmup, p.rewarmup) = (5, 5);
+        let out = tempfile::tempdir().unwrap();
+        let args = RunArgs {
+            profile: Some("paper".into()),
+            device: kiln_core::DeviceChoice::Flex,
+            data_dir: Some(dir.path().to_path_buf()),
+            model: None,
+            out: out.path().to_path_buf(),
+            tasks: None,
+            seed: 3,
+            download: false,
+            train_examples: None,
+            epochs: None,
+        };
+        let res = run_profile(&exp, "paper-toy", p, &args).unwrap();
+        let meta: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(res.join("run.json")).unwrap()).unwrap();
+        let growths = meta["settings"]["growths"].as_array().unwrap();
+        assert_eq!(
+            growths.len(),
+            4,
+            "oracle and oracle-free rows for both operators"
+        );
+        for g in growths {
+            let jump =
+                g["loss_after_growth"].as_f64().unwrap() - g["loss_before"].as_f64().unwrap();
+            assert!(jump.abs() < 1e-4, "{g}");
+        }
+        let free: Vec<&serde_json::Value> = growths
+            .iter()
+            .filter(|g| g["procedure"] == "oracle-free")
+            .collect();
+        let s_g = free[0]["s_grow"].as_f64().unwrap();
+        assert_eq!(free[0]["s_star"].as_f64().unwrap(), (s_g / 1.776).round());
     }
 
     #[test]
