@@ -108,12 +108,7 @@ fn main() -> Result<()> {
                 };
                 println!("{}{status}\n  {}", e.name, e.title);
                 for (name, p) in &e.profiles {
-                    println!(
-                        "  --profile {name:<6} {} [model: {}; tasks: {}]",
-                        p.description,
-                        p.model,
-                        p.tasks.join(", ")
-                    );
+                    println!("  --profile {name:<6} {} [{}]", p.description, p.inputs());
                 }
             }
         }

@@ -64,12 +64,34 @@ pub fn load_from<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
         .map_err(|e| anyhow!("{}: invalid experiment settings: {e}", path.display()))
 }
 
-/// What `kiln list` shows of any experiment.
+/// What `kiln list` shows of any experiment (fields every experiment's profiles may lack are
+/// optional: staged-training trains from scratch on a corpus, with no model or GLUE tasks).
 #[derive(Debug, Clone, Deserialize)]
 pub struct ProfileInfo {
     pub description: String,
-    pub model: String,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
     pub tasks: Vec<String>,
+    #[serde(default)]
+    pub corpus: Option<String>,
+}
+
+impl ProfileInfo {
+    /// `model: ...; tasks: ...` / `corpus: ...`, whichever apply.
+    pub fn inputs(&self) -> String {
+        let mut v = Vec::new();
+        if let Some(m) = &self.model {
+            v.push(format!("model: {m}"));
+        }
+        if !self.tasks.is_empty() {
+            v.push(format!("tasks: {}", self.tasks.join(", ")));
+        }
+        if let Some(c) = &self.corpus {
+            v.push(format!("corpus: {c}"));
+        }
+        v.join("; ")
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -94,4 +116,27 @@ pub fn all() -> Result<Vec<ExperimentInfo>> {
         v.push(load_from(&p)?);
     }
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_experiment_file_lists() {
+        let all = super::all().unwrap();
+        assert!(all.len() >= 4);
+        for e in &all {
+            assert!(
+                e.profiles.contains_key("smoke"),
+                "{} has no smoke profile",
+                e.name
+            );
+            for p in e.profiles.values() {
+                assert!(
+                    !p.inputs().is_empty(),
+                    "{}: a profile names no inputs",
+                    e.name
+                );
+            }
+        }
+    }
 }
