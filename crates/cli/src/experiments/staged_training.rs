@@ -212,6 +212,14 @@ fn load_data(p: &Profile, args: &RunArgs) -> Result<Data> {
                 .context(
                     "WikiText-2 not found: pass --data-dir <folder with valid.txt and test.txt>",
                 )?;
+            for f in ["valid.txt", "test.txt"] {
+                if !root.join(f).exists() {
+                    bail!(
+                        "{}: no {f}; --data-dir must be a WikiText-2 folder with valid.txt (training) and test.txt (evaluation)",
+                        root.display()
+                    );
+                }
+            }
             (
                 gpt2_tokenizer()?,
                 vec![root.join("valid.txt")],
