@@ -42,16 +42,20 @@ pub fn slopes(points: &[(f64, f64)]) -> Vec<f64> {
         .collect()
 }
 
-/// Index (into `points`) of the decision point for `threshold`: the first point after the
-/// steepest slope whose slope exceeds the threshold; `None` if the curve never flattens that far.
-pub fn decision_point(points: &[(f64, f64)], threshold: f64) -> Option<usize> {
-    let s = slopes(points);
+/// The first index after the steepest slope whose slope exceeds `threshold`.
+fn flat_after_steepest(s: &[f64], threshold: f64) -> Option<usize> {
     let steepest = s
         .iter()
         .enumerate()
         .min_by(|a, b| a.1.total_cmp(b.1))
         .map(|(i, _)| i)?;
     (steepest + 1..s.len()).find(|&i| s[i] > threshold)
+}
+
+/// Index (into `points`) of the decision point for `threshold`: the first point after the
+/// steepest slope whose slope exceeds the threshold; `None` if the curve never flattens that far.
+pub fn decision_point(points: &[(f64, f64)], threshold: f64) -> Option<usize> {
+    flat_after_steepest(&slopes(points), threshold)
 }
 
 /// [`decision_point`] for a curve still being recorded (the online use of §8.4): the smoothing
@@ -63,14 +67,7 @@ pub fn settled_decision_point(points: &[(f64, f64)], threshold: f64) -> Option<u
     if settled < 2 {
         return None;
     }
-    let s = slopes(points);
-    let s = &s[..settled - 1];
-    let steepest = s
-        .iter()
-        .enumerate()
-        .min_by(|a, b| a.1.total_cmp(b.1))
-        .map(|(i, _)| i)?;
-    (steepest + 1..s.len()).find(|&i| s[i] > threshold)
+    flat_after_steepest(&slopes(points)[..settled - 1], threshold)
 }
 
 #[cfg(test)]
