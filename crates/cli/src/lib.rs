@@ -1,8 +1,4 @@
-//! The `kiln` command's library half: experiment settings, data/checkpoint resolution,
-//! downloads, experiments and benchmarks. `main.rs` only parses arguments.
+//! The `kiln` command's library half: the registry of experiments. `main.rs` parses arguments
+//! and dispatches; each experiment lives in its paper's crate (`experiment.rs`).
 
-pub mod bench;
-pub mod experiments;
-pub mod hub;
-pub mod resolve;
-pub mod settings;
+pub mod registry;

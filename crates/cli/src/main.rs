@@ -1,12 +1,13 @@
-//! `kiln`: reproduce paper tables with one command.
+//! `kiln`: reproduce paper tables with one command. Parses arguments and dispatches on the
+//! registry; every experiment lives in its paper's crate.
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
-use kiln_cli::bench::{self, BenchArgs};
-use kiln_cli::experiments::{self, RunArgs};
+use kiln_cli::registry;
 use kiln_core::DeviceChoice;
+use kiln_experiment::{hub, BenchArgs, RunArgs};
 
 #[derive(Parser)]
 #[command(
@@ -16,7 +17,8 @@ use kiln_core::DeviceChoice;
     long_about = "kiln reruns the tables of the papers it reproduces. Each experiment has profiles: \
 `smoke` (synthetic data, tiny model, about a minute), `mini` (real data and a small pretrained \
 model, about 10 minutes on a laptop CPU) and `paper` (the paper's setting, for a GPU). Results go \
-to results/<experiment>/<profile>/ as table.md, table.csv, run.json and plots."
+to results/<experiment>/<profile>/ as table.md, table.csv, run.json, plots (SVG + PNG) and \
+predictions/ (per-example outputs in the field's format)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -27,47 +29,17 @@ struct Cli {
 enum Cmd {
     /// List experiments, their profiles and what each profile needs.
     List,
-    /// Run an experiment and write its table, plots and run.json.
+    /// Run an experiment and write its tables, plots, predictions and run.json.
     Reproduce {
-        /// Experiment name (see `kiln list`), e.g. glue-finetune.
+        /// Experiment name (see `kiln list`), e.g. glue-pruning.
         experiment: String,
-        /// smoke | mini | paper. Default: the best profile whose inputs resolve (it says which).
-        #[arg(long)]
-        profile: Option<String>,
-        /// Backend device: flex (CPU, default), ndarray, wgpu, vulkan, cuda, cuda:N. Non-flex
-        /// backends need the matching cargo feature (`just backend=wgpu ...`).
-        #[arg(long, default_value = "flex", env = "KILN_DEVICE")]
-        device: String,
-        /// Folder with GLUE data (e.g. glue_data/ from download_glue_data.py). Else KILN_DATA,
-        /// datasets/cache/glue, ../shared/data, then a hub download.
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// HuggingFace model directory (config.json, model.safetensors, tokenizer.json). Else
-        /// KILN_MODELS/<name>, datasets/cache/<name>, then a download.
-        #[arg(long)]
-        model: Option<PathBuf>,
-        /// Results root.
-        #[arg(long, default_value = "results")]
-        out: PathBuf,
-        /// Comma-separated subset of the profile's tasks (e.g. sst2,mrpc).
-        #[arg(long, value_delimiter = ',')]
-        tasks: Option<Vec<String>>,
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-        /// Never try to download missing inputs.
-        #[arg(long)]
-        no_download: bool,
-        /// Override the training-subset size of every task (quick trials; recorded in run.json).
-        #[arg(long)]
-        train_examples: Option<usize>,
-        /// Override the number of epochs of every task.
-        #[arg(long)]
-        epochs: Option<f64>,
+        #[command(flatten)]
+        args: RunArgs,
     },
     /// Throughput benchmarks, each beside PyTorch with KILN_PEER_PYTHON: encoder forward,
     /// pruned vs dense encoder, token removal vs dense, GPT-2 training steps.
     Bench {
-        /// Only these benchmarks, comma-separated: encoder, pruning, ltp, gpt2 (default: all).
+        /// Only these benchmarks, comma-separated (default: all; `kiln bench --only x` lists them).
         #[arg(long, value_delimiter = ',')]
         only: Option<Vec<String>>,
         /// Devices to measure, comma-separated (default: flex, plus ndarray when compiled in).
@@ -85,59 +57,36 @@ enum Cmd {
         iters: usize,
         #[arg(long, default_value = "results")]
         out: PathBuf,
+        /// Cache root holding the fine-tuned and pruned checkpoints (default: datasets/cache).
+        #[arg(long)]
+        cache: Option<PathBuf>,
     },
-    /// Download a model or dataset into datasets/cache (see datasets/registry.toml).
+    /// Download a model or dataset into the cache (sources and sha256 from datasets/registry.toml).
     Fetch {
-        /// all-MiniLM-L6-v2 | bert-base-uncased | glue
+        /// all-MiniLM-L6-v2 | bert-base-uncased | roberta-base | glue
         what: String,
         /// For glue: the tasks to fetch (default: all).
         #[arg(long, value_delimiter = ',')]
         tasks: Option<Vec<String>>,
+        /// Cache root (default: KILN_CACHE, else datasets/cache).
+        #[arg(long)]
+        cache: Option<PathBuf>,
     },
 }
 
 fn main() -> Result<()> {
-    let cli = Cli::parse();
-    match cli.cmd {
+    match Cli::parse().cmd {
         Cmd::List => {
-            for e in kiln_cli::settings::all()? {
-                let status = if experiments::IMPLEMENTED.contains(&e.name.as_str()) {
-                    ""
-                } else {
-                    " (not implemented yet)"
-                };
-                println!("{}{status}\n  {}", e.name, e.title);
-                for (name, p) in &e.profiles {
+            for e in registry::EXPERIMENTS {
+                let info = e.list()?;
+                println!("{}\n  {}", info.name, info.title);
+                for (name, p) in &info.profiles {
                     println!("  --profile {name:<6} {} [{}]", p.description, p.inputs());
                 }
             }
         }
-        Cmd::Reproduce {
-            experiment,
-            profile,
-            device,
-            data_dir,
-            model,
-            out,
-            tasks,
-            seed,
-            no_download,
-            train_examples,
-            epochs,
-        } => {
-            let args = RunArgs {
-                profile,
-                device: DeviceChoice::parse(&device)?,
-                data_dir,
-                model,
-                out,
-                tasks,
-                seed,
-                download: !no_download,
-                train_examples,
-                epochs,
-            };
-            experiments::run(&experiment, &args)?;
+        Cmd::Reproduce { experiment, args } => {
+            registry::find(&experiment)?.reproduce(&args)?;
         }
         Cmd::Bench {
             only,
@@ -147,6 +96,7 @@ fn main() -> Result<()> {
             seq,
             iters,
             out,
+            cache,
         } => {
             let devices = match devices {
                 Some(d) => d
@@ -161,7 +111,7 @@ fn main() -> Result<()> {
                     v
                 }
             };
-            bench::run(&BenchArgs {
+            let a = BenchArgs {
                 only,
                 devices,
                 model,
@@ -169,32 +119,61 @@ fn main() -> Result<()> {
                 seq,
                 iters,
                 out,
-            })?;
-        }
-        Cmd::Fetch { what, tasks } => {
-            let cache = kiln_core::paths::cache_dir();
-            match what.as_str() {
-                "minilm" | "all-MiniLM-L6-v2" => {
-                    let dest = cache.join("all-MiniLM-L6-v2");
-                    kiln_cli::hub::fetch_minilm(&dest)?;
-                    println!("all-MiniLM-L6-v2 -> {}", dest.display());
+                cache: cache.unwrap_or_else(kiln_core::paths::cache_dir),
+            };
+            let all = registry::benches();
+            if let Some(bad) = a
+                .only
+                .iter()
+                .flatten()
+                .find(|x| !all.iter().any(|(b, _)| b == x))
+            {
+                let names: Vec<&str> = all.iter().map(|(b, _)| *b).collect();
+                bail!("unknown benchmark `{bad}` for --only; choose from {names:?}");
+            }
+            for (name, run) in all {
+                if a.wants(name) {
+                    run(&a)?;
                 }
-                "bert-base-uncased" => {
-                    let dest = cache.join("bert-base-uncased");
-                    kiln_cli::hub::fetch_model("google-bert/bert-base-uncased", &dest)?;
-                    println!("bert-base-uncased -> {}", dest.display());
-                }
-                "glue" => {
-                    let names = tasks.unwrap_or_else(|| kiln_data::GlueTask::ALL.iter().map(|t| t.name().to_string()).collect());
-                    for n in names {
-                        let t = kiln_data::GlueTask::parse(&n)?;
-                        let dir = kiln_cli::hub::fetch_glue_task(t, &cache.join("glue"))?;
-                        println!("GLUE {} -> {}", t.name(), dir.display());
-                    }
-                }
-                other => anyhow::bail!("unknown fetch target `{other}`; expected all-MiniLM-L6-v2, bert-base-uncased or glue"),
             }
         }
+        Cmd::Fetch { what, tasks, cache } => {
+            let cache = cache.unwrap_or_else(kiln_core::paths::cache_dir);
+            fetch(&what, tasks, &cache)?;
+        }
+    }
+    Ok(())
+}
+
+fn fetch(what: &str, tasks: Option<Vec<String>>, cache: &std::path::Path) -> Result<()> {
+    if what == "glue" {
+        let names = tasks.unwrap_or_else(|| {
+            kiln_data::GlueTask::ALL
+                .iter()
+                .map(|t| t.name().to_string())
+                .collect()
+        });
+        for n in names {
+            let t = kiln_data::GlueTask::parse(&n)?;
+            let dir = hub::fetch_glue_task(t, &cache.join("glue"), cache)?;
+            println!("GLUE {} -> {}", t.name(), dir.display());
+        }
+        return Ok(());
+    }
+    let name = if what == "minilm" {
+        "all-MiniLM-L6-v2"
+    } else {
+        what
+    };
+    let entry = hub::entry(name)?;
+    let dest = cache.join(&entry.cache);
+    if dest.join("model.safetensors").exists() && hub::verify(&entry, &dest).is_ok() {
+        println!("{name} already present at {}", dest.display());
+        return Ok(());
+    }
+    match hub::fetch_registered(name, cache)? {
+        Some(d) => println!("{name} -> {}", d.display()),
+        None => bail!("datasets/registry.toml names no download source for `{name}`"),
     }
     Ok(())
 }

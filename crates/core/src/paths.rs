@@ -33,32 +33,49 @@ pub fn cache_dir() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("datasets/cache"))
 }
 
-/// The shared real data used by tests (`../shared/data` next to the checkout, or
-/// `KILN_SHARED_DATA`). `None` when absent: tests skip with a message.
+/// The shared real data used by tests and mini profiles (`KILN_SHARED_DATA`, else
+/// `../shared/data` beside the checkout). `None` when absent: tests skip through [`skip`].
 pub fn shared_data() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("KILN_SHARED_DATA") {
         let p = PathBuf::from(p);
         return p.is_dir().then_some(p);
     }
-    [
-        workspace_root().join("../shared/data"),
-        PathBuf::from("/work/shared/data"),
-    ]
-    .into_iter()
-    .find(|p| p.is_dir())
+    let p = workspace_root().join("../shared/data");
+    p.is_dir().then_some(p)
 }
 
-/// For tests that need real inputs: prints a SKIP line and returns, or, when
-/// `KILN_REQUIRE_REAL_DATA` is set (CI), fails, so a missing input cannot pass silently.
+/// The one way a test skips for a missing real input: it prints a SKIP line and appends it to
+/// `KILN_SKIP_LOG` (which `just test` counts and prints at the end, so no skip is silent); when
+/// `KILN_REQUIRE_REAL_DATA` is set (CI) it fails instead, so a missing input cannot pass.
 pub fn skip(what: &str) {
     if std::env::var_os("KILN_REQUIRE_REAL_DATA").is_some() {
         panic!("{what} is required (KILN_REQUIRE_REAL_DATA is set) but missing");
     }
-    eprintln!("SKIP: {what} not present");
+    log_skip(&format!("{what} not present"));
+}
+
+/// A skip for an optional peer that CI does not install (PyTorch with `KILN_PEER_PYTHON`, a
+/// Vulkan driver): logged and counted like [`skip`], never fatal.
+pub fn skip_optional(what: &str) {
+    log_skip(what);
+}
+
+fn log_skip(line: &str) {
+    eprintln!("SKIP: {line}");
+    if let Some(log) = std::env::var_os("KILN_SKIP_LOG") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+        {
+            let _ = writeln!(f, "{line}");
+        }
+    }
 }
 
 /// The all-MiniLM-L6-v2 directory (`KILN_MINILM`, else `datasets/cache/all-MiniLM-L6-v2`), if it
-/// has been fetched (`just fetch-minilm`).
+/// has been fetched (`just fetch all-MiniLM-L6-v2`).
 pub fn minilm_dir() -> Option<PathBuf> {
     let p = std::env::var_os("KILN_MINILM")
         .map(PathBuf::from)

@@ -22,39 +22,15 @@ pub struct RunMeta {
     pub metrics: BTreeMap<String, f64>,
     /// Free-form settings actually used (subset sizes, epochs, model path, ...).
     pub settings: serde_json::Value,
-}
-
-impl RunMeta {
-    /// Metadata of a run that started at `started_at_unix` and took `wall_time_s`, filling in the
-    /// backend, commit and kiln version; `device_label` is what the user asked for (`cuda:0`, ...).
-    #[allow(clippy::too_many_arguments)]
-    pub fn for_run(
-        experiment: &str,
-        profile: &str,
-        device: &burn::tensor::Device,
-        device_label: String,
-        seed: u64,
-        started_at_unix: u64,
-        wall_time_s: f64,
-        synthetic: bool,
-        metrics: BTreeMap<String, f64>,
-        settings: serde_json::Value,
-    ) -> Self {
-        Self {
-            experiment: experiment.into(),
-            profile: profile.into(),
-            backend: crate::backend_name(device),
-            device: device_label,
-            commit: git_commit(),
-            seed,
-            wall_time_s,
-            synthetic,
-            started_at_unix,
-            kiln_version: env!("CARGO_PKG_VERSION").into(),
-            metrics,
-            settings,
-        }
-    }
+    /// Why this profile ran: requested with --profile, or which inputs resolved.
+    #[serde(default)]
+    pub profile_choice: String,
+    /// The paper's numbers from the experiment file, beside ours.
+    #[serde(default)]
+    pub paper: serde_json::Value,
+    /// Every file the run wrote, relative to its folder.
+    #[serde(default)]
+    pub files: Vec<String>,
 }
 
 /// The git commit of the working tree, with `-dirty` when it has uncommitted changes.

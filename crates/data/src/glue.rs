@@ -160,6 +160,21 @@ impl GlueTask {
         }
     }
 
+    /// A label as GLUE's own files and submission format write it: the class name for the
+    /// tasks whose TSVs name their classes (MNLI, QNLI, RTE), the score for STS-B, else the
+    /// class number. The inverse of [`GlueTask::parse_label`].
+    pub fn label_text(self, v: f32) -> String {
+        match (self, v.round() as i64) {
+            (Self::Stsb, _) => format!("{v:.3}"),
+            (Self::Mnli | Self::MnliMismatched, 0) => "entailment".into(),
+            (Self::Mnli | Self::MnliMismatched, 1) => "neutral".into(),
+            (Self::Mnli | Self::MnliMismatched, 2) => "contradiction".into(),
+            (Self::Qnli | Self::Rte, 0) => "entailment".into(),
+            (Self::Qnli | Self::Rte, 1) => "not_entailment".into(),
+            (_, c) => c.to_string(),
+        }
+    }
+
     /// Maps a label cell to HF's numbering. Numeric cells are taken as they are.
     pub fn parse_label(self, cell: &str) -> Option<f32> {
         let c = cell.trim();

@@ -584,7 +584,7 @@ mod tests {
     #[test]
     fn wordpiece_offsets_map_back_to_the_original_text() {
         let Some(dir) = kiln_core::paths::minilm_dir() else {
-            kiln_core::paths::skip("MiniLM tokenizer (just fetch-minilm)");
+            kiln_core::paths::skip("MiniLM tokenizer (just fetch all-MiniLM-L6-v2)");
             return;
         };
         let tok = crate::TextTokenizer::from_file(&dir.join("tokenizer.json"), 128).unwrap();

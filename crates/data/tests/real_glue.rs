@@ -161,7 +161,7 @@ fn word_level_tokenizer_builds_bert_style_pairs() {
 #[test]
 fn minilm_tokenizer_pads_nothing_and_truncates_to_max_len() {
     let Some(m) = kiln_core::paths::minilm_dir() else {
-        kiln_core::paths::skip("all-MiniLM-L6-v2 (run `just fetch-minilm`)");
+        kiln_core::paths::skip("all-MiniLM-L6-v2 (run `just fetch all-MiniLM-L6-v2`)");
         return;
     };
     let t = TextTokenizer::from_file(&m.join("tokenizer.json"), 12).unwrap();

@@ -13,6 +13,9 @@
 //! * [`flops`]: the official MAC model (§9) and relative FLOPs as a ratio of totals.
 //! * [`train`]: the two-stage schedule (§6) with separate AdamW optimisers for weights and
 //!   thresholds, and the hard-mode training of the baselines.
+//! * `experiment` (feature `experiment`, on by default): the `ltp-glue` table on glue-finetune's
+//!   checkpoints (loaded through `kiln-glue`), with per-setting dev predictions, the throughput
+//!   of real removal, and the length-robustness study; `bench`: `kiln bench --only ltp`.
 //!
 //! Works on any `BertForSequenceClassification` kiln loads, BERT or RoBERTa (kiln-models reads
 //! HF RoBERTa directories: positions offset past the padding index, one token type, the
@@ -39,5 +42,16 @@ pub mod score;
 pub mod topk;
 pub mod train;
 
+/// `kiln bench --only ltp` (feature `experiment`).
+#[cfg(feature = "experiment")]
+pub mod bench;
+/// The `ltp-glue` table (feature `experiment`, on by default).
+#[cfg(feature = "experiment")]
+pub mod experiment;
+
 pub use error::LtpError;
 pub use model::{LtpModel, LtpOutput, Mode, Thresholds};
+
+/// The `ltp-glue` experiment, for the registry.
+#[cfg(feature = "experiment")]
+pub const LTP_GLUE: experiment::LtpGlue = experiment::LtpGlue;

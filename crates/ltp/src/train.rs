@@ -51,6 +51,8 @@ pub struct TaskSplit<'a> {
 pub struct Evaluation {
     pub metrics: BTreeMap<String, f64>,
     pub flops: FlopsMeter,
+    /// The model's output per dev example, in dev order (for per-example predictions).
+    pub outputs: Vec<Vec<f32>>,
 }
 
 impl Evaluation {
@@ -93,6 +95,7 @@ pub fn evaluate(model: &LtpModel, task: &TaskSplit, mode: Mode, device: &Device)
     Evaluation {
         metrics: score(task.metric_names, &outputs, &gold),
         flops,
+        outputs,
     }
 }
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 /// to do about it, since these surface straight to a researcher's terminal.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    #[error("{path}: file not found ({what}); pass a HuggingFace model directory with config.json and model.safetensors (e.g. `just fetch-minilm`)")]
+    #[error("{path}: file not found ({what}); pass a HuggingFace model directory with config.json and model.safetensors (e.g. `just fetch all-MiniLM-L6-v2`)")]
     Missing { path: PathBuf, what: &'static str },
     #[error("{path}: cannot read: {source}")]
     Io {

@@ -188,7 +188,10 @@ pub fn finetune(
     let per_epoch = task.train.len().div_ceil(cfg.batch_size.max(1));
     train(
         model,
-        &task.name,
+        RunLabels {
+            name: &task.name,
+            main_metric: &main,
+        },
         per_epoch,
         |epoch| {
             make_batches_grouped(
@@ -201,26 +204,34 @@ pub fn finetune(
             )
         },
         cfg,
-        &main,
         |m| evaluate(m, task, 64, device),
         device,
     )
 }
 
+/// What a training run is called in the log and which dev metric its curve follows.
+#[derive(Debug, Clone, Copy)]
+pub struct RunLabels<'a> {
+    pub name: &'a str,
+    pub main_metric: &'a str,
+}
+
 /// The loop every head trains with: AdamW, linear warmup then linear decay, clipping, a
 /// NaN-loss stop, and `cfg.evals` dev evaluations (`evaluate` gets the model in eval mode).
 /// `batches(epoch)` yields one epoch's batches (`per_epoch` of them).
-#[allow(clippy::too_many_arguments)]
 pub fn train<M: EncoderTask>(
     model: M,
-    name: &str,
+    labels: RunLabels,
     per_epoch: usize,
     mut batches: impl FnMut(u64) -> Vec<kiln_data::Batch>,
     cfg: &FinetuneConfig,
-    main: &str,
     mut evaluate: impl FnMut(&M) -> BTreeMap<String, f64>,
     device: &Device,
 ) -> Result<FinetuneResult<M>, ModelError> {
+    let RunLabels {
+        name,
+        main_metric: main,
+    } = labels;
     if per_epoch == 0 {
         return Err(ModelError::Invalid(format!("{name}: empty training set")));
     }
@@ -380,7 +391,10 @@ pub fn finetune_qa(
     let per_epoch = train_features.len().div_ceil(cfg.batch_size.max(1));
     train(
         model,
-        name,
+        RunLabels {
+            name,
+            main_metric: "f1",
+        },
         per_epoch,
         |epoch| {
             let mut order: Vec<usize> = (0..train_features.len()).collect();
@@ -390,7 +404,6 @@ pub fn finetune_qa(
             squad_batches(train_features, &order, cfg.batch_size, pad_id)
         },
         cfg,
-        "f1",
         evaluate,
         device,
     )

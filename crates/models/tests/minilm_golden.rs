@@ -20,14 +20,18 @@ struct Golden {
 
 fn inputs() -> Option<(std::path::PathBuf, Golden)> {
     let Some(model) = kiln_core::paths::minilm_dir() else {
-        kiln_core::paths::skip("all-MiniLM-L6-v2 (run `just fetch-minilm`)");
+        kiln_core::paths::skip("all-MiniLM-L6-v2 (run `just fetch all-MiniLM-L6-v2`)");
         return None;
     };
     let Some(shared) = kiln_core::paths::shared_data() else {
         kiln_core::paths::skip("../shared/data");
         return None;
     };
-    let text = std::fs::read_to_string(shared.join("reference/minilm-golden.json")).ok()?;
+    let golden = shared.join("reference/minilm-golden.json");
+    let Ok(text) = std::fs::read_to_string(&golden) else {
+        kiln_core::paths::skip(&golden.display().to_string());
+        return None;
+    };
     Some((
         model,
         serde_json::from_str(&text).expect("golden json parses"),

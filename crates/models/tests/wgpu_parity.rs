@@ -8,7 +8,9 @@ use kiln_models::{BertConfig, BertModel, EncoderInput};
 
 fn wgpu_device() -> Option<Device> {
     if std::env::var_os("KILN_SKIP_WGPU").is_some() {
-        eprintln!("SKIP: KILN_SKIP_WGPU set (no Vulkan driver on this machine)");
+        kiln_core::paths::skip_optional(
+            "wgpu parity (KILN_SKIP_WGPU: no Vulkan driver on this machine)",
+        );
         return None;
     }
     Some(kiln_core::parse_device("wgpu").expect("wgpu compiled in"))
@@ -51,7 +53,7 @@ fn tiny_encoder_matches_on_flex_and_wgpu() {
 fn minilm_matches_on_flex_and_wgpu() {
     let Some(wgpu) = wgpu_device() else { return };
     let Some(dir) = kiln_core::paths::minilm_dir() else {
-        kiln_core::paths::skip("all-MiniLM-L6-v2 (run `just fetch-minilm`)");
+        kiln_core::paths::skip("all-MiniLM-L6-v2 (run `just fetch all-MiniLM-L6-v2`)");
         return;
     };
     let (model, _) = kiln_models::bert::load_bert(&dir, &Device::flex()).unwrap();

@@ -13,6 +13,10 @@
 //!
 //! The masks then fold into a physically smaller model ([`kiln_models::BertModel::shrink`]).
 //!
+//! `experiment` (feature `experiment`, on by default) reproduces the `glue-pruning` table on
+//! glue-finetune's checkpoints (loaded through `kiln-glue`), with each stage's dev metric and
+//! the tuned model's predictions; `bench` is `kiln bench --only pruning`.
+//!
 //! Deliberate choices where the spec leaves room or the official code has a bug:
 //! * Fisher is built from mini-batch-mean gradients (batch 32), as the official code does.
 //! * The FLOPs search never keeps 0 heads when one head fits (as the reference); when not even one
@@ -45,9 +49,22 @@ pub mod rearrange;
 pub mod search;
 pub mod tuning;
 
+/// `kiln bench --only pruning` (feature `experiment`).
+#[cfg(feature = "experiment")]
+pub mod bench;
+/// The `glue-pruning` table (feature `experiment`, on by default): per task and FLOPs
+/// constraint, each stage's dev metric, the magnitude baseline, MACs, pruning time, measured
+/// speedup, kept units and the tuned model's predictions.
+#[cfg(feature = "experiment")]
+pub mod experiment;
+
 pub use cost::MacModel;
 pub use error::PruneError;
 pub use importance::{Criterion, MaskGrads};
 pub use masks::Masks;
 pub use pipeline::{prune, sample_batches, sample_indices, PruneOptions, PruneOutcome, StageTimes};
 pub use tuning::{Solver, Teacher};
+
+/// The `glue-pruning` experiment, for the registry.
+#[cfg(feature = "experiment")]
+pub const GLUE_PRUNING: experiment::GluePruning = experiment::GluePruning;

@@ -17,7 +17,8 @@
 //! * [`schedule`]: the LR heuristic, warm-up/linear-decay schedule and its restart after growth
 //!   (§6), Kaplan's relations and the savings formula (§8);
 //! * [`slope`]: the efficiency criterion (spike removal, smoothed log-log slope, thresholds, §8.2);
-//! * [`procedure`]: grow-and-restart (target LR, schedule position S*) and the oracle-free
+//! * [`procedure`]: grow-and-restart (target LR, schedule position S*), the one training loop
+//!   ([`procedure::train_curve`]: compute accounting, online slope watches) and the oracle-free
 //!   procedure end to end over any [`procedure::Trainer`] (§8.4);
 //! * [`multistage`]: the multi-stage compute-optimal schedule under Kaplan's laws (§8.5).
 //!
@@ -38,8 +39,19 @@ pub mod multistage;
 pub mod procedure;
 pub mod schedule;
 pub mod slope;
+
+/// `kiln bench --only gpt2` (feature `experiment`).
+#[cfg(feature = "experiment")]
+pub mod bench;
+/// The `staged-training` table (feature `experiment`, on by default).
+#[cfg(feature = "experiment")]
+pub mod experiment;
 pub mod state;
 pub mod width;
 
 pub use error::StagedError;
 pub use state::{AdamConfig, Named, TrainState};
+
+/// The `staged-training` experiment, for the registry.
+#[cfg(feature = "experiment")]
+pub const STAGED_TRAINING: experiment::StagedTraining = experiment::StagedTraining;

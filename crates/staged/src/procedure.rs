@@ -143,99 +143,172 @@ pub struct StagedRun {
     pub state: TrainState,
 }
 
-fn flops_per_step(s: &TrainState, tokens: f64) -> f64 {
+/// Training compute of one optimizer step of `s`: 6 N tokens, N = 12 L d² (spec §8.1).
+pub fn flops_per_step(s: &TrainState, tokens: f64) -> f64 {
     6.0 * s.non_embedding_params() as f64 * tokens
 }
 
-/// Trains `s` for at most `budget` more steps, evaluating every `every` steps, until the settled
-/// slope criterion fires on the curve's points mapped by `x` (compute, loss); appends to `curve`
-/// and returns whether the criterion fired.
-#[allow(clippy::too_many_arguments)]
-fn train_until_flat(
-    s: &mut TrainState,
+/// The x coordinate the slope criterion reads a curve in.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SlopeAxis {
+    /// The compute actually spent (small models: the growth criterion, spec §8.2).
+    Compute,
+    /// `per_step x step`: the target model's compute coordinates, for a grown run whose steps
+    /// count from S* (the optimality criterion, spec §8.4 step 5).
+    TargetCompute { per_step: f64 },
+}
+
+impl SlopeAxis {
+    fn x(&self, p: &CurvePoint) -> f64 {
+        match *self {
+            SlopeAxis::Compute => p.flops,
+            SlopeAxis::TargetCompute { per_step } => per_step * p.step.max(1) as f64,
+        }
+    }
+}
+
+/// How long to train and what to watch.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainOpts<'a> {
+    /// Train until the state's step reaches this.
+    pub until: usize,
+    /// Compute already spent (a grown run continues its small model's count).
+    pub flops0: f64,
+    pub eval_every: usize,
+    /// Slope thresholds watched online (settled criterion, spec §8.2): the state is kept at the
+    /// first evaluation where each fires, so growth needs no replay.
+    pub watch: &'a [f64],
+    pub axis: SlopeAxis,
+    /// End the run once every watched threshold has fired.
+    pub stop_when_fired: bool,
+    /// Progress-bar label.
+    pub label: &'a str,
+}
+
+/// A trained curve: the final state, its evaluation points (the first is the starting state)
+/// and, per watched threshold, the state where it fired.
+#[derive(Debug, Clone)]
+pub struct TrainedCurve {
+    pub state: TrainState,
+    pub curve: Vec<CurvePoint>,
+    pub fired: Vec<Option<TrainState>>,
+}
+
+/// The one training loop of staged training, used by the oracle-free procedure and by the
+/// experiment's scratch, small and grown runs alike: steps `s` on the trainer's batches,
+/// evaluates every `eval_every` steps, counts compute, watches slope thresholds.
+pub fn train_curve(
+    mut s: TrainState,
     trainer: &mut impl Trainer,
-    curve: &mut Vec<CurvePoint>,
-    flops: &mut f64,
-    budget: usize,
-    every: usize,
-    threshold: f64,
-    x: impl Fn(&CurvePoint) -> f64,
-) -> Result<bool, StagedError> {
-    let end = s.step + budget;
-    let per_step = flops_per_step(s, trainer.tokens_per_step());
-    while s.step < end {
-        trainer.step(s)?;
-        *flops += per_step;
+    o: &TrainOpts,
+) -> Result<TrainedCurve, StagedError> {
+    let every = o.eval_every.max(1);
+    let mut curve = vec![CurvePoint {
+        step: s.step,
+        flops: o.flops0,
+        loss: trainer.eval(&s)?,
+    }];
+    let mut fired: Vec<Option<TrainState>> = vec![None; o.watch.len()];
+    let mut flops = o.flops0;
+    let per_step = flops_per_step(&s, trainer.tokens_per_step());
+    let pb = kiln_core::progress::bar(o.until.saturating_sub(s.step) as u64, o.label);
+    while s.step < o.until {
+        let loss = trainer.step(&mut s)?;
+        flops += per_step;
+        pb.set_message(format!("loss {loss:.3}"));
+        pb.inc(1);
         if s.step.is_multiple_of(every) {
             curve.push(CurvePoint {
                 step: s.step,
-                flops: *flops,
-                loss: trainer.eval(s)?,
+                flops,
+                loss: trainer.eval(&s)?,
             });
-            let pts: Vec<(f64, f64)> = curve.iter().skip(1).map(|p| (x(p), p.loss)).collect();
-            if settled_decision_point(&pts, threshold).is_some() {
-                return Ok(true);
+            let pts: Vec<(f64, f64)> = curve
+                .iter()
+                .skip(1)
+                .map(|p| (o.axis.x(p), p.loss))
+                .collect();
+            for (f, &th) in fired.iter_mut().zip(o.watch) {
+                if f.is_none() && settled_decision_point(&pts, th).is_some() {
+                    *f = Some(s.clone());
+                }
+            }
+            if o.stop_when_fired && !o.watch.is_empty() && fired.iter().all(Option::is_some) {
+                break;
             }
         }
     }
-    Ok(false)
+    pb.finish_and_clear();
+    Ok(TrainedCurve {
+        state: s,
+        curve,
+        fired,
+    })
+}
+
+/// The compute saving a staged run measured against training the target from scratch:
+/// `1 - (compute of the staged run to reach the scratch target's final loss) / (compute the
+/// scratch target spent to reach it)`; `None` when the staged run never reached it.
+pub fn measured_saving(target: &[CurvePoint], grown: &[CurvePoint]) -> Option<f64> {
+    let goal = target.last()?.loss;
+    let scratch = target.iter().find(|c| c.loss <= goal)?.flops;
+    let staged = grown.iter().find(|c| c.loss <= goal)?.flops;
+    Some(1.0 - staged / scratch)
 }
 
 /// Runs spec §8.4 end to end on `small` (a fresh or partly trained small-model state).
 pub fn run_oracle_free(
-    mut s: TrainState,
+    s: TrainState,
     cfg: &OracleFree,
     trainer: &mut impl Trainer,
 ) -> Result<StagedRun, StagedError> {
-    let every = cfg.eval_every.max(1);
-    let mut flops = 0.0;
-    let mut small = vec![CurvePoint {
-        step: s.step,
-        flops,
-        loss: trainer.eval(&s)?,
-    }];
-    let budget = cfg.max_small_steps.saturating_sub(s.step);
-    let by_criterion = train_until_flat(
-        &mut s,
+    let small_run = train_curve(
+        s,
         trainer,
-        &mut small,
-        &mut flops,
-        budget,
-        every,
-        cfg.grow_threshold,
-        |p| p.flops,
+        &TrainOpts {
+            until: cfg.max_small_steps,
+            flops0: 0.0,
+            eval_every: cfg.eval_every,
+            watch: &[cfg.grow_threshold],
+            axis: SlopeAxis::Compute,
+            stop_when_fired: true,
+            label: "small",
+        },
     )?;
+    let grow_by_criterion = small_run.fired[0].is_some();
+    let s = small_run.fired[0].clone().unwrap_or(small_run.state);
+    let flops = small_run.curve.last().map_or(0.0, |p| p.flops);
     let s_grow = s.step;
     let loss_before = trainer.eval(&s)?;
     let s_star = oracle_free_restart(s_grow, cfg.constant_op);
-    let mut g = grow_and_restart(&s, cfg.operator, s_star, cfg.rewarmup)?;
-    let loss_after = trainer.eval(&g)?;
-    let mut grown = vec![CurvePoint {
-        step: g.step,
-        flops,
-        loss: loss_after,
-    }];
+    let g = grow_and_restart(&s, cfg.operator, s_star, cfg.rewarmup)?;
     // The optimality slope is read in the target's coordinates: compute 6 N_tgt tokens(step).
     let per_step = flops_per_step(&g, trainer.tokens_per_step());
-    let stopped = train_until_flat(
-        &mut g,
+    let until = g.step + cfg.max_grown_steps;
+    let grown_run = train_curve(
+        g,
         trainer,
-        &mut grown,
-        &mut flops,
-        cfg.max_grown_steps,
-        every,
-        cfg.optimality_threshold,
-        |p| per_step * p.step.max(1) as f64,
+        &TrainOpts {
+            until,
+            flops0: flops,
+            eval_every: cfg.eval_every,
+            watch: &[cfg.optimality_threshold],
+            axis: SlopeAxis::TargetCompute { per_step },
+            stop_when_fired: true,
+            label: "grown",
+        },
     )?;
+    let loss_after = grown_run.curve[0].loss;
+    let stop = grown_run.fired[0].as_ref().map(|f| f.step);
     Ok(StagedRun {
-        small,
+        small: small_run.curve,
         s_grow,
-        grow_by_criterion: by_criterion,
+        grow_by_criterion,
         s_star,
         loss_before,
         loss_after,
-        stop: stopped.then_some(g.step),
-        grown,
-        state: g,
+        grown: grown_run.curve,
+        stop,
+        state: grown_run.state,
     })
 }

@@ -37,7 +37,9 @@ pub fn write_safetensors(path: &Path, t: &BTreeMap<String, (Vec<usize>, Vec<f32>
 /// floats on its last stdout line; `None` (with a message) when no peer Python is configured.
 pub fn peer_floats(script: &str) -> Option<Vec<f32>> {
     let Ok(py) = std::env::var("KILN_PEER_PYTHON") else {
-        println!("skipping the transformers comparison: set KILN_PEER_PYTHON to a Python with torch + transformers");
+        kiln_core::paths::skip_optional(
+            "transformers comparison (set KILN_PEER_PYTHON to a Python with torch + transformers)",
+        );
         return None;
     };
     let out = std::process::Command::new(py)

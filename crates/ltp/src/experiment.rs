@@ -1,27 +1,30 @@
 //! `ltp-glue`: learned token pruning (Kim et al. 2022) on glue-finetune's checkpoints. Per task:
 //! the unpruned dev metric, then LTP (soft stage + hard stage) for each regulariser strength λ,
 //! the top-k cascade for each final keep rate, and manual (linearly rising, untrained)
-//! thresholds, each with its dev metric and relative FLOPs; the measured throughput of real token
-//! removal against the dense model; kept tokens per layer; and the length-robustness study.
+//! thresholds, each with its dev metric, relative FLOPs and dev predictions (GLUE's
+//! `idx,prediction,label`); the measured throughput of real token removal against the dense
+//! model; kept tokens per layer; and the length-robustness study.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
 use burn::tensor::Device;
 use kiln_data::Encoded;
-use kiln_ltp::physical::measure_throughput;
-use kiln_ltp::train::{evaluate, train_stage, StageConfig, TaskSplit};
-use kiln_ltp::{LtpModel, Mode};
-use kiln_report::{line_plot, Cell, RunMeta, Series, Table};
+use kiln_experiment::predictions::{glue_rows, GLUE_HEADER};
+use kiln_experiment::{Bench, ExperimentFile, Paper, Plot, RunArgs, RunContext, RunRecord};
+use kiln_glue::checkpoints::{finetuned_inputs, real_glue, smoke_glue, GlueModel};
+use kiln_report::{Cell, Series, Table};
 use serde::{Deserialize, Serialize};
 
-use super::tasks::{mini_or_smoke, real_glue, smoke_glue, GlueModel};
-use super::RunArgs;
-use crate::settings;
+use crate::physical::measure_throughput;
+use crate::train::{evaluate, train_stage, StageConfig, TaskSplit};
+use crate::{LtpModel, Mode};
 
-const NAME: &str = "ltp-glue";
+pub const NAME: &str = "ltp-glue";
+
+/// The experiment, for the registry.
+pub struct LtpGlue;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Stage {
@@ -39,7 +42,7 @@ struct TaskOverride {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Profile {
+pub struct Profile {
     description: String,
     model: String,
     tasks: Vec<String>,
@@ -63,13 +66,6 @@ struct Profile {
     task: BTreeMap<String, TaskOverride>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-struct Experiment {
-    title: String,
-    reference: String,
-    profiles: BTreeMap<String, Profile>,
-}
-
 /// One trained setting's outcome.
 #[derive(Debug, Clone, Serialize)]
 struct Point {
@@ -82,6 +78,9 @@ struct Point {
     kept_per_layer: Vec<f64>,
     thresholds: Vec<f64>,
     train_seconds: f64,
+    /// Dev predictions in GLUE's format (files, not run.json).
+    #[serde(skip)]
+    predictions: Vec<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -134,7 +133,6 @@ fn stage_cfg(s: &Stage, lambda: f64, seed: u64, keep_best: bool) -> StageConfig 
 }
 
 /// Trains every method on `task` (train split) and scores it on `eval` (usually dev).
-#[allow(clippy::too_many_arguments)]
 fn sweep(
     g: &GlueModel,
     train: &TaskSplit,
@@ -147,7 +145,14 @@ fn sweep(
     let mut out = Vec::new();
     let point = |method: &str, setting: String, m: &LtpModel, mode: Mode, secs: f64| {
         let e = evaluate(m, eval_on, mode, device);
+        let idx: Vec<usize> = (0..eval_on.dev.len()).collect();
+        let gold: Vec<f32> = eval_on
+            .dev_labels
+            .iter()
+            .map(|l| l.unwrap_or(f32::NAN))
+            .collect();
         Point {
+            predictions: glue_rows(g.task, &idx, &e.outputs, &gold),
             task: g.name.clone(),
             method: method.into(),
             setting,
@@ -227,133 +232,154 @@ fn sweep(
     Ok(out)
 }
 
-fn choose_profile(exp: &Experiment, args: &RunArgs) -> Result<(String, String)> {
-    if let Some(chosen) = super::requested_profile(NAME, &exp.profiles, args)? {
-        return Ok(chosen);
+impl Paper for LtpGlue {
+    type Profile = Profile;
+    const NAME: &'static str = NAME;
+
+    fn inputs(&self, _: &str, p: &Profile, args: &RunArgs) -> Result<String, String> {
+        finetuned_inputs(&p.model, &p.tasks, args)
     }
-    let mini = &exp.profiles["mini"];
-    Ok(mini_or_smoke(&mini.model, &mini.tasks, args))
+
+    fn validate(&self, p: &Profile) -> Result<()> {
+        for (what, v) in [
+            ("temperature", p.temperature),
+            ("final_threshold", p.final_threshold),
+        ] {
+            if !(v.is_finite() && v > 0.0 && v < 1.0) {
+                bail!("experiments/{NAME}.toml: {what} = {v} must lie in (0, 1)");
+            }
+        }
+        Ok(())
+    }
+
+    fn run(
+        &self,
+        ctx: &RunContext,
+        file: &ExperimentFile<Profile>,
+        p: &Profile,
+    ) -> Result<RunRecord> {
+        let device = &ctx.device;
+        let synthetic = p.model == "tiny";
+        let tasks = ctx.args.tasks_or(&p.tasks);
+        let mut points = Vec::new();
+        let mut baselines = BTreeMap::new();
+        let mut tput = Vec::new();
+        let mut lengths = Vec::new();
+        let mut sources = BTreeMap::new();
+        for task in &tasks {
+            let max_len = p
+                .task
+                .get(task)
+                .and_then(|o| o.max_len)
+                .unwrap_or(p.max_len);
+            let g = if synthetic {
+                smoke_glue(task, max_len, ctx.seed, device)?
+            } else {
+                real_glue(task, &p.model, max_len, &ctx.resolver, device)?
+            };
+            sources.insert(g.name.clone(), g.source.clone());
+            let n_train = ctx
+                .args
+                .train_examples
+                .or(p.task.get(task).and_then(|o| o.train_examples))
+                .or(p.train_examples);
+            let (train, train_labels) = subset(&g, n_train, ctx.seed);
+            let split = TaskSplit {
+                train: &train,
+                train_labels: &train_labels,
+                dev: &g.dev,
+                dev_labels: &g.dev_labels,
+                metric_names: &g.metric_names,
+                main_metric: &g.main_metric,
+                pad_id: g.tok.pad_id as i64,
+            };
+            let base = LtpModel::new(g.model.clone(), p.final_threshold, p.norm_len)?;
+            let e = evaluate(&base, &split, Mode::Off, device);
+            let unpruned = e.main(&g.main_metric);
+            println!(
+                "{}: unpruned dev {} = {unpruned:.2} ({:.3} GFLOPs/example); training on {} examples",
+                g.name,
+                g.main_metric,
+                e.flops.gflops(),
+                train.len()
+            );
+            baselines.insert(g.name.clone(), (unpruned, e.flops.gflops()));
+            let res = sweep(
+                &g,
+                &split,
+                &split,
+                p,
+                ctx.seed,
+                &["ltp", "topk", "manual"],
+                device,
+            )?;
+            // Throughput of real removal for the LTP model nearest 0.5 relative FLOPs.
+            if let Some((pt, m)) = res
+                .iter()
+                .filter(|(pt, _)| pt.method == "LTP")
+                .min_by(|a, b| {
+                    (a.0.relative_flops - 0.5)
+                        .abs()
+                        .total_cmp(&(b.0.relative_flops - 0.5).abs())
+                })
+            {
+                let (dense, removed) = measure_throughput(
+                    m,
+                    &g.dev,
+                    g.tok.pad_id as i64,
+                    p.bench_batch,
+                    p.bench_runs,
+                    device,
+                );
+                println!(
+                    "  {} real removal ({}): {removed:.1} vs dense {dense:.1} examples/s = {:.2}x",
+                    g.name,
+                    pt.setting,
+                    removed / dense
+                );
+                tput.push(Throughput {
+                    task: g.name.clone(),
+                    setting: pt.setting.clone(),
+                    relative_flops: pt.relative_flops,
+                    dense_per_s: dense,
+                    removal_per_s: removed,
+                    speedup: removed / dense,
+                });
+            }
+            points.extend(res.into_iter().map(|(pt, _)| pt));
+            if p.length_task.as_deref() == Some(task.as_str()) {
+                lengths.extend(length_study(
+                    &g,
+                    &train,
+                    &train_labels,
+                    p,
+                    ctx.seed,
+                    device,
+                )?);
+            }
+        }
+        let r = Results {
+            points,
+            baselines,
+            tput,
+            lengths,
+            sources,
+        };
+        record(file, p, ctx, &r, ctx.elapsed())
+    }
+
+    fn benches(&self) -> &'static [Bench] {
+        &[("ltp", crate::bench::removal_vs_dense)]
+    }
 }
 
-pub fn run(args: &RunArgs) -> Result<PathBuf> {
-    let exp: Experiment = settings::load_typed(NAME)?;
-    let (profile, why) = choose_profile(&exp, args)?;
-    println!("ltp-glue: profile `{profile}` ({why})");
-    let p = exp.profiles[&profile].clone();
-    for (what, v) in [
-        ("temperature", p.temperature),
-        ("final_threshold", p.final_threshold),
-    ] {
-        if !(v.is_finite() && v > 0.0 && v < 1.0) {
-            bail!("experiments/{NAME}.toml: {what} = {v} must lie in (0, 1)");
-        }
-    }
-    let device = args.device.device()?;
-    let started = kiln_core::run::unix_now();
-    let t0 = Instant::now();
-    let synthetic = p.model == "tiny";
-    let tasks = args.tasks.clone().unwrap_or_else(|| p.tasks.clone());
-    let mut points = Vec::new();
-    let mut baselines = BTreeMap::new();
-    let mut tput = Vec::new();
-    let mut lengths = Vec::new();
-    let mut sources = BTreeMap::new();
-    for task in &tasks {
-        let max_len = p
-            .task
-            .get(task)
-            .and_then(|o| o.max_len)
-            .unwrap_or(p.max_len);
-        let g = if synthetic {
-            smoke_glue(task, max_len, args.seed, &device)?
-        } else {
-            real_glue(task, &p.model, max_len, args, &device)?
-        };
-        sources.insert(g.name.clone(), g.source.clone());
-        let n_train = args
-            .train_examples
-            .or(p.task.get(task).and_then(|o| o.train_examples))
-            .or(p.train_examples);
-        let (train, train_labels) = subset(&g, n_train, args.seed);
-        let split = TaskSplit {
-            train: &train,
-            train_labels: &train_labels,
-            dev: &g.dev,
-            dev_labels: &g.dev_labels,
-            metric_names: &g.metric_names,
-            main_metric: &g.main_metric,
-            pad_id: g.tok.pad_id as i64,
-        };
-        let base = LtpModel::new(g.model.clone(), p.final_threshold, p.norm_len)?;
-        let e = evaluate(&base, &split, Mode::Off, &device);
-        let unpruned = e.main(&g.main_metric);
-        println!(
-            "{}: unpruned dev {} = {unpruned:.2} ({:.3} GFLOPs/example); training on {} examples",
-            g.name,
-            g.main_metric,
-            e.flops.gflops(),
-            train.len()
-        );
-        baselines.insert(g.name.clone(), (unpruned, e.flops.gflops()));
-        let res = sweep(
-            &g,
-            &split,
-            &split,
-            &p,
-            args.seed,
-            &["ltp", "topk", "manual"],
-            &device,
-        )?;
-        // Throughput of real removal for the LTP model nearest 0.5 relative FLOPs.
-        if let Some((pt, m)) = res
-            .iter()
-            .filter(|(pt, _)| pt.method == "LTP")
-            .min_by(|a, b| {
-                (a.0.relative_flops - 0.5)
-                    .abs()
-                    .total_cmp(&(b.0.relative_flops - 0.5).abs())
-            })
-        {
-            let (dense, removed) = measure_throughput(
-                m,
-                &g.dev,
-                g.tok.pad_id as i64,
-                p.bench_batch,
-                p.bench_runs,
-                &device,
-            );
-            println!(
-                "  {} real removal ({}): {removed:.1} vs dense {dense:.1} examples/s = {:.2}x",
-                g.name,
-                pt.setting,
-                removed / dense
-            );
-            tput.push(Throughput {
-                task: g.name.clone(),
-                setting: pt.setting.clone(),
-                relative_flops: pt.relative_flops,
-                dense_per_s: dense,
-                removal_per_s: removed,
-                speedup: removed / dense,
-            });
-        }
-        points.extend(res.into_iter().map(|(pt, _)| pt));
-        if p.length_task.as_deref() == Some(task.as_str()) {
-            lengths.extend(length_study(
-                &g,
-                &train,
-                &train_labels,
-                &p,
-                args.seed,
-                &device,
-            )?);
-        }
-    }
-    let wall = t0.elapsed().as_secs_f64();
-    write(
-        &exp, &profile, &p, args, &points, &baselines, &tput, &lengths, sources, synthetic, &why,
-        wall, started, &device,
-    )
+/// Everything the sweep measured.
+struct Results {
+    points: Vec<Point>,
+    baselines: BTreeMap<String, (f64, f64)>,
+    tput: Vec<Throughput>,
+    lengths: Vec<LengthRow>,
+    sources: BTreeMap<String, String>,
 }
 
 /// Train on the shorter half (by token count) and evaluate on the longer half of dev, and the
@@ -423,27 +449,33 @@ fn length_study(
     Ok(rows)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn write(
-    exp: &Experiment,
-    profile: &str,
+/// A file-name-safe form of a setting (`λ=0.2` → `lambda0.2`).
+fn ascii_setting(s: &str) -> String {
+    s.replace('λ', "lambda")
+        .replace('θ', "theta")
+        .replace('=', "")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn record(
+    file: &ExperimentFile<Profile>,
     p: &Profile,
-    args: &RunArgs,
-    points: &[Point],
-    baselines: &BTreeMap<String, (f64, f64)>,
-    tput: &[Throughput],
-    lengths: &[LengthRow],
-    sources: BTreeMap<String, String>,
-    synthetic: bool,
-    why: &str,
+    ctx: &RunContext,
+    r: &Results,
     wall: f64,
-    started: u64,
-    device: &Device,
-) -> Result<PathBuf> {
-    let out = args.out.join(NAME).join(profile);
-    std::fs::create_dir_all(&out)?;
+) -> Result<RunRecord> {
+    let synthetic = p.model == "tiny";
+    let mut rec = RunRecord::new(synthetic);
     let mut table = Table::new(
-        Table::profile_title(&exp.title, profile, synthetic),
+        Table::profile_title(&file.title, &ctx.profile, synthetic),
         &[
             "task",
             "method",
@@ -455,8 +487,7 @@ fn write(
             "train time (s)",
         ],
     );
-    let mut metrics = BTreeMap::new();
-    for (task, (m, gf)) in baselines {
+    for (task, (m, gf)) in &r.baselines {
         table.push(vec![
             Cell::text(task),
             Cell::text("unpruned"),
@@ -467,8 +498,8 @@ fn write(
             Cell::num(*gf, 3),
             Cell::text("-"),
         ]);
-        metrics.insert(format!("{task}.unpruned"), *m);
-        for pt in points.iter().filter(|pt| &pt.task == task) {
+        rec.metric(format!("{task}.unpruned"), *m);
+        for pt in r.points.iter().filter(|pt| &pt.task == task) {
             table.push(vec![
                 Cell::text(task),
                 Cell::text(&pt.method),
@@ -479,45 +510,40 @@ fn write(
                 Cell::num(pt.gflops, 3),
                 Cell::num(pt.train_seconds, 1),
             ]);
-            metrics.insert(
-                format!("{task}.{}.{}.metric", pt.method, pt.setting),
-                pt.metric,
-            );
-            metrics.insert(
-                format!("{task}.{}.{}.relative_flops", pt.method, pt.setting),
-                pt.relative_flops,
+            let key = format!("{task}.{}.{}", pt.method, pt.setting);
+            rec.metric(format!("{key}.metric"), pt.metric);
+            rec.metric(format!("{key}.relative_flops"), pt.relative_flops);
+            rec.predictions_csv(
+                &format!(
+                    "{task}-{}-{}-dev",
+                    pt.method.to_ascii_lowercase(),
+                    ascii_setting(&pt.setting)
+                ),
+                &GLUE_HEADER,
+                &pt.predictions,
             );
         }
     }
-    table.note(format!("profile `{profile}`: {}", p.description));
+    table.note(format!("profile `{}`: {}", ctx.profile, p.description));
     if synthetic {
         table.note("SYNTHETIC: seeded generated tasks; no paper number applies.");
     }
-    table.note(format!("paper: {}", exp.reference));
+    table.note(format!("paper: {}", file.reference));
     table.note(format!(
         "method: LTP = soft stage ({} epochs, lr {}, threshold lr {}, T = {}, θ_final = {}) then hard stage ({} epochs, lr {}, best dev epoch); top-k = hard training with the cascade keep-rate schedule; manual = thresholds fixed at θ_final·l/L, hard training. Scores normalised by N = {}. Relative FLOPs = Σ MACs / Σ unpruned MACs over dev (§9 model); evaluation always prunes hard.",
         p.soft.epochs, p.soft.learning_rate, p.soft.threshold_learning_rate.unwrap_or(p.soft.learning_rate), p.temperature, p.final_threshold, p.hard.epochs, p.hard.learning_rate, p.norm_len
     ));
-    if let Some(n) = args.train_examples.or(p.train_examples) {
+    if let Some(n) = ctx.args.train_examples.or(p.train_examples) {
         table.note(format!(
             "training subset: {n} examples per task (seeded shuffle)"
         ));
     }
     table.note(format!("wall time {wall:.0} s"));
-    let meta = RunMeta::for_run(
-        NAME,
-        profile,
-        device,
-        args.device.label(),
-        args.seed,
-        started,
-        wall,
-        synthetic,
-        metrics,
-        serde_json::json!({ "profile": p, "profile_choice": why, "sources": sources, "points": points, "throughput": tput, "length_robustness": lengths }),
-    );
-    kiln_report::write_results(&out, &table, &meta)?;
-    println!("{}", table.to_markdown());
+    rec.table("table", table);
+    rec.setting("sources", &r.sources)
+        .setting("points", &r.points)
+        .setting("throughput", &r.tput)
+        .setting("length_robustness", &r.lengths);
 
     let mut tt = Table::new(
         "Real token removal vs the dense model (dev set, length-grouped batches)".to_string(),
@@ -530,7 +556,7 @@ fn write(
             "speedup",
         ],
     );
-    for t in tput {
+    for t in &r.tput {
         tt.push(vec![
             Cell::text(&t.task),
             Cell::text(&t.setting),
@@ -540,41 +566,35 @@ fn write(
             Cell::num(t.speedup, 2),
         ]);
     }
-    tt.note(format!("batch {}, median of {} passes over dev, same process, device {}. The paper reports 1.9x on a Haswell CPU (v1/v3 abstracts); the official code masks tokens and gets no speedup.", p.bench_batch, p.bench_runs, args.device.label()));
-    kiln_core::atomic_write(&out.join("throughput.md"), tt.to_markdown().as_bytes())?;
-    kiln_core::atomic_write(&out.join("throughput.csv"), tt.to_csv().as_bytes())?;
-    println!("{}", tt.to_markdown());
+    tt.note(format!("batch {}, median of {} passes over dev, same process, device {}. The paper reports 1.9x on a Haswell CPU (v1/v3 abstracts); the official code masks tokens and gets no speedup.", p.bench_batch, p.bench_runs, ctx.device_label()));
+    rec.table("throughput", tt);
 
-    if !lengths.is_empty() {
+    if !r.lengths.is_empty() {
         let mut lt = Table::new(
             "Robustness to sequence length: thresholds vs top-k trained on one length range, evaluated on the other".to_string(),
             &["task", "direction", "method", "setting", "unpruned", "pruned", "Δ", "relative FLOPs"],
         );
-        for r in lengths {
+        for l in &r.lengths {
             lt.push(vec![
-                Cell::text(&r.task),
-                Cell::text(&r.direction),
-                Cell::text(&r.method),
-                Cell::text(&r.setting),
-                Cell::num(r.metric_unpruned, 2),
-                Cell::num(r.metric, 2),
-                Cell::num(r.metric - r.metric_unpruned, 2),
-                Cell::num(r.relative_flops, 3),
+                Cell::text(&l.task),
+                Cell::text(&l.direction),
+                Cell::text(&l.method),
+                Cell::text(&l.setting),
+                Cell::num(l.metric_unpruned, 2),
+                Cell::num(l.metric, 2),
+                Cell::num(l.metric - l.metric_unpruned, 2),
+                Cell::num(l.relative_flops, 3),
             ]);
         }
         lt.note("split at the median token count of train and of dev; same settings as the main sweep (first λ, first top-k rate).");
-        kiln_core::atomic_write(
-            &out.join("length_robustness.md"),
-            lt.to_markdown().as_bytes(),
-        )?;
-        kiln_core::atomic_write(&out.join("length_robustness.csv"), lt.to_csv().as_bytes())?;
-        println!("{}", lt.to_markdown());
+        rec.table("length_robustness", lt);
     }
 
-    for task in baselines.keys() {
+    for task in r.baselines.keys() {
         let mut series = Vec::new();
         for method in ["LTP", "top-k", "manual"] {
-            let mut pts: Vec<(f64, f64)> = points
+            let mut pts: Vec<(f64, f64)> = r
+                .points
                 .iter()
                 .filter(|pt| &pt.task == task && pt.method == method)
                 .map(|pt| (pt.relative_flops, pt.metric))
@@ -589,16 +609,19 @@ fn write(
         }
         series.push(Series {
             name: "unpruned".into(),
-            points: vec![(1.0, baselines[task].0)],
+            points: vec![(1.0, r.baselines[task].0)],
         });
-        line_plot(
-            &out.join(format!("metric_vs_flops_{task}")),
-            &format!("{task}: dev metric vs relative FLOPs"),
-            "relative FLOPs",
-            "dev metric",
-            &series,
-        )?;
-        let kept: Vec<Series> = points
+        rec.plot(
+            &format!("metric_vs_flops_{task}"),
+            Plot::line(
+                &format!("{task}: dev metric vs relative FLOPs"),
+                "relative FLOPs",
+                "dev metric",
+                series,
+            ),
+        );
+        let kept = r
+            .points
             .iter()
             .filter(|pt| &pt.task == task)
             .map(|pt| Series {
@@ -611,14 +634,15 @@ fn write(
                     .collect(),
             })
             .collect();
-        line_plot(
-            &out.join(format!("kept_tokens_{task}")),
-            &format!("{task}: mean kept tokens after each layer (dev)"),
-            "layer",
-            "kept tokens",
-            &kept,
-        )?;
+        rec.plot(
+            &format!("kept_tokens_{task}"),
+            Plot::line(
+                &format!("{task}: mean kept tokens after each layer (dev)"),
+                "layer",
+                "kept tokens",
+                kept,
+            ),
+        );
     }
-    println!("results written to {}", out.display());
-    Ok(out)
+    Ok(rec)
 }

@@ -2,35 +2,42 @@
 //! scratch and reached from two small models, half the width (heads halved) and half the depth;
 //! each small model is grown at the point the slope criterion picks (online, §8.2) and restarted
 //! at S*, matched on the target curve (oracle) and, with `oracle_free`, `S_g / constant_op`
-//! (§8.4). Reports loss-vs-compute curves, the growth points, the loss right before and after
-//! growth, the released-script depth mapping's loss jump on the same state, the multi-stage
-//! theory's saving, and the compute saving in the layout of the spec's section 11.
+//! (§8.4). Every run goes through [`crate::procedure::train_curve`], the loop the oracle-free
+//! procedure and the tests use. Reports loss-vs-compute curves, the growth points, the loss
+//! right before and after growth, the released-script depth mapping's loss jump on the same
+//! state, the multi-stage theory's saving, the compute saving in the layout of the spec's
+//! section 11, and each run's final loss per evaluation block.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use kiln_data::corpus::{build_token_cache, CompactVocab, TokenCorpus};
 use kiln_data::TextTokenizer;
+use kiln_experiment::{
+    Bench, ExperimentFile, Paper, Plot, Resolver, RunArgs, RunContext, RunRecord,
+};
 use kiln_models::gpt2::{Gpt2Config, Gpt2Model};
-use kiln_report::{line_plot, Cell, RunMeta, Series, Table};
-use kiln_staged::depth::{grow_depth_with, DepthInit, Placement};
-use kiln_staged::procedure::{grow_and_restart, oracle_free_restart, Operator, Trainer};
-use kiln_staged::schedule::{lr_heuristic, matching_step, saving, Schedule};
-use kiln_staged::slope::settled_decision_point;
-use kiln_staged::{StagedError, TrainState};
+use kiln_report::{Cell, Series, Table};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use super::RunArgs;
-use crate::settings;
+use crate::depth::{grow_depth_with, DepthInit, Placement};
+use crate::procedure::{
+    flops_per_step, grow_and_restart, measured_saving, oracle_free_restart, train_curve,
+    CurvePoint, Operator, SlopeAxis, TrainOpts, Trainer,
+};
+use crate::schedule::{lr_heuristic, matching_step, saving, Schedule};
+use crate::{StagedError, TrainState};
 
-const NAME: &str = "staged-training";
+pub const NAME: &str = "staged-training";
+
+/// The experiment, for the registry.
+pub struct StagedTraining;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Profile {
+pub struct Profile {
     description: String,
     /// "synthetic" or a text corpus: "wikitext-2" (train on valid.txt, evaluate on test.txt).
     corpus: String,
@@ -88,27 +95,20 @@ struct Profile {
 const GPT2_EOS: i64 = 50256;
 
 fn default_optimality() -> f64 {
-    kiln_staged::procedure::thresholds::OPTIMALITY
+    crate::procedure::thresholds::OPTIMALITY
 }
 fn default_width_constant() -> f64 {
-    kiln_staged::procedure::constants::WIDTH
+    crate::procedure::constants::WIDTH
 }
 fn default_depth_constant() -> f64 {
-    kiln_staged::procedure::constants::DEPTH
+    crate::procedure::constants::DEPTH
 }
 fn default_depth_init() -> String {
     "identity".into()
 }
 
-#[derive(Debug, Clone, Deserialize)]
-struct Experiment {
-    title: String,
-    reference: String,
-    profiles: BTreeMap<String, Profile>,
-}
-
-/// (step, compute so far in FLOPs, eval loss)
-type Curve = Vec<(usize, f64, f64)>;
+/// Evaluation points of one run: step, compute so far, eval loss.
+type Curve = Vec<CurvePoint>;
 
 struct Data {
     train: TokenCorpus,
@@ -140,18 +140,17 @@ impl Data {
     }
 }
 
-/// GPT-2's tokenizer.json: ../shared/data/tokenizers/gpt2, else datasets/cache/tokenizers/gpt2.
-fn gpt2_tokenizer() -> Result<TextTokenizer> {
-    let path = kiln_core::paths::shared_data()
-        .map(|d| d.join("tokenizers/gpt2/tokenizer.json"))
-        .filter(|p| p.exists())
-        .or_else(|| {
-            Some(kiln_core::paths::cache_dir().join("tokenizers/gpt2/tokenizer.json"))
-                .filter(|p| p.exists())
-        })
-        .context("GPT-2's tokenizer.json is needed: ../shared/data/tokenizers/gpt2/ or datasets/cache/tokenizers/gpt2/")?;
-    Ok(TextTokenizer::from_file(&path, 1 << 20)?)
+/// GPT-2's tokenizer.json (`tokenizers/gpt2/` under a data root: --data-dir, KILN_DATA, the
+/// cache, ../shared/data).
+const GPT2_TOKENIZER: &str = "tokenizers/gpt2/tokenizer.json";
+
+fn gpt2_tokenizer(r: &Resolver) -> Result<TextTokenizer> {
+    let f = r.file(GPT2_TOKENIZER)?;
+    Ok(TextTokenizer::from_file(&f.path, 1 << 20)?)
 }
+
+/// WikiText-2's two files the mini profile reads.
+const WIKITEXT: (&str, &[&str]) = ("wikitext-2", &["valid.txt", "test.txt"]);
 
 /// Text files in `dir` whose names contain `part` ("train" / "val"), sorted.
 fn shards(dir: &std::path::Path, part: &str) -> Result<Vec<PathBuf>> {
@@ -174,24 +173,25 @@ fn shards(dir: &std::path::Path, part: &str) -> Result<Vec<PathBuf>> {
     Ok(v)
 }
 
-fn load_data(p: &Profile, args: &RunArgs) -> Result<Data> {
-    let cache_dir = kiln_core::paths::cache_dir().join("corpus");
+fn load_data(p: &Profile, ctx: &RunContext) -> Result<Data> {
+    let seed = ctx.seed;
+    let cache_dir = ctx.cache.join("corpus");
     std::fs::create_dir_all(&cache_dir)?;
     let (tok, train_src, eval_src, source) = match p.corpus.as_str() {
         "synthetic" => {
             let tok = TextTokenizer::word_level(&kiln_data::synthetic::lm_vocabulary(), 1 << 20)?;
-            let train = cache_dir.join(format!("synthetic-{}-{}.txt", p.corpus_words, args.seed));
-            let eval = cache_dir.join(format!("synthetic-eval-{}.txt", args.seed));
+            let train = cache_dir.join(format!("synthetic-{}-{}.txt", p.corpus_words, seed));
+            let eval = cache_dir.join(format!("synthetic-eval-{}.txt", seed));
             if !train.exists() {
                 kiln_core::atomic_write(
                     &train,
-                    kiln_data::synthetic::lm_corpus(p.corpus_words, args.seed).as_bytes(),
+                    kiln_data::synthetic::lm_corpus(p.corpus_words, seed).as_bytes(),
                 )?;
             }
             if !eval.exists() {
                 kiln_core::atomic_write(
                     &eval,
-                    kiln_data::synthetic::lm_corpus(p.corpus_words / 10, args.seed + 1).as_bytes(),
+                    kiln_data::synthetic::lm_corpus(p.corpus_words / 10, seed + 1).as_bytes(),
                 )?;
             }
             (
@@ -200,28 +200,14 @@ fn load_data(p: &Profile, args: &RunArgs) -> Result<Data> {
                 vec![eval],
                 format!(
                     "synthetic grammar corpus, {} words, seed {}",
-                    p.corpus_words, args.seed
+                    p.corpus_words, seed
                 ),
             )
         }
         "wikitext-2" => {
-            let root = args
-                .data_dir
-                .clone()
-                .or_else(|| kiln_core::paths::shared_data().map(|d| d.join("wikitext-2")))
-                .context(
-                    "WikiText-2 not found: pass --data-dir <folder with valid.txt and test.txt>",
-                )?;
-            for f in ["valid.txt", "test.txt"] {
-                if !root.join(f).exists() {
-                    bail!(
-                        "{}: no {f}; --data-dir must be a WikiText-2 folder with valid.txt (training) and test.txt (evaluation)",
-                        root.display()
-                    );
-                }
-            }
+            let root = ctx.resolver.folder(WIKITEXT.0, WIKITEXT.1)?.path;
             (
-                gpt2_tokenizer()?,
+                gpt2_tokenizer(&ctx.resolver)?,
                 vec![root.join("valid.txt")],
                 vec![root.join("test.txt")],
                 format!(
@@ -231,7 +217,7 @@ fn load_data(p: &Profile, args: &RunArgs) -> Result<Data> {
             )
         }
         "text" => {
-            let root = args.data_dir.clone().context(
+            let root = ctx.args.data_dir.clone().context(
                 "the `text` corpus needs --data-dir <folder with *train* and *val* text files>",
             )?;
             let (train, eval) = (shards(&root, "train")?, shards(&root, "val")?);
@@ -241,7 +227,7 @@ fn load_data(p: &Profile, args: &RunArgs) -> Result<Data> {
                 train.len(),
                 eval.len()
             );
-            (gpt2_tokenizer()?, train, eval, source)
+            (gpt2_tokenizer(&ctx.resolver)?, train, eval, source)
         }
         other => {
             bail!(
@@ -351,51 +337,6 @@ impl Trainer for CorpusTrainer<'_> {
     }
 }
 
-/// FLOPs per optimizer step: 6 N tokens with N = 12 L d² (spec §8.1).
-fn step_flops(s: &TrainState, p: &Profile) -> f64 {
-    6.0 * s.non_embedding_params() as f64 * (p.batch_size * p.seq_len) as f64
-}
-
-/// Trains `s` until step `until`, evaluating every `eval_every` steps; `flops0` is the compute
-/// already spent (for grown runs). `watch` lists slope thresholds: the state is kept at the first
-/// evaluation where each fires on the curve (spec §8.2, online), so growth needs no replay;
-/// with `stop_when_fired` the run ends once every watched threshold has fired.
-fn train(
-    mut s: TrainState,
-    t: &mut CorpusTrainer,
-    until: usize,
-    flops0: f64,
-    label: &str,
-    watch: &[f64],
-    stop_when_fired: bool,
-) -> Result<(TrainState, Curve, Vec<Option<TrainState>>)> {
-    let p = t.p;
-    let mut curve = vec![(s.step, flops0, t.eval(&s)?)];
-    let mut fired: Vec<Option<TrainState>> = vec![None; watch.len()];
-    let mut flops = flops0;
-    let pb = kiln_core::progress::bar((until.saturating_sub(s.step)) as u64, label);
-    while s.step < until {
-        let loss = t.step(&mut s)?;
-        flops += step_flops(&s, p);
-        pb.set_message(format!("loss {loss:.3}"));
-        pb.inc(1);
-        if s.step.is_multiple_of(p.eval_every.max(1)) {
-            curve.push((s.step, flops, t.eval(&s)?));
-            let pts: Vec<(f64, f64)> = curve.iter().skip(1).map(|c| (c.1, c.2)).collect();
-            for (f, &th) in fired.iter_mut().zip(watch) {
-                if f.is_none() && settled_decision_point(&pts, th).is_some() {
-                    *f = Some(s.clone());
-                }
-            }
-            if stop_when_fired && !watch.is_empty() && fired.iter().all(Option::is_some) {
-                break;
-            }
-        }
-    }
-    pb.finish_and_clear();
-    Ok((s, curve, fired))
-}
-
 fn fresh(cfg: Gpt2Config, p: &Profile, seed: u64, device: &Device) -> TrainState {
     device.seed(seed);
     let m = Gpt2Model::new(&cfg, device);
@@ -427,51 +368,98 @@ struct Growth {
     optimality_stop: Option<usize>,
 }
 
-/// Compute the staged run spent to reach the scratch target's final loss, relative to what the
-/// scratch target spent to reach it: `1 - staged / scratch`.
-fn measured_saving(target: &Curve, grown: &Curve) -> Option<f64> {
-    let goal = target.last()?.2;
-    let scratch = target.iter().find(|c| c.2 <= goal)?.1;
-    let staged = grown.iter().find(|c| c.2 <= goal)?.1;
-    Some(1.0 - staged / scratch)
-}
+impl Paper for StagedTraining {
+    type Profile = Profile;
+    const NAME: &'static str = NAME;
 
-/// `mini` when WikiText-2 and GPT-2's tokenizer are at hand (real text), else `smoke`.
-fn default_profile(args: &RunArgs) -> (String, String) {
-    let wikitext = args
-        .data_dir
-        .clone()
-        .or_else(|| kiln_core::paths::shared_data().map(|d| d.join("wikitext-2")))
-        .filter(|d| d.join("valid.txt").exists() && d.join("test.txt").exists());
-    match (wikitext, gpt2_tokenizer()) {
-        (Some(d), Ok(_)) => (
-            "mini".into(),
-            format!("WikiText-2 found at {}", d.display()),
-        ),
-        _ => (
-            "smoke".into(),
-            "no WikiText-2 (valid.txt, test.txt) or GPT-2 tokenizer found; pass --data-dir".into(),
-        ),
+    fn inputs(&self, _: &str, p: &Profile, args: &RunArgs) -> Result<String, String> {
+        let r = Resolver::from_args(args);
+        match p.corpus.as_str() {
+            "synthetic" => Ok("synthetic grammar corpus".into()),
+            "wikitext-2" => match (r.find_folder(WIKITEXT.0, WIKITEXT.1), r.find_file(GPT2_TOKENIZER)) {
+                (Some(d), Some(_)) => Ok(format!("WikiText-2 found at {}", d.path.display())),
+                _ => Err("no WikiText-2 (valid.txt, test.txt) or GPT-2 tokenizer found; pass --data-dir".into()),
+            },
+            "text" => match (&args.data_dir, r.find_file(GPT2_TOKENIZER)) {
+                (Some(d), Some(_)) => Ok(format!("text shards in {}", d.display())),
+                _ => Err("the `text` corpus needs --data-dir with *train*/*val* text files and GPT-2's tokenizer".into()),
+            },
+            other => Err(format!("unknown corpus `{other}`")),
+        }
+    }
+
+    fn validate(&self, p: &Profile) -> Result<()> {
+        // The paper's pairing: the small models halve n_embd and n_head (width) or n_layer.
+        if [p.n_head, p.n_embd, p.n_layer]
+            .iter()
+            .any(|x| !x.is_multiple_of(2))
+        {
+            bail!(
+                "experiments/{NAME}.toml: the target's n_embd, n_head and n_layer must be even (the small models halve them)"
+            );
+        }
+        DepthInit::parse(&p.depth_init).with_context(|| {
+            format!(
+                "experiments/{NAME}.toml: depth_init `{}` (identity, zero-output-copy or official-released-compat)",
+                p.depth_init
+            )
+        })?;
+        Ok(())
+    }
+
+    fn run(
+        &self,
+        ctx: &RunContext,
+        file: &ExperimentFile<Profile>,
+        p: &Profile,
+    ) -> Result<RunRecord> {
+        self.validate(p)?;
+        let r = run_profile(ctx, p)?;
+        record(file, p, ctx, &r)
+    }
+
+    fn benches(&self) -> &'static [Bench] {
+        &[("gpt2", crate::bench::gpt2_train)]
     }
 }
 
-pub fn run(args: &RunArgs) -> Result<PathBuf> {
-    let exp: Experiment = settings::load_typed(NAME)?;
-    let (profile, why) = match super::requested_profile(NAME, &exp.profiles, args)? {
-        Some(p) => p,
-        None => default_profile(args),
-    };
-    let p = exp.profiles[&profile].clone();
-    println!("staged-training: profile `{profile}` ({why})");
-    run_profile(&exp, &profile, p, args)
+/// What a run of the profile measured.
+struct Outcome {
+    source: String,
+    eval_blocks: usize,
+    curves: Vec<(String, Curve)>,
+    growths: Vec<Growth>,
+    notes: Vec<String>,
+    /// Final eval loss per evaluation block, per run.
+    block_losses: Vec<(String, Vec<f64>)>,
+    wall: f64,
+}
+
+/// Mean token loss of `s` on each evaluation block (the per-example output of a language
+/// model's evaluation; their mean over blocks is the reported eval loss).
+fn block_losses(s: &TrainState, d: &Data, device: &Device) -> Result<Vec<f64>> {
+    d.eval
+        .iter()
+        .map(|b| Ok(s.eval_loss(ids(std::slice::from_ref(b), device), device)?))
+        .collect()
+}
+
+fn opts<'a>(p: &Profile, until: usize, flops0: f64, label: &'a str) -> TrainOpts<'a> {
+    TrainOpts {
+        until,
+        flops0,
+        eval_every: p.eval_every,
+        watch: &[],
+        axis: SlopeAxis::Compute,
+        stop_when_fired: false,
+        label,
+    }
 }
 
 /// Runs one profile's settings (tests run the paper profile's code path at a toy size).
-fn run_profile(exp: &Experiment, profile: &str, p: Profile, args: &RunArgs) -> Result<PathBuf> {
-    let device = args.device.device()?;
-    let started = kiln_core::run::unix_now();
-    let t0 = Instant::now();
-    let d = load_data(&p, args)?;
+fn run_profile(ctx: &RunContext, p: &Profile) -> Result<Outcome> {
+    let device = &ctx.device;
+    let d = load_data(p, ctx)?;
     println!(
         "corpus: {} ({} training tokens, {} eval blocks of {}, vocabulary {})",
         d.source,
@@ -482,14 +470,6 @@ fn run_profile(exp: &Experiment, profile: &str, p: Profile, args: &RunArgs) -> R
     );
     // The paper's pairing: one target size, reached from a half-width model (div2_width, about
     // 1/4 of the non-embedding parameters) and from a half-depth one (div2_depth).
-    if [p.n_head, p.n_embd, p.n_layer]
-        .iter()
-        .any(|x| !x.is_multiple_of(2))
-    {
-        bail!(
-            "experiments/{NAME}.toml: the target's n_embd, n_head and n_layer must be even (the small models halve them)"
-        );
-    }
     let mut target_cfg = Gpt2Config::new(d.vocab, p.seq_len, p.n_embd, p.n_layer, p.n_head);
     target_cfg.resid_pdrop = p.dropout;
     target_cfg.embd_pdrop = p.dropout;
@@ -499,43 +479,41 @@ fn run_profile(exp: &Experiment, profile: &str, p: Profile, args: &RunArgs) -> R
     width_small.n_head /= 2;
     let mut depth_small = target_cfg.clone();
     depth_small.n_layer /= 2;
-    let depth_init = DepthInit::parse(&p.depth_init).with_context(|| {
-        format!(
-            "experiments/{NAME}.toml: depth_init `{}` (identity, zero-output-copy or official-released-compat)",
-            p.depth_init
-        )
-    })?;
+    let depth_init = DepthInit::parse(&p.depth_init)
+        .with_context(|| format!("experiments/{NAME}.toml: depth_init `{}`", p.depth_init))?;
     let depth_op = Operator::Depth {
         placement: Placement::Alternate,
         init: depth_init,
     };
 
     // From-scratch runs: same seed, same batch order.
-    let seed = args.seed;
-    let (_, target_curve, _) = train(
-        fresh(target_cfg, &p, seed, &device),
-        &mut CorpusTrainer::new(&d, &p, seed, &device),
-        p.target_steps,
-        0.0,
-        "target",
-        &[],
-        false,
+    let seed = ctx.seed;
+    let target = train_curve(
+        fresh(target_cfg, p, seed, device),
+        &mut CorpusTrainer::new(&d, p, seed, device),
+        &opts(p, p.target_steps, 0.0, "target"),
     )?;
+    // Final states, scored per evaluation block once every run has trained (an evaluation
+    // builds a model, and building one draws from the device RNG that dropout also uses).
+    let mut finals = vec![("target (scratch)".to_string(), target.state)];
+    let target_curve = target.curve;
     let mut smalls = Vec::new();
     for (label, cfg, threshold) in [
         ("half-width", width_small, p.width_threshold),
         ("half-depth", depth_small, p.depth_threshold),
     ] {
-        let (end, curve, mut fired) = train(
-            fresh(cfg, &p, seed, &device),
-            &mut CorpusTrainer::new(&d, &p, seed, &device),
-            p.small_steps,
-            0.0,
-            label,
-            &[threshold],
-            p.stop_small_at_growth,
+        let mut r = train_curve(
+            fresh(cfg, p, seed, device),
+            &mut CorpusTrainer::new(&d, p, seed, device),
+            &TrainOpts {
+                watch: &[threshold],
+                stop_when_fired: p.stop_small_at_growth,
+                ..opts(p, p.small_steps, 0.0, label)
+            },
         )?;
-        smalls.push((end, curve, fired.remove(0)));
+        let fired = r.fired.remove(0);
+        finals.push((format!("{label} (scratch)"), r.state.clone()));
+        smalls.push((r.state, r.curve, fired));
     }
 
     let mut growths = Vec::new();
@@ -554,7 +532,7 @@ fn run_profile(exp: &Experiment, profile: &str, p: Profile, args: &RunArgs) -> R
         ),
         (depth_op, p.depth_threshold, p.depth_constant, &smalls[1]),
     ];
-    let target_curve = &target_curve;
+    let tokens = (p.batch_size * p.seq_len) as f64;
     for (op, threshold, constant, (small_end, small_curve, at)) in ops {
         let name = op.name();
         let (small_g, decided_by) = match at {
@@ -567,14 +545,20 @@ fn run_profile(exp: &Experiment, profile: &str, p: Profile, args: &RunArgs) -> R
         let s_g = small_g.step;
         let flops_g = small_curve
             .iter()
-            .find(|c| c.0 == s_g)
-            .map(|c| c.1)
-            .unwrap_or(step_flops(&small_g, &p) * s_g as f64);
-        let mut tr = CorpusTrainer::new(&d, &p, seed + 7, &device);
+            .find(|c| c.step == s_g)
+            .map(|c| c.flops)
+            .unwrap_or(flops_per_step(&small_g, tokens) * s_g as f64);
+        let mut tr = CorpusTrainer::new(&d, p, seed + 7, device);
         let loss_g = tr.eval(&small_g)?;
-        let s_opt = target_curve.last().map(|c| c.0).unwrap_or(p.target_steps);
+        let s_opt = target_curve
+            .last()
+            .map(|c| c.step)
+            .unwrap_or(p.target_steps);
         let oracle = matching_step(
-            &target_curve.iter().map(|c| (c.0, c.2)).collect::<Vec<_>>(),
+            &target_curve
+                .iter()
+                .map(|c| (c.step, c.loss))
+                .collect::<Vec<_>>(),
             loss_g,
         )
         .unwrap_or(0);
@@ -584,36 +568,33 @@ fn run_profile(exp: &Experiment, profile: &str, p: Profile, args: &RunArgs) -> R
         }
         for (procedure, s_star) in procedures {
             let grown = grow_and_restart(&small_g, op, s_star, p.rewarmup)?;
-            let mut tr = CorpusTrainer::new(&d, &p, seed + 7, &device);
+            let mut tr = CorpusTrainer::new(&d, p, seed + 7, device);
             let loss_after = tr.eval(&grown)?;
             let target_n = grown.non_embedding_params() as f64;
-            let (_, mut gcurve, _) = train(
+            // The optimality criterion, watched online in the target's coordinates (spec §8.4
+            // step 5); the run goes on to the target's step count so the curves compare.
+            let per_step = flops_per_step(&grown, tokens);
+            let label = format!("{name}-grown ({procedure})");
+            let g = train_curve(
                 grown,
                 &mut tr,
-                p.target_steps.max(s_star + 1),
-                flops_g,
-                &format!("{name}-grown ({procedure})"),
-                &[],
-                false,
+                &TrainOpts {
+                    watch: &[p.optimality_threshold],
+                    axis: SlopeAxis::TargetCompute { per_step },
+                    ..opts(p, p.target_steps.max(s_star + 1), flops_g, &label)
+                },
             )?;
-            gcurve[0].2 = loss_after;
-            let first_post = gcurve.get(1).map(|c| c.2).unwrap_or(f64::NAN);
-            // The optimality criterion in the target's coordinates (spec §8.4 step 5).
-            let per_step = 6.0 * target_n * (p.batch_size * p.seq_len) as f64;
-            let pts: Vec<(f64, f64)> = gcurve
-                .iter()
-                .skip(1)
-                .map(|c| (per_step * c.0 as f64, c.2))
-                .collect();
-            let optimality_stop =
-                settled_decision_point(&pts, p.optimality_threshold).map(|i| gcurve[i + 1].0);
-            let measured = measured_saving(target_curve, &gcurve);
+            finals.push((label.clone(), g.state));
+            let gcurve = g.curve;
+            let first_post = gcurve.get(1).map(|c| c.loss).unwrap_or(f64::NAN);
+            let optimality_stop = g.fired[0].as_ref().map(|f| f.step);
+            let measured = measured_saving(&target_curve, &gcurve);
             let small_n = small_g.non_embedding_params() as f64;
             println!(
                 "{name} ({procedure}): grown at step {s_g} (loss {loss_g:.4} -> {loss_after:.4} right after growth), S* = {s_star}, measured saving {}",
                 measured.map(|m| format!("{:.1}%", 100.0 * m)).unwrap_or_else(|| "not reached".into())
             );
-            curves.push((format!("{name}-grown ({procedure})"), gcurve));
+            curves.push((label, gcurve));
             growths.push(Growth {
                 operator: name.into(),
                 procedure: procedure.into(),
@@ -650,7 +631,7 @@ fn run_profile(exp: &Experiment, profile: &str, p: Profile, args: &RunArgs) -> R
         .map(|k| {
             format!(
                 "{k} stages {:.1}%",
-                100.0 * kiln_staged::multistage::multistage_saving(k, l_target)
+                100.0 * crate::multistage::multistage_saving(k, l_target)
             )
         })
         .collect();
@@ -658,31 +639,31 @@ fn run_profile(exp: &Experiment, profile: &str, p: Profile, args: &RunArgs) -> R
         "multi-stage theory (spec §8.5, Kaplan's L(N, S), growth preserving the dynamics): the compute-optimal schedule to a target loss saves {} over the best single model (the same at any target loss: the saving is scale-free)",
         savings.join(", ")
     ));
-    let wall = t0.elapsed().as_secs_f64();
-    write(
-        exp, profile, &p, args, &d, &curves, &growths, &notes, wall, started, &device,
-    )
+    let mut blocks = Vec::new();
+    for (name, state) in &finals {
+        blocks.push((name.clone(), block_losses(state, &d, device)?));
+    }
+    Ok(Outcome {
+        source: d.source.clone(),
+        eval_blocks: d.eval.len(),
+        curves,
+        growths,
+        notes,
+        block_losses: blocks,
+        wall: ctx.elapsed(),
+    })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn write(
-    exp: &Experiment,
-    profile: &str,
+fn record(
+    file: &ExperimentFile<Profile>,
     p: &Profile,
-    args: &RunArgs,
-    d: &Data,
-    curves: &[(String, Curve)],
-    growths: &[Growth],
-    notes: &[String],
-    wall: f64,
-    started: u64,
-    device: &Device,
-) -> Result<PathBuf> {
+    ctx: &RunContext,
+    o: &Outcome,
+) -> Result<RunRecord> {
     let synthetic = p.corpus == "synthetic";
-    let out = args.out.join(NAME).join(profile);
-    std::fs::create_dir_all(&out)?;
+    let mut rec = RunRecord::new(synthetic);
     let mut table = Table::new(
-        Table::profile_title(&exp.title, profile, synthetic),
+        Table::profile_title(&file.title, &ctx.profile, synthetic),
         &[
             "growth",
             "S* from",
@@ -699,12 +680,14 @@ fn write(
             "paper saving",
         ],
     );
-    let paper = [
-        ("width", "21.6% (base) / 25.5% (large)"),
-        ("depth", "13.2% (base) / 14.8% (large)"),
-    ];
-    let mut metrics = BTreeMap::new();
-    for g in growths {
+    for g in &o.growths {
+        let paper = match (
+            file.paper.get(&format!("{}.base", g.operator)),
+            file.paper.get(&format!("{}.large", g.operator)),
+        ) {
+            (Some(b), Some(l)) => format!("{b:.1}% (base) / {l:.1}% (large)"),
+            _ => "-".into(),
+        };
         table.push(vec![
             Cell::text(&g.operator),
             Cell::text(&g.procedure),
@@ -722,52 +705,49 @@ fn write(
             ),
             Cell::text(format!("{:.4} → {:.4}", g.loss_before, g.loss_after_growth)),
             Cell::num(g.first_post_growth, 4),
-            Cell::text(
-                paper
-                    .iter()
-                    .find(|x| x.0 == g.operator)
-                    .map(|x| x.1)
-                    .unwrap_or("-"),
-            ),
+            Cell::text(paper),
         ]);
         let key = format!("{}.{}", g.operator, g.procedure);
-        metrics.insert(format!("{key}.spec_saving"), g.spec_saving);
+        rec.metric(format!("{key}.spec_saving"), g.spec_saving);
         if let Some(m) = g.measured_saving {
-            metrics.insert(format!("{key}.measured_saving"), m);
+            rec.metric(format!("{key}.measured_saving"), m);
         }
-        metrics.insert(
+        rec.metric(
             format!("{key}.loss_jump"),
             g.loss_after_growth - g.loss_before,
         );
     }
-    table.note(format!("profile `{profile}`: {}", p.description));
+    table.note(format!("profile `{}`: {}", ctx.profile, p.description));
     if synthetic {
         table.note("SYNTHETIC: seeded grammar corpus and tiny models; the paper's rows are for GPT-2 on C4.");
     }
-    table.note(format!("paper: {}", exp.reference));
-    table.note(format!("data: {}", d.source));
+    table.note(format!("paper: {}", file.reference));
+    table.note(format!("data: {}", o.source));
     table.note("S_g: growth step chosen by the slope criterion (spec §8.2) on the small model's eval curve; S*: \"oracle\": step of the from-scratch target whose eval loss is closest to the small model's at S_g; \"oracle-free\": S_g / constant_op (spec §8.3, the cheatsheet's 1.776 width / 1.412 depth unless the profile sets others); the grown run restarts at S* (first step S* + 1) with the target's LR heuristic and a re-warm-up. Spec formula: (C_tgt(S*) - C_small(S_g)) / C_tgt(S_opt), S_opt = the target run's last step. Measured: 1 - (compute of the staged run to reach the scratch target's final eval loss) / (compute the scratch target spent to reach it). Compute = 6 N tokens, N = 12 L d². Loss after growth is evaluated before any post-growth step (dropout off).");
-    for n in notes {
+    for n in &o.notes {
         table.note(n);
     }
     // WikiText-style evaluation: mean loss over the non-overlapping eval blocks, perplexity.
-    let finals: Vec<String> = curves
+    let finals: Vec<String> = o
+        .curves
         .iter()
         .filter_map(|(name, c)| {
-            let (step, _, loss) = c.last()?;
+            let last = c.last()?;
             Some(format!(
-                "{name} {loss:.4} (ppl {:.1}) at step {step}",
-                loss.exp()
+                "{name} {:.4} (ppl {:.1}) at step {}",
+                last.loss,
+                last.loss.exp(),
+                last.step
             ))
         })
         .collect();
     table.note(format!(
         "final eval loss (perplexity) over {} non-overlapping {}-token blocks: {}",
-        d.eval.len(),
+        o.eval_blocks,
         p.seq_len,
         finals.join("; ")
     ));
-    for g in growths.iter().filter(|g| g.procedure == "oracle-free") {
+    for g in o.growths.iter().filter(|g| g.procedure == "oracle-free") {
         table.note(format!(
             "{} oracle-free: optimality slope (> {}) reached at step {}",
             g.operator,
@@ -777,41 +757,52 @@ fn write(
                 .unwrap_or_else(|| "— (not within the run)".into())
         ));
     }
-    table.note(format!("wall time {wall:.0} s"));
-    let meta = RunMeta::for_run(
-        NAME,
-        profile,
-        device,
-        args.device.label(),
-        args.seed,
-        started,
-        wall,
-        synthetic,
-        metrics,
-        serde_json::json!({ "profile": p, "growths": growths, "curves": curves.iter().map(|(n, c)| (n.clone(), c.clone())).collect::<BTreeMap<_, _>>() }),
+    table.note(format!("wall time {:.0} s", o.wall));
+    rec.table("table", table);
+    rec.setting("growths", &o.growths).setting(
+        "curves",
+        o.curves
+            .iter()
+            .map(|(n, c)| (n.clone(), c.clone()))
+            .collect::<BTreeMap<_, _>>(),
     );
-    kiln_report::write_results(&out, &table, &meta)?;
-    println!("{}", table.to_markdown());
-    let series: Vec<Series> = curves
+    let rows: Vec<Vec<String>> = o
+        .block_losses
+        .iter()
+        .flat_map(|(run, losses)| {
+            losses.iter().enumerate().map(move |(i, l)| {
+                vec![
+                    run.clone(),
+                    i.to_string(),
+                    p.seq_len.to_string(),
+                    format!("{l:.6}"),
+                ]
+            })
+        })
+        .collect();
+    rec.predictions_csv("eval-blocks", &["run", "block", "tokens", "loss"], &rows);
+    let series = o
+        .curves
         .iter()
         .map(|(name, c)| Series {
             name: name.clone(),
             points: c
                 .iter()
-                .filter(|x| x.1 > 0.0)
-                .map(|x| (x.1.log10(), x.2))
+                .filter(|x| x.flops > 0.0)
+                .map(|x| (x.flops.log10(), x.loss))
                 .collect(),
         })
         .collect();
-    line_plot(
-        &out.join("loss_vs_compute"),
-        "eval loss vs compute",
-        "log10 training FLOPs",
-        "eval loss",
-        &series,
-    )?;
-    println!("results written to {}", out.display());
-    Ok(out)
+    rec.plot(
+        "loss_vs_compute",
+        Plot::line(
+            "eval loss vs compute",
+            "log10 training FLOPs",
+            "eval loss",
+            series,
+        ),
+    );
+    Ok(rec)
 }
 
 #[cfg(test)]
@@ -851,15 +842,12 @@ mod tests {
     #[test]
     fn paper_profile_runs_at_toy_size() {
         let Some(shared) = kiln_core::paths::shared_data() else {
-            eprintln!("skipped: ../shared/data not found (WikiText-2 text and GPT-2 tokenizer)");
+            kiln_core::paths::skip("../shared/data (WikiText-2 text and the GPT-2 tokenizer)");
             return;
         };
         let wiki = shared.join("wikitext-2");
-        if !wiki.join("valid.txt").exists() || gpt2_tokenizer().is_err() {
-            eprintln!(
-                "skipped: WikiText-2 or the GPT-2 tokenizer missing under {}",
-                shared.display()
-            );
+        if !wiki.join("valid.txt").exists() || !shared.join(GPT2_TOKENIZER).exists() {
+            kiln_core::paths::skip("WikiText-2 or the GPT-2 tokenizer under ../shared/data");
             return;
         }
         let text = |f: &str, n: usize| {
@@ -877,8 +865,8 @@ mod tests {
             text("test.txt", 6_000),
         )
         .unwrap();
-        let exp: Experiment = settings::load_typed(NAME).unwrap();
-        let mut p = exp.profiles["paper"].clone();
+        let file = kiln_experiment::file::load::<Profile>(NAME).unwrap();
+        let mut p = file.profiles["paper"].clone();
         assert_eq!(
             (p.corpus.as_str(), p.frame_bos_eos, p.oracle_free),
             ("text", true, true)
@@ -887,39 +875,33 @@ mod tests {
         (p.n_embd, p.n_layer, p.n_head) = (16, 2, 2);
         (p.small_steps, p.target_steps, p.eval_every, p.eval_blocks) = (30, 30, 5, 4);
         (p.warmup, p.rewarmup) = (5, 5);
-        let out = tempfile::tempdir().unwrap();
-        let args = RunArgs {
-            profile: Some("paper".into()),
-            device: kiln_core::DeviceChoice::Flex,
-            data_dir: Some(dir.path().to_path_buf()),
-            model: None,
-            out: out.path().to_path_buf(),
-            tasks: None,
-            seed: 3,
-            download: false,
-            train_examples: None,
-            epochs: None,
-        };
-        let res = run_profile(&exp, "paper-toy", p, &args).unwrap();
-        let meta: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(res.join("run.json")).unwrap()).unwrap();
-        let growths = meta["settings"]["growths"].as_array().unwrap();
+        let (out, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut args = RunArgs::new("paper", out.path(), cache.path());
+        args.data_dir = Some(dir.path().to_path_buf());
+        args.seed = 3;
+        let ctx = RunContext::new(NAME, "paper-toy", "test", &args).unwrap();
+        let o = run_profile(&ctx, &p).unwrap();
         assert_eq!(
-            growths.len(),
+            o.growths.len(),
             4,
             "oracle and oracle-free rows for both operators"
         );
-        for g in growths {
-            let jump =
-                g["loss_after_growth"].as_f64().unwrap() - g["loss_before"].as_f64().unwrap();
-            assert!(jump.abs() < 1e-4, "{g}");
+        for g in &o.growths {
+            let jump = g.loss_after_growth - g.loss_before;
+            assert!(jump.abs() < 1e-4, "{g:?}");
         }
-        let free: Vec<&serde_json::Value> = growths
+        let free: Vec<&Growth> = o
+            .growths
             .iter()
-            .filter(|g| g["procedure"] == "oracle-free")
+            .filter(|g| g.procedure == "oracle-free")
             .collect();
-        let s_g = free[0]["s_grow"].as_f64().unwrap();
-        assert_eq!(free[0]["s_star"].as_f64().unwrap(), (s_g / 1.776).round());
+        assert_eq!(
+            free[0].s_star as f64,
+            (free[0].s_grow as f64 / 1.776).round()
+        );
+        // Per-block eval losses of every run (3 scratch + 4 grown), each block once.
+        assert_eq!(o.block_losses.len(), 7);
+        assert!(o.block_losses.iter().all(|(_, l)| l.len() == o.eval_blocks));
     }
 
     #[test]

@@ -99,7 +99,7 @@ fn model_download_from_local_hub_verifies_and_loads() {
     let endpoint = serve(tiny_model_files(), false);
     let cache = tempfile::tempdir().unwrap();
     let dest = cache.path().join("tiny-bert");
-    kiln_cli::hub::fetch_model_from(&endpoint, &cache.path().join("hf"), "tiny/bert", &dest)
+    kiln_experiment::hub::fetch_model_from(&endpoint, &cache.path().join("hf"), "tiny/bert", &dest)
         .unwrap();
     let (m, ck) = kiln_models::bert::load_classifier(&dest, 2, &Device::flex()).unwrap();
     assert_eq!(m.num_labels(), 2);
@@ -110,7 +110,7 @@ fn model_download_from_local_hub_verifies_and_loads() {
 fn corrupt_download_is_rejected() {
     let endpoint = serve(tiny_model_files(), true);
     let cache = tempfile::tempdir().unwrap();
-    let e = kiln_cli::hub::fetch_model_from(
+    let e = kiln_experiment::hub::fetch_model_from(
         &endpoint,
         &cache.path().join("hf"),
         "tiny/bert",
@@ -139,7 +139,7 @@ fn glue_parquet_download_from_local_hub() {
     let p = d.path().join("x.parquet");
     kiln_data::parquet_reader::write_glue_parquet(&p, &ex).unwrap();
     let bytes = std::fs::read(&p).unwrap();
-    let (_, train, dev) = kiln_cli::hub::glue_hub_files(GlueTask::Rte);
+    let (_, train, dev) = kiln_experiment::hub::glue_hub_files(GlueTask::Rte);
     let mut files = HashMap::new();
     files.insert(
         format!("/datasets/nyu-mll/glue/resolve/main/{train}"),
@@ -147,7 +147,7 @@ fn glue_parquet_download_from_local_hub() {
     );
     files.insert(format!("/datasets/nyu-mll/glue/resolve/main/{dev}"), bytes);
     let endpoint = serve(files, false);
-    let dir = kiln_cli::hub::fetch_glue_task_from(
+    let dir = kiln_experiment::hub::fetch_glue_task_from(
         &endpoint,
         &d.path().join("hf"),
         GlueTask::Rte,
@@ -159,7 +159,13 @@ fn glue_parquet_download_from_local_hub() {
         ex
     );
     // And resolution finds it under the given root.
-    let t = kiln_cli::resolve::find_task(GlueTask::Rte, Some(&d.path().join("glue"))).unwrap();
+    let r = kiln_experiment::Resolver {
+        data_dir: Some(d.path().join("glue")),
+        model: None,
+        download: false,
+        cache: d.path().join("cache"),
+    };
+    let t = r.find_task(GlueTask::Rte).unwrap();
     assert!(
         t.train.ends_with("RTE/train.parquet") && t.dev.ends_with("RTE/dev.parquet"),
         "{t:?}"

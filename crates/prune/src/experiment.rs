@@ -1,43 +1,47 @@
 //! `glue-pruning`: Kwon et al. 2022 on the glue-finetune checkpoints. Per task and FLOPs
 //! constraint: the dev metric after search only, + rearrangement, + mask tuning, and the
 //! weight-magnitude baseline at the same budget; the MAC ratio reached; pruning time per stage;
-//! heads/neurons kept per layer; and the measured speedup of the physically pruned model.
+//! heads/neurons kept per layer; the measured speedup of the physically pruned model; and the
+//! tuned model's dev predictions (GLUE `idx,prediction,label` CSV; SQuAD `predictions.json`).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use burn::module::Module;
 use burn::tensor::Device;
 use kiln_data::squad::{
-    read_squad, squad_batches, squad_features, SquadDecode, SquadExample, SquadFeature,
-    SquadWindows,
+    read_squad, squad_batches, squad_features, squad_predictions, SquadDecode, SquadExample,
+    SquadFeature, SquadWindows,
 };
 use kiln_data::{Encoded, TextTokenizer};
+use kiln_experiment::predictions::GLUE_HEADER;
+use kiln_experiment::{Bench, ExperimentFile, Paper, Plot, RunArgs, RunContext, RunRecord};
+use kiln_glue::checkpoints::{
+    avg_len, check_vocab, finetuned_checkpoint, finetuned_inputs, real_glue, save_with_tokenizer,
+    smoke_glue, smoke_train_config, GlueModel, SMOKE_MODEL,
+};
 use kiln_models::bert::{load_qa, save_classifier, save_qa, PrunePlan};
-use kiln_models::finetune::{evaluate_squad, finetune_qa, predict, score};
+use kiln_models::finetune::{finetune_qa, predict, predict_spans, score};
 use kiln_models::{
     BertConfig, BertForQuestionAnswering, BertForSequenceClassification, BertModel, EncoderTask,
 };
-use kiln_prune::importance::{collect_mask_grads, magnitude};
-use kiln_prune::latency::encoder_latency;
-use kiln_prune::search::search_mac;
-use kiln_prune::{
+use kiln_report::{Cell, Series, Table};
+use serde::{Deserialize, Serialize};
+
+use crate::importance::{collect_mask_grads, magnitude};
+use crate::latency::encoder_latency;
+use crate::search::search_mac;
+use crate::{
     cost::task_seq_len, prune, sample_batches, sample_indices, Criterion, MacModel, Masks,
     PruneOptions, Solver, Teacher,
 };
-use kiln_report::{heatmap, line_plot, Cell, RunMeta, Series, Table};
-use serde::{Deserialize, Serialize};
 
-use super::glue_finetune::smoke_train_config;
-use super::tasks::{
-    avg_len, check_vocab, finetuned_checkpoint, mini_or_smoke, real_glue, smoke_glue, GlueModel,
-};
-use super::RunArgs;
-use crate::{resolve, settings};
+pub const NAME: &str = "glue-pruning";
 
-const NAME: &str = "glue-pruning";
+/// The experiment, for the registry.
+pub struct GluePruning;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct TaskOverride {
@@ -48,7 +52,7 @@ struct TaskOverride {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Profile {
+pub struct Profile {
     description: String,
     model: String,
     tasks: Vec<String>,
@@ -73,13 +77,6 @@ fn default_teacher() -> String {
     "sqrt".into()
 }
 
-#[derive(Debug, Clone, Deserialize)]
-struct Experiment {
-    title: String,
-    reference: String,
-    profiles: BTreeMap<String, Profile>,
-}
-
 /// A fine-tuned model and its data, ready to prune.
 struct Prepared {
     name: String,
@@ -96,6 +93,7 @@ struct Prepared {
 enum Head {
     /// GLUE-style sequence classification / regression on [CLS].
     Glue {
+        task: Option<kiln_data::GlueTask>,
         model: BertForSequenceClassification,
         train: Vec<Encoded>,
         train_labels: Vec<Option<f32>>,
@@ -113,21 +111,17 @@ enum Head {
     },
 }
 
-fn prepare_smoke(task: &str, p: &Profile, args: &RunArgs, device: &Device) -> Result<Prepared> {
+fn prepare_smoke(task: &str, p: &Profile, ctx: &RunContext) -> Result<Prepared> {
     Ok(Prepared::from_glue(
-        smoke_glue(task, p.max_len, args.seed, device)?,
+        smoke_glue(task, p.max_len, ctx.seed, &ctx.device)?,
         p.max_len,
         None,
     ))
 }
 
 /// The synthetic reading-comprehension task: a tiny BERT span model trained in-process.
-fn prepare_smoke_squad(
-    task: &str,
-    p: &Profile,
-    args: &RunArgs,
-    device: &Device,
-) -> Result<Prepared> {
+fn prepare_smoke_squad(task: &str, p: &Profile, ctx: &RunContext) -> Result<Prepared> {
+    let (device, seed) = (&ctx.device, ctx.seed);
     let max_len = p
         .task
         .get(task)
@@ -139,15 +133,15 @@ fn prepare_smoke_squad(
         stride: max_len / 4,
         max_query: 16,
     };
-    let train_ex = kiln_data::synthetic::squad(1500, args.seed, 0.0);
-    let dev_ex = kiln_data::synthetic::squad(300, args.seed + 1, 0.0);
+    let train_ex = kiln_data::synthetic::squad(1500, seed, 0.0);
+    let dev_ex = kiln_data::synthetic::squad(300, seed + 1, 0.0);
     let train = squad_features(&train_ex, &tok, windows)?;
     let dev = squad_features(&dev_ex, &tok, windows)?;
-    device.seed(args.seed);
+    device.seed(seed);
     let mut config = BertConfig::tiny(tok.vocab_size(), 2);
     config.max_position_embeddings = max_len.max(64);
     let model = BertForQuestionAnswering::new(&config, device);
-    let (mut cfg, ..) = smoke_train_config(args.seed)?;
+    let (mut cfg, ..) = smoke_train_config(seed)?;
     // The span task is learnt in a sudden transition (loss plateaus near ln 4 while the model
     // only knows "answers are values"); 20 epochs at 1e-3 get past it (dev F1 100 in our runs,
     // 14 epochs left it at 31).
@@ -171,8 +165,7 @@ fn prepare_smoke_squad(
         tok,
         main_metric: "f1".into(),
         source: format!(
-            "synthetic reading comprehension (seed {}), tiny BERT span model fine-tuned in-process",
-            args.seed
+            "synthetic reading comprehension (seed {seed}), tiny BERT span model fine-tuned in-process"
         ),
         head: Head::Squad {
             model,
@@ -185,9 +178,10 @@ fn prepare_smoke_squad(
 }
 
 /// SQuAD v1.1 / v2.0 with a fine-tuned span checkpoint (spec §8: 384-token windows, stride 128).
-fn prepare_squad(task: &str, p: &Profile, args: &RunArgs, device: &Device) -> Result<Prepared> {
+fn prepare_squad(task: &str, p: &Profile, ctx: &RunContext) -> Result<Prepared> {
+    let device = &ctx.device;
     let version_2 = task == "squad_v2";
-    let dir = finetuned_checkpoint(&p.model, task, args.model.as_deref())?;
+    let dir = finetuned_checkpoint(&ctx.resolver, &p.model, task)?;
     let (model, ck) = load_qa(&dir, device)?;
     if !ck.tensors.contains_key("qa_outputs.weight") {
         bail!("{}: no qa_outputs head; pass a checkpoint fine-tuned on {task} (e.g. an HF BertForQuestionAnswering directory)", dir.display());
@@ -198,7 +192,7 @@ fn prepare_squad(task: &str, p: &Profile, args: &RunArgs, device: &Device) -> Re
         .with_context(|| format!("{}: no tokenizer.json", dir.display()))?;
     let tok = TextTokenizer::from_file(&tok_path, max_len)?;
     check_vocab(&tok, &ck.config, &dir)?;
-    let files = resolve::resolve_squad(version_2, args.data_dir.as_deref())?;
+    let files = ctx.resolver.squad(version_2)?;
     let windows = SquadWindows {
         max_len,
         ..SquadWindows::default()
@@ -227,13 +221,13 @@ fn prepare_squad(task: &str, p: &Profile, args: &RunArgs, device: &Device) -> Re
     })
 }
 
-fn prepare_real(task_name: &str, p: &Profile, args: &RunArgs, device: &Device) -> Result<Prepared> {
+fn prepare_real(task_name: &str, p: &Profile, ctx: &RunContext) -> Result<Prepared> {
     let max_len = p
         .task
         .get(task_name)
         .and_then(|o| o.max_len)
         .unwrap_or(p.max_len);
-    let g = real_glue(task_name, &p.model, max_len, args, device)?;
+    let g = real_glue(task_name, &p.model, max_len, &ctx.resolver, &ctx.device)?;
     let seq_len = task_seq_len(&g.name);
     Ok(Prepared::from_glue(g, max_len, seq_len))
 }
@@ -249,6 +243,7 @@ impl Prepared {
             bench_seq,
             source: g.source,
             head: Head::Glue {
+                task: g.task,
                 model: g.model,
                 train: g.train,
                 train_labels: g.train_labels,
@@ -268,13 +263,20 @@ impl Prepared {
 
     /// The dev metric with `masks` applied (None: the unpruned model).
     fn dev_metric(&self, masks: Option<&Masks>, device: &Device) -> Result<f64> {
+        Ok(self.dev_eval(masks, device)?.0)
+    }
+
+    /// The dev metric with `masks` applied, and the per-example predictions it was computed
+    /// from.
+    fn dev_eval(&self, masks: Option<&Masks>, device: &Device) -> Result<(f64, Preds)> {
         let enc = match masks {
             Some(m) => Some(m.to_encoder(self.bert(), device)?),
             None => None,
         };
         let pad = self.tok.pad_id as i64;
-        let scores = match &self.head {
+        let (scores, preds) = match &self.head {
             Head::Glue {
+                task,
                 model,
                 dev,
                 dev_labels,
@@ -282,7 +284,9 @@ impl Prepared {
                 ..
             } => {
                 let out = predict(model, dev, pad, 64, enc.as_ref(), device);
-                score(metric_names, &out, dev_labels)
+                let idx: Vec<usize> = (0..dev.len()).collect();
+                let rows = kiln_experiment::predictions::glue_rows(*task, &idx, &out, dev_labels);
+                (score(metric_names, &out, dev_labels), Preds::Glue(rows))
             }
             Head::Squad {
                 model,
@@ -290,9 +294,17 @@ impl Prepared {
                 dev,
                 decode,
                 ..
-            } => evaluate_squad(model, dev_examples, dev, *decode, pad, enc.as_ref(), device),
+            } => {
+                let (s, e) = predict_spans(model, dev, pad, 32, enc.as_ref(), device);
+                let pred = squad_predictions(dev_examples, dev, &s, &e, *decode);
+                let (em, f1) = kiln_data::squad::evaluate(dev_examples, &pred);
+                let scores =
+                    BTreeMap::from([("exact_match".to_string(), em), ("f1".to_string(), f1)]);
+                (scores, Preds::Squad(pred))
+            }
         };
-        Ok(scores.get(&self.main_metric).copied().unwrap_or(f64::NAN))
+        let m = scores.get(&self.main_metric).copied().unwrap_or(f64::NAN);
+        Ok((m, preds))
     }
 
     /// The official sample set: `n` draws with replacement (seed 0), in draw order.
@@ -366,12 +378,24 @@ struct Cellres {
     tuning_aborted: Option<String>,
     num_samples: usize,
     bench_seq: usize,
+    /// The tuned model's dev predictions (written as files, not into run.json).
+    #[serde(skip)]
+    predictions: Option<Preds>,
 }
 
-fn run_task(t: &Prepared, p: &Profile, model_name: &str, device: &Device) -> Result<Vec<Cellres>> {
+/// Per-example dev predictions in the field's format.
+#[derive(Debug, Clone)]
+enum Preds {
+    /// GLUE rows `idx,prediction,label`.
+    Glue(Vec<Vec<String>>),
+    /// SQuAD's official `{question id: answer text}` (`""` = no answer).
+    Squad(BTreeMap<String, String>),
+}
+
+fn run_task(t: &Prepared, p: &Profile, model_name: &str, ctx: &RunContext) -> Result<Vec<Cellres>> {
     match &t.head {
-        Head::Glue { model, .. } => run_cells(t, &model.valid(), p, model_name, device),
-        Head::Squad { model, .. } => run_cells(t, &model.valid(), p, model_name, device),
+        Head::Glue { model, .. } => run_cells(t, &model.valid(), p, model_name, ctx),
+        Head::Squad { model, .. } => run_cells(t, &model.valid(), p, model_name, ctx),
     }
 }
 
@@ -380,8 +404,9 @@ fn run_cells<M: EncoderTask>(
     model: &M,
     p: &Profile,
     model_name: &str,
-    device: &Device,
+    ctx: &RunContext,
 ) -> Result<Vec<Cellres>> {
+    let device = &ctx.device;
     let bert = model.encoder();
     let unpruned = t.dev_metric(None, device)?;
     let n = p
@@ -425,7 +450,7 @@ fn run_cells<M: EncoderTask>(
         let (search, rearranged, tuned, magnitude) = (
             t.dev_metric(Some(&res.search), device)?,
             t.dev_metric(Some(&res.rearranged), device)?,
-            t.dev_metric(Some(&res.tuned), device)?,
+            t.dev_eval(Some(&res.tuned), device)?,
             t.dev_metric(Some(&m_mag), device)?,
         );
         let enc_masks = res.tuned.to_encoder(bert, device)?;
@@ -437,16 +462,17 @@ fn run_cells<M: EncoderTask>(
             p.bench_runs,
             device,
         );
-        let tmp_tok =
-            std::env::temp_dir().join(format!("kiln-prune-tok-{}.json", std::process::id()));
-        t.tok.save(&tmp_tok)?;
-        let save_to = kiln_core::paths::cache_dir()
+        let save_to = ctx
+            .cache
             .join("pruned")
             .join(model_name)
             .join(&t.name)
             .join(format!("c{c}"));
-        t.save_pruned(small_bert, &small_cfg, &tmp_tok, &save_to)?;
-        let _ = std::fs::remove_file(&tmp_tok);
+        save_with_tokenizer(
+            |tok| t.save_pruned(small_bert, &small_cfg, tok, &save_to),
+            &t.tok,
+        )?;
+        let (tuned, tuned_preds) = tuned;
         let r = Cellres {
             task: t.name.clone(),
             constraint: c,
@@ -468,6 +494,7 @@ fn run_cells<M: EncoderTask>(
             tuning_aborted: res.tuning.aborted.clone(),
             num_samples: n,
             bench_seq: t.bench_seq,
+            predictions: Some(tuned_preds),
         };
         println!(
             "{} C={c}: search {:.2}, +rearrange {:.2}, +tune {:.2} (unpruned {:.2}), magnitude {:.2}; MACs {:.1}%; prune {:.1} s; speedup {:.2}x{}",
@@ -487,66 +514,65 @@ fn run_cells<M: EncoderTask>(
     Ok(out)
 }
 
-fn choose_profile(exp: &Experiment, args: &RunArgs) -> Result<(String, String)> {
-    if let Some(chosen) = super::requested_profile(NAME, &exp.profiles, args)? {
-        return Ok(chosen);
-    }
-    let mini = &exp.profiles["mini"];
-    Ok(mini_or_smoke(&mini.model, &mini.tasks, args))
-}
+impl Paper for GluePruning {
+    type Profile = Profile;
+    const NAME: &'static str = NAME;
 
-pub fn run(args: &RunArgs) -> Result<PathBuf> {
-    let exp: Experiment = settings::load_typed(NAME)?;
-    let (profile, why) = choose_profile(&exp, args)?;
-    println!("glue-pruning: profile `{profile}` ({why})");
-    let p = exp.profiles[&profile].clone();
-    for &c in &p.constraints {
-        kiln_prune::search::check_constraint(c)?;
+    fn inputs(&self, _: &str, p: &Profile, args: &RunArgs) -> Result<String, String> {
+        finetuned_inputs(&p.model, &p.tasks, args)
     }
-    let device = args.device.device()?;
-    let started = kiln_core::run::unix_now();
-    let t0 = Instant::now();
-    let synthetic = p.model == "tiny";
-    let tasks = args.tasks.clone().unwrap_or_else(|| p.tasks.clone());
-    let model_name = if synthetic {
-        "smoke-tiny".to_string()
-    } else {
-        p.model.clone()
-    };
-    let mut results = Vec::new();
-    let mut sources = BTreeMap::new();
-    for task in &tasks {
-        let prep = match (synthetic, task.as_str()) {
-            (true, "syn-squad") => prepare_smoke_squad(task, &p, args, &device)?,
-            (true, _) => prepare_smoke(task, &p, args, &device)?,
-            (false, "squad" | "squad_v2") => prepare_squad(task, &p, args, &device)?,
-            (false, _) => prepare_real(task, &p, args, &device)?,
+
+    fn validate(&self, p: &Profile) -> Result<()> {
+        for &c in &p.constraints {
+            crate::search::check_constraint(c)
+                .with_context(|| format!("experiments/{NAME}.toml: constraints"))?;
+        }
+        Ok(())
+    }
+
+    fn run(
+        &self,
+        ctx: &RunContext,
+        file: &ExperimentFile<Profile>,
+        p: &Profile,
+    ) -> Result<RunRecord> {
+        let synthetic = p.model == "tiny";
+        let model_name = if synthetic {
+            SMOKE_MODEL.to_string()
+        } else {
+            p.model.clone()
         };
-        sources.insert(prep.name.clone(), prep.source.clone());
-        results.extend(run_task(&prep, &p, &model_name, &device)?);
+        let mut results = Vec::new();
+        let mut sources = BTreeMap::new();
+        for task in &ctx.args.tasks_or(&p.tasks) {
+            let prep = match (synthetic, task.as_str()) {
+                (true, "syn-squad") => prepare_smoke_squad(task, p, ctx)?,
+                (true, _) => prepare_smoke(task, p, ctx)?,
+                (false, "squad" | "squad_v2") => prepare_squad(task, p, ctx)?,
+                (false, _) => prepare_real(task, p, ctx)?,
+            };
+            sources.insert(prep.name.clone(), prep.source.clone());
+            results.extend(run_task(&prep, p, &model_name, ctx)?);
+        }
+        let wall = ctx.elapsed();
+        record(file, p, ctx, &results, sources, wall)
     }
-    let wall = t0.elapsed().as_secs_f64();
-    write(
-        &exp, &profile, &p, args, &results, sources, synthetic, &why, wall, started, &device,
-    )
+
+    fn benches(&self) -> &'static [Bench] {
+        &[("pruning", crate::bench::pruned_vs_dense)]
+    }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn write(
-    exp: &Experiment,
-    profile: &str,
+fn main_table(
+    file: &ExperimentFile<Profile>,
     p: &Profile,
-    args: &RunArgs,
+    ctx: &RunContext,
     results: &[Cellres],
-    sources: BTreeMap<String, String>,
-    synthetic: bool,
-    why: &str,
     wall: f64,
-    started: u64,
-    device: &Device,
-) -> Result<PathBuf> {
+) -> Table {
+    let synthetic = p.model == "tiny";
     let mut table = Table::new(
-        Table::profile_title(&exp.title, profile, synthetic),
+        Table::profile_title(&file.title, &ctx.profile, synthetic),
         &[
             "task",
             "FLOPs constraint",
@@ -561,9 +587,7 @@ fn write(
             "measured speedup",
         ],
     );
-    let mut metrics = BTreeMap::new();
     for r in results {
-        let total = r.gradients_s + r.search_s + r.rearrange_s + r.tuning_s;
         table.push(vec![
             Cell::text(&r.task),
             Cell::num(r.constraint, 2),
@@ -574,28 +598,15 @@ fn write(
             Cell::num(r.tuned - r.unpruned, 2),
             Cell::num(r.magnitude, 2),
             Cell::text(format!("{:.1}%", 100.0 * r.mac_ratio)),
-            Cell::num(total, 1),
+            Cell::num(r.total_s(), 1),
             Cell::text(format!("{:.2}x", r.speedup)),
         ]);
-        let k = format!("{}.c{}", r.task, r.constraint);
-        for (name, v) in [
-            ("unpruned", r.unpruned),
-            ("search", r.search),
-            ("rearranged", r.rearranged),
-            ("tuned", r.tuned),
-            ("magnitude", r.magnitude),
-            ("mac_ratio", r.mac_ratio),
-            ("prune_seconds", total),
-            ("speedup", r.speedup),
-        ] {
-            metrics.insert(format!("{k}.{name}"), v);
-        }
     }
-    table.note(format!("profile `{profile}`: {}", p.description));
+    table.note(format!("profile `{}`: {}", ctx.profile, p.description));
     if synthetic {
         table.note("SYNTHETIC: seeded generated tasks; no paper number applies.");
     }
-    table.note(format!("paper: {}", exp.reference));
+    table.note(format!("paper: {}", file.reference));
     table.note("metric: accuracy (SST-2, MRPC, RTE, MNLI, QQP, QNLI, syn-sentiment, syn-paraphrase), Spearman x100 (STS-B), official F1 (SQuAD, syn-squad; n-best 20, max answer 30 tokens, 384/128 windows on SQuAD); dev sets. Δ = + tuning minus unpruned, in points.");
     table.note(format!(
         "method: Fisher importance from mini-batch (batch {}) mask gradients on a sample set drawn with replacement (seed 0); MAC search; rearrangement; mask tuning against the {} teacher, {} solver. Magnitude baseline: squared-weight-norm importance, same search, no rearrangement/tuning. Sample-set sizes: {}.",
@@ -605,14 +616,14 @@ fn write(
             Solver::Exact => "exact damped least-squares (Cholesky)",
             Solver::Lsmr => "LSMR (the reference's)",
         },
-        results.iter().map(|r| (r.task.clone(), r.num_samples)).collect::<BTreeMap<_, _>>().iter().map(|(t, n)| format!("{t} {n}")).collect::<Vec<_>>().join(", ")
+        per_task(results, |r| r.num_samples).iter().map(|(t, n)| format!("{t} {n}")).collect::<Vec<_>>().join(", ")
     ));
     table.note(format!(
         "prune time = gradient collection + search + rearrangement + tuning (gradients are collected once per task and shared by its constraints; the time counts them once per row). Speedup: encoder forward of the physically pruned vs the dense model, batch {}, padded to {} tokens, median of {} runs, same process, device {}.",
         p.bench_batch,
-        results.iter().map(|r| (r.task.clone(), r.bench_seq)).collect::<BTreeMap<_, _>>().iter().map(|(t, n)| format!("{n} ({t})")).collect::<Vec<_>>().join(", "),
+        per_task(results, |r| r.bench_seq).iter().map(|(t, n)| format!("{n} ({t})")).collect::<Vec<_>>().join(", "),
         p.bench_runs,
-        args.device.label()
+        ctx.device_label()
     ));
     let aborted: Vec<String> = results
         .iter()
@@ -629,23 +640,53 @@ fn write(
         ));
     }
     table.note(format!("wall time {wall:.0} s"));
+    table
+}
 
-    let out = args.out.join(NAME).join(profile);
-    let meta = RunMeta::for_run(
-        NAME,
-        profile,
-        device,
-        args.device.label(),
-        args.seed,
-        started,
-        wall,
-        synthetic,
-        metrics,
-        serde_json::json!({ "profile": p, "profile_choice": why, "sources": sources, "results": results }),
-    );
-    kiln_report::write_results(&out, &table, &meta)?;
+/// One value per task (the last row's), sorted by task name.
+fn per_task(results: &[Cellres], f: impl Fn(&Cellres) -> usize) -> BTreeMap<String, usize> {
+    results.iter().map(|r| (r.task.clone(), f(r))).collect()
+}
 
-    // Per-stage timings.
+impl Cellres {
+    fn total_s(&self) -> f64 {
+        self.gradients_s + self.search_s + self.rearrange_s + self.tuning_s
+    }
+}
+
+fn record(
+    file: &ExperimentFile<Profile>,
+    p: &Profile,
+    ctx: &RunContext,
+    results: &[Cellres],
+    sources: BTreeMap<String, String>,
+    wall: f64,
+) -> Result<RunRecord> {
+    let mut rec = RunRecord::new(p.model == "tiny");
+    rec.table("table", main_table(file, p, ctx, results, wall));
+    for r in results {
+        let k = format!("{}.c{}", r.task, r.constraint);
+        for (name, v) in [
+            ("unpruned", r.unpruned),
+            ("search", r.search),
+            ("rearranged", r.rearranged),
+            ("tuned", r.tuned),
+            ("magnitude", r.magnitude),
+            ("mac_ratio", r.mac_ratio),
+            ("prune_seconds", r.total_s()),
+            ("speedup", r.speedup),
+        ] {
+            rec.metric(format!("{k}.{name}"), v);
+        }
+        let stem = format!("{}-c{}-dev", r.task, r.constraint);
+        match &r.predictions {
+            Some(Preds::Glue(rows)) => rec.predictions_csv(&stem, &GLUE_HEADER, rows),
+            Some(Preds::Squad(map)) => rec.predictions_json(&stem, map)?,
+            None => {}
+        }
+    }
+    rec.setting("sources", sources).setting("results", results);
+
     let mut stages = Table::new(
         "Pruning time per stage (seconds)",
         &[
@@ -668,12 +709,10 @@ fn write(
             Cell::num(r.search_s, 3),
             Cell::num(r.rearrange_s, 3),
             Cell::num(r.tuning_s, 1),
-            Cell::num(r.gradients_s + r.search_s + r.rearrange_s + r.tuning_s, 1),
+            Cell::num(r.total_s(), 1),
         ]);
     }
-    kiln_core::atomic_write(&out.join("stages.md"), stages.to_markdown().as_bytes())?;
-    kiln_core::atomic_write(&out.join("stages.csv"), stages.to_csv().as_bytes())?;
-    // Kept units per layer.
+    rec.table("stages", stages);
     let layers = results.first().map_or(0, |r| r.kept_heads.len());
     let mut cols = vec!["task".to_string(), "FLOPs constraint".into(), "unit".into()];
     cols.extend((0..layers).map(|l| format!("layer {l}")));
@@ -693,18 +732,29 @@ fn write(
             kept.push(row);
         }
     }
-    kiln_core::atomic_write(
-        &out.join("kept_per_layer.md"),
-        kept.to_markdown().as_bytes(),
-    )?;
-    kiln_core::atomic_write(&out.join("kept_per_layer.csv"), kept.to_csv().as_bytes())?;
+    rec.table("kept_per_layer", kept);
+    plots(&mut rec, results);
+    Ok(rec)
+}
 
-    // Plots.
+fn plots(rec: &mut RunRecord, results: &[Cellres]) {
     let tasks: Vec<String> = {
         let mut v: Vec<String> = results.iter().map(|r| r.task.clone()).collect();
         v.dedup();
         v
     };
+    // Fractions are relative to the unpruned width, which the largest constraint does not
+    // reveal; every kiln model has uniform widths before pruning.
+    let widest = |f: &dyn Fn(&Cellres) -> &Vec<usize>| {
+        results
+            .iter()
+            .flat_map(|r| f(r).iter())
+            .copied()
+            .max()
+            .unwrap_or(1)
+            .max(1) as f64
+    };
+    let (full_h, full_n) = (widest(&|r| &r.kept_heads), widest(&|r| &r.kept_neurons));
     for task in &tasks {
         let rs: Vec<&Cellres> = results.iter().filter(|r| &r.task == task).collect();
         let line = |name: &str, f: &dyn Fn(&Cellres) -> f64| Series {
@@ -718,16 +768,15 @@ fn write(
             line("+ mask tuning", &|r| r.tuned),
             line("magnitude", &|r| r.magnitude),
         ];
-        line_plot(
-            &out.join(format!("metric_vs_flops_{task}")),
-            &format!("{task}: dev metric vs FLOPs constraint"),
-            "FLOPs constraint (fraction kept)",
-            "dev metric (x100)",
-            &series,
-        )?;
-        let heads_total = rs[0].kept_heads.len();
-        let full_h = p_heads(results, task);
-        let full_n = p_neurons(results, task);
+        rec.plot(
+            &format!("metric_vs_flops_{task}"),
+            Plot::line(
+                &format!("{task}: dev metric vs FLOPs constraint"),
+                "FLOPs constraint (fraction kept)",
+                "dev metric (x100)",
+                series,
+            ),
+        );
         let rows: Vec<(String, Vec<f64>)> = rs
             .iter()
             .flat_map(|r| {
@@ -743,15 +792,18 @@ fn write(
                 ]
             })
             .collect();
-        let col_labels: Vec<String> = (0..heads_total).map(|l| format!("L{l}")).collect();
-        heatmap(
-            &out.join(format!("kept_per_layer_{task}")),
-            &format!("{task}: fraction of heads / neurons kept per layer"),
-            &rows,
-            &col_labels,
-        )?;
+        rec.plot(
+            &format!("kept_per_layer_{task}"),
+            Plot::Heatmap {
+                title: format!("{task}: fraction of heads / neurons kept per layer"),
+                rows,
+                col_labels: (0..rs[0].kept_heads.len())
+                    .map(|l| format!("L{l}"))
+                    .collect(),
+            },
+        );
     }
-    let speed: Vec<Series> = tasks
+    let speed = tasks
         .iter()
         .map(|task| Series {
             name: task.clone(),
@@ -762,36 +814,13 @@ fn write(
                 .collect(),
         })
         .collect();
-    line_plot(
-        &out.join("speedup_vs_flops"),
-        "Measured speedup of the physically pruned model",
-        "FLOPs constraint",
-        "speedup (dense / pruned latency)",
-        &speed,
-    )?;
-    println!("\n{}\n{}", table.to_markdown(), stages.to_markdown());
-    println!("results written to {}", out.display());
-    Ok(out)
-}
-
-fn p_heads(results: &[Cellres], _task: &str) -> f64 {
-    // Fractions are relative to the unpruned width, which the largest constraint does not
-    // reveal; every kiln model has uniform widths before pruning, stored in run.json.
-    results
-        .iter()
-        .flat_map(|r| r.kept_heads.iter())
-        .copied()
-        .max()
-        .unwrap_or(1)
-        .max(1) as f64
-}
-
-fn p_neurons(results: &[Cellres], _task: &str) -> f64 {
-    results
-        .iter()
-        .flat_map(|r| r.kept_neurons.iter())
-        .copied()
-        .max()
-        .unwrap_or(1)
-        .max(1) as f64
+    rec.plot(
+        "speedup_vs_flops",
+        Plot::line(
+            "Measured speedup of the physically pruned model",
+            "FLOPs constraint",
+            "speedup (dense / pruned latency)",
+            speed,
+        ),
+    );
 }

@@ -1,0 +1,53 @@
+//! The registry and the experiment files agree: every registered experiment lists its profiles,
+//! and every `experiments/*.toml` is registered (adding a paper is one crate, one TOML, one line
+//! in `crates/cli/src/registry.rs`).
+
+#[test]
+fn every_registered_experiment_lists_its_profiles() {
+    for e in kiln_cli::registry::EXPERIMENTS {
+        let info = e.list().unwrap();
+        assert_eq!(info.name, e.name());
+        assert!(
+            info.profiles.contains_key("smoke"),
+            "{} has no smoke profile",
+            e.name()
+        );
+        for (name, p) in &info.profiles {
+            assert!(
+                !p.inputs().is_empty() && !p.description.is_empty(),
+                "{}: profile {name} names no inputs or description",
+                e.name()
+            );
+        }
+    }
+}
+
+#[test]
+fn every_experiment_file_is_registered() {
+    let names = kiln_cli::registry::names();
+    for f in kiln_experiment::file::all_names().unwrap() {
+        assert!(
+            names.contains(&f.as_str()),
+            "experiments/{f}.toml is not registered in crates/cli/src/registry.rs"
+        );
+    }
+    let mut sorted = names.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(
+        sorted.len(),
+        names.len(),
+        "an experiment is registered twice"
+    );
+}
+
+#[test]
+fn benchmark_names_are_unique() {
+    let b = kiln_cli::registry::benches();
+    let mut names: Vec<&str> = b.iter().map(|(n, _)| *n).collect();
+    names.sort();
+    let n = names.len();
+    names.dedup();
+    assert_eq!(n, names.len());
+    assert!(n >= 4, "encoder, pruning, ltp, gpt2");
+}

@@ -1,0 +1,91 @@
+//! What the user asked for on the command line (`kiln reproduce <experiment> ...`).
+
+use std::path::{Path, PathBuf};
+
+use kiln_core::DeviceChoice;
+
+fn parse_device(s: &str) -> Result<DeviceChoice, String> {
+    DeviceChoice::parse(s).map_err(|e| e.to_string())
+}
+
+/// The arguments every experiment accepts. Experiments read the ones that apply to them (a
+/// corpus experiment has no `--tasks`) and record the rest in `run.json` unused.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// smoke | mini | paper. Default: the best profile whose inputs resolve (it says which and
+    /// why); `paper` runs only when asked for (it is sized for a GPU).
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Backend device: flex (CPU, default), ndarray, wgpu, vulkan, cuda, cuda:N. Non-flex
+    /// backends need the matching cargo feature (`just backend=wgpu ...`).
+    #[arg(long, default_value = "flex", env = "KILN_DEVICE", value_parser = parse_device)]
+    pub device: DeviceChoice,
+    /// Data folder (GLUE: a glue_data/-style folder or the hub's parquet files; corpora: the
+    /// corpus folder). Else KILN_DATA, datasets/cache, ../shared/data, then a download.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// HuggingFace model directory (config.json, model.safetensors, tokenizer.json), or a folder
+    /// of fine-tuned checkpoints with one sub-directory per task. Else KILN_MODELS/<name>,
+    /// datasets/cache/<name>, then a download.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Results root: tables, plots and run.json go to <out>/<experiment>/<profile>/.
+    #[arg(long, default_value = "results")]
+    pub out: PathBuf,
+    /// Cache root for downloads, fine-tuned and pruned checkpoints, token caches. Default:
+    /// KILN_CACHE, else datasets/cache in the checkout.
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    /// Comma-separated subset of the profile's tasks (e.g. sst2,mrpc).
+    #[arg(long, value_delimiter = ',')]
+    pub tasks: Option<Vec<String>>,
+    /// Seed of every generator the run draws from (data order, initialisation, sampling).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Never try to download missing inputs.
+    #[arg(long)]
+    pub no_download: bool,
+    /// Override the training-subset size of every task (quick trials; recorded in run.json).
+    #[arg(long)]
+    pub train_examples: Option<usize>,
+    /// Override the number of epochs of every task.
+    #[arg(long)]
+    pub epochs: Option<f64>,
+}
+
+impl RunArgs {
+    /// Arguments as the command line's defaults would give them, for `profile`, writing results
+    /// under `out` and caching under `cache` (tests pass temporary folders for both, so that no
+    /// test writes into the checkout).
+    pub fn new(profile: &str, out: &Path, cache: &Path) -> Self {
+        Self {
+            profile: Some(profile.to_string()),
+            device: DeviceChoice::Flex,
+            data_dir: None,
+            model: None,
+            out: out.to_path_buf(),
+            cache: Some(cache.to_path_buf()),
+            tasks: None,
+            seed: 42,
+            no_download: true,
+            train_examples: None,
+            epochs: None,
+        }
+    }
+
+    pub fn download(&self) -> bool {
+        !self.no_download
+    }
+
+    /// The cache root this run reads and writes.
+    pub fn cache_root(&self) -> PathBuf {
+        self.cache
+            .clone()
+            .unwrap_or_else(kiln_core::paths::cache_dir)
+    }
+
+    /// The profile's task list, or the `--tasks` subset.
+    pub fn tasks_or(&self, profile_tasks: &[String]) -> Vec<String> {
+        self.tasks.clone().unwrap_or_else(|| profile_tasks.to_vec())
+    }
+}

@@ -1,0 +1,69 @@
+//! The run context: everything a paper's `run` needs besides its settings.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use burn::tensor::Device;
+use indicatif::ProgressBar;
+
+use crate::{Resolver, RunArgs};
+
+/// One run of one profile of one experiment.
+pub struct RunContext {
+    pub args: RunArgs,
+    pub experiment: &'static str,
+    pub profile: String,
+    /// Why this profile ran (requested, or which inputs resolved); recorded in run.json.
+    pub profile_choice: String,
+    pub device: Device,
+    /// `<out>/<experiment>/<profile>`: where [`crate::RunRecord::finish`] writes.
+    pub out: PathBuf,
+    /// Cache root (downloads, checkpoints written for later experiments, token caches).
+    pub cache: PathBuf,
+    pub seed: u64,
+    pub resolver: Resolver,
+    started_unix: u64,
+    clock: Instant,
+}
+
+impl RunContext {
+    pub fn new(
+        experiment: &'static str,
+        profile: &str,
+        profile_choice: &str,
+        args: &RunArgs,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            device: args.device.device()?,
+            out: args.out.join(experiment).join(profile),
+            cache: args.cache_root(),
+            seed: args.seed,
+            resolver: Resolver::from_args(args),
+            args: args.clone(),
+            experiment,
+            profile: profile.to_string(),
+            profile_choice: profile_choice.to_string(),
+            started_unix: kiln_core::run::unix_now(),
+            clock: Instant::now(),
+        })
+    }
+
+    /// Seconds since the run started.
+    pub fn elapsed(&self) -> f64 {
+        self.clock.elapsed().as_secs_f64()
+    }
+
+    pub fn started_unix(&self) -> u64 {
+        self.started_unix
+    }
+
+    /// A progress bar with ETA (drawn only on a terminal).
+    pub fn progress(&self, len: u64, what: &str) -> ProgressBar {
+        kiln_core::progress::bar(len, what)
+    }
+
+    /// What the user asked for, as run.json and table notes print it (`flex`, `cuda:0`).
+    pub fn device_label(&self) -> String {
+        self.args.device.label()
+    }
+}

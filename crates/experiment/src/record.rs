@@ -1,0 +1,306 @@
+//! The run record: everything a run produced, written at once by [`RunRecord::finish`].
+//!
+//! A run builds its tables, plots, per-example predictions, metrics and settings in memory;
+//! `finish` renders them into a staging folder beside the target and swaps it in with renames,
+//! so `results/<experiment>/<profile>/` always holds one whole run: the previous one if this one
+//! failed while writing, never a mix, never a half-written file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use kiln_report::{Series, Table};
+use serde::Serialize;
+
+use crate::{PaperNumbers, RunContext};
+
+/// A plot, rendered as `<stem>.svg` and `<stem>.png`.
+pub enum Plot {
+    Line {
+        title: String,
+        x_label: String,
+        y_label: String,
+        series: Vec<Series>,
+    },
+    Heatmap {
+        title: String,
+        rows: Vec<(String, Vec<f64>)>,
+        col_labels: Vec<String>,
+    },
+}
+
+impl Plot {
+    pub fn line(title: &str, x_label: &str, y_label: &str, series: Vec<Series>) -> Self {
+        Self::Line {
+            title: title.into(),
+            x_label: x_label.into(),
+            y_label: y_label.into(),
+            series,
+        }
+    }
+
+    fn render(&self, stem: &Path) -> Result<()> {
+        match self {
+            Self::Line {
+                title,
+                x_label,
+                y_label,
+                series,
+            } => kiln_report::line_plot(stem, title, x_label, y_label, series)?,
+            Self::Heatmap {
+                title,
+                rows,
+                col_labels,
+            } => kiln_report::heatmap(stem, title, rows, col_labels)?,
+        }
+        Ok(())
+    }
+}
+
+/// What a run produced. The main table is named `table` (`table.md`, `table.csv`).
+#[derive(Default)]
+pub struct RunRecord {
+    synthetic: bool,
+    tables: Vec<(String, Table)>,
+    plots: Vec<(String, Plot)>,
+    files: Vec<(String, Vec<u8>)>,
+    metrics: BTreeMap<String, f64>,
+    settings: serde_json::Map<String, serde_json::Value>,
+    paper: PaperNumbers,
+}
+
+impl RunRecord {
+    /// `synthetic`: the inputs were generated (smoke); run.json says so, as the tables must.
+    pub fn new(synthetic: bool) -> Self {
+        Self {
+            synthetic,
+            ..Self::default()
+        }
+    }
+
+    pub fn table(&mut self, stem: &str, t: Table) -> &mut Self {
+        self.tables.push((stem.to_string(), t));
+        self
+    }
+
+    pub fn plot(&mut self, stem: &str, p: Plot) -> &mut Self {
+        self.plots.push((stem.to_string(), p));
+        self
+    }
+
+    /// Per-example predictions as CSV under `predictions/<name>.csv`.
+    pub fn predictions_csv(&mut self, name: &str, header: &[&str], rows: &[Vec<String>]) {
+        let mut s = header.join(",");
+        s.push('\n');
+        for r in rows {
+            let cells: Vec<String> = r.iter().map(|c| csv_cell(c)).collect();
+            s.push_str(&cells.join(","));
+            s.push('\n');
+        }
+        self.file(&format!("predictions/{name}.csv"), s.into_bytes());
+    }
+
+    /// Per-example predictions as JSON under `predictions/<name>.json` (e.g. SQuAD's official
+    /// `{question id: answer text}`).
+    pub fn predictions_json(&mut self, name: &str, value: &impl Serialize) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(value)?;
+        self.file(&format!("predictions/{name}.json"), bytes);
+        Ok(())
+    }
+
+    /// Any other file of the run, at a path relative to the run folder.
+    pub fn file(&mut self, rel: &str, bytes: Vec<u8>) -> &mut Self {
+        self.files.push((rel.to_string(), bytes));
+        self
+    }
+
+    pub fn metric(&mut self, key: impl Into<String>, v: f64) -> &mut Self {
+        self.metrics.insert(key.into(), v);
+        self
+    }
+
+    /// A setting or result detail for run.json (`settings.<key>`).
+    pub fn setting(&mut self, key: &str, v: impl Serialize) -> &mut Self {
+        self.settings.insert(
+            key.to_string(),
+            serde_json::to_value(v).unwrap_or(serde_json::Value::Null),
+        );
+        self
+    }
+
+    pub fn paper(&mut self, p: &PaperNumbers) -> &mut Self {
+        self.paper = p.clone();
+        self
+    }
+
+    pub fn metrics(&self) -> &BTreeMap<String, f64> {
+        &self.metrics
+    }
+
+    /// Writes tables (Markdown + CSV), plots (SVG + PNG), predictions and `run.json` into
+    /// `ctx.out`, all or nothing, and prints the tables.
+    pub fn finish(self, ctx: &RunContext) -> Result<PathBuf> {
+        if !self.tables.iter().any(|(n, _)| n == "table") {
+            bail!(
+                "{}: the run produced no main table (a bug in the experiment)",
+                ctx.experiment
+            );
+        }
+        let out = ctx.out.clone();
+        let parent = out
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let leaf = out
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "run".into());
+        std::fs::create_dir_all(&parent)
+            .with_context(|| format!("{}: cannot create", parent.display()))?;
+        let staging = parent.join(format!(".{leaf}.staging-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&staging);
+        if let Err(e) = self.write_into(&staging, ctx) {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+        let old = parent.join(format!(".{leaf}.old-{}", std::process::id()));
+        if out.exists() {
+            std::fs::rename(&out, &old).with_context(|| {
+                format!("{}: cannot move the previous results aside", out.display())
+            })?;
+        }
+        if let Err(e) = std::fs::rename(&staging, &out) {
+            // Put the previous run back rather than leave nothing.
+            let _ = std::fs::rename(&old, &out);
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e).with_context(|| format!("{}: cannot write results", out.display()));
+        }
+        let _ = std::fs::remove_dir_all(&old);
+        for (_, t) in &self.tables {
+            println!("\n{}", t.to_markdown());
+        }
+        println!("results written to {}", out.display());
+        Ok(out)
+    }
+
+    fn write_into(&self, dir: &Path, ctx: &RunContext) -> Result<()> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("{}: cannot create", dir.display()))?;
+        let mut written = Vec::new();
+        for (stem, t) in &self.tables {
+            for (ext, body) in [("md", t.to_markdown()), ("csv", t.to_csv())] {
+                let name = format!("{stem}.{ext}");
+                kiln_core::atomic_write(&dir.join(&name), body.as_bytes())?;
+                written.push(name);
+            }
+        }
+        for (stem, p) in &self.plots {
+            p.render(&dir.join(stem))?;
+            written.push(format!("{stem}.svg"));
+            written.push(format!("{stem}.png"));
+        }
+        for (rel, bytes) in &self.files {
+            kiln_core::atomic_write(&dir.join(rel), bytes)?;
+            written.push(rel.clone());
+        }
+        let meta = kiln_core::RunMeta {
+            experiment: ctx.experiment.to_string(),
+            profile: ctx.profile.clone(),
+            backend: kiln_core::backend_name(&ctx.device),
+            device: ctx.device_label(),
+            commit: kiln_core::run::git_commit(),
+            seed: ctx.seed,
+            wall_time_s: ctx.elapsed(),
+            synthetic: self.synthetic,
+            started_at_unix: ctx.started_unix(),
+            kiln_version: env!("CARGO_PKG_VERSION").into(),
+            metrics: self.metrics.clone(),
+            settings: serde_json::Value::Object(self.settings.clone()),
+            profile_choice: ctx.profile_choice.clone(),
+            paper: self.paper.to_json(),
+            files: written,
+        };
+        kiln_core::atomic_write(
+            &dir.join("run.json"),
+            serde_json::to_string_pretty(&meta)?.as_bytes(),
+        )?;
+        Ok(())
+    }
+}
+
+/// A CSV field, quoted when it holds a comma, a quote or a line break (RFC 4180).
+pub fn csv_cell(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RunArgs;
+
+    fn ctx(out: &Path, cache: &Path) -> RunContext {
+        let args = RunArgs::new("smoke", out, cache);
+        RunContext::new("exp", "smoke", "requested with --profile", &args).unwrap()
+    }
+
+    fn record(value: f64) -> RunRecord {
+        let mut r = RunRecord::new(true);
+        let mut t = Table::new("t", &["a"]);
+        t.push(vec![kiln_report::Cell::num(value, 1)]);
+        r.table("table", t);
+        r.metric("m", value);
+        r.predictions_csv(
+            "dev",
+            &["idx", "prediction"],
+            &[vec!["0".into(), "a,b".into()]],
+        );
+        r
+    }
+
+    #[test]
+    fn finish_writes_everything_and_lists_it() {
+        let (out, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let dir = record(1.0).finish(&ctx(out.path(), cache.path())).unwrap();
+        assert_eq!(dir, out.path().join("exp/smoke"));
+        let csv = std::fs::read_to_string(dir.join("predictions/dev.csv")).unwrap();
+        assert_eq!(csv, "idx,prediction\n0,\"a,b\"\n", "RFC 4180 quoting");
+        let meta: kiln_core::RunMeta =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+        assert!(meta.synthetic);
+        assert_eq!(meta.metrics["m"], 1.0);
+        assert_eq!(meta.profile_choice, "requested with --profile");
+        for f in ["table.md", "table.csv", "predictions/dev.csv"] {
+            assert!(meta.files.iter().any(|x| x == f), "{f} not listed");
+        }
+    }
+
+    #[test]
+    fn a_failed_finish_keeps_the_previous_run_whole() {
+        let (out, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let c = ctx(out.path(), cache.path());
+        let dir = record(1.0).finish(&c).unwrap();
+        // A file under `table.md/`, which is a file by then: writing fails half-way.
+        let mut bad = record(2.0);
+        bad.file("table.md/x.csv", b"x".to_vec());
+        assert!(bad.finish(&c).is_err());
+        let md = std::fs::read_to_string(dir.join("table.md")).unwrap();
+        assert!(md.contains("1.0") && !md.contains("2.0"), "{md}");
+        let leftovers: Vec<_> = std::fs::read_dir(dir.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n.to_string_lossy().starts_with('.'))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+        // A record without its main table is refused before anything is written.
+        let mut none = RunRecord::new(true);
+        none.metric("m", 3.0);
+        assert!(none.finish(&c).is_err());
+        assert!(std::fs::read_to_string(dir.join("table.md"))
+            .unwrap()
+            .contains("1.0"));
+    }
+}

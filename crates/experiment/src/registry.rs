@@ -1,0 +1,205 @@
+//! The registry's contract: each paper crate exposes its experiments as values implementing
+//! [`Experiment`]; `kiln list|reproduce|bench` only dispatch on them.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::file::{self, ExperimentFile, ExperimentInfo};
+use crate::{BenchArgs, RunArgs, RunContext, RunRecord};
+
+/// Profiles tried, in order, when none is requested: real data first, synthetic last. `paper`
+/// is never chosen on its own: it is sized for a GPU, so it runs only when asked for.
+pub const AUTO_ORDER: &[&str] = &["mini", "smoke"];
+
+/// A paper's experiment, typed: its profile settings, what its profiles need, and its run.
+pub trait Paper: Sync {
+    /// One profile's settings, as `[profiles.<name>]` of the experiment file holds them.
+    type Profile: DeserializeOwned + Serialize + Clone;
+
+    /// The experiment's name: `experiments/<NAME>.toml`, `results/<NAME>/`.
+    const NAME: &'static str;
+
+    /// Whether profile `name`'s inputs resolve without running anything long: `Ok(what was
+    /// found)` or `Err(what is missing and how to get it)`.
+    fn inputs(
+        &self,
+        name: &str,
+        profile: &Self::Profile,
+        args: &RunArgs,
+    ) -> std::result::Result<String, String>;
+
+    /// Runs one profile and returns what it produced; the caller writes it.
+    fn run(
+        &self,
+        ctx: &RunContext,
+        file: &ExperimentFile<Self::Profile>,
+        profile: &Self::Profile,
+    ) -> Result<RunRecord>;
+
+    /// Benchmarks this paper offers to `kiln bench --only` (none by default).
+    fn benches(&self) -> &'static [Bench] {
+        &[]
+    }
+
+    /// Checks settings that serde cannot (ranges, combinations), naming the file and field.
+    fn validate(&self, _profile: &Self::Profile) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// What the CLI sees of an experiment.
+pub trait Experiment: Sync {
+    fn name(&self) -> &'static str;
+    /// The experiment file as `kiln list` prints it.
+    fn list(&self) -> Result<ExperimentInfo>;
+    /// Chooses the profile, runs it and writes `results/<name>/<profile>/`.
+    fn reproduce(&self, args: &RunArgs) -> Result<PathBuf>;
+    fn benches(&self) -> &'static [Bench];
+}
+
+/// A benchmark: its `kiln bench --only` name and the function that runs it (writing under
+/// `<out>/bench/`).
+pub type Bench = (&'static str, fn(&BenchArgs) -> Result<()>);
+
+impl<T: Paper> Experiment for T {
+    fn name(&self) -> &'static str {
+        T::NAME
+    }
+
+    fn list(&self) -> Result<ExperimentInfo> {
+        file::load(T::NAME)
+    }
+
+    fn reproduce(&self, args: &RunArgs) -> Result<PathBuf> {
+        let file: ExperimentFile<T::Profile> = file::load(T::NAME)?;
+        let choice = choose_profile(T::NAME, &file, args.profile.as_deref(), |name, p| {
+            self.inputs(name, p, args)
+        })?;
+        println!("{}: profile `{}` ({})", T::NAME, choice.name, choice.why);
+        let Some(profile) = file.profiles.get(&choice.name) else {
+            bail!("profile `{}` vanished from the file", choice.name);
+        };
+        self.validate(profile)?;
+        let ctx = RunContext::new(T::NAME, &choice.name, &choice.why, args)?;
+        let mut record = self.run(&ctx, &file, profile)?;
+        record
+            .paper(&file.paper)
+            .setting("profile", profile)
+            .setting("profile_choice", &choice.why);
+        record.finish(&ctx)
+    }
+
+    fn benches(&self) -> &'static [Bench] {
+        Paper::benches(self)
+    }
+}
+
+/// The profile a run uses, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choice {
+    pub name: String,
+    pub why: String,
+}
+
+/// `requested` if given (an error listing the profiles if the file lacks it), else the first of
+/// [`AUTO_ORDER`] the file has whose inputs resolve; the reason says what was found and, for
+/// each better profile passed over, what it lacked.
+pub fn choose_profile<P>(
+    experiment: &str,
+    file: &ExperimentFile<P>,
+    requested: Option<&str>,
+    ready: impl Fn(&str, &P) -> std::result::Result<String, String>,
+) -> Result<Choice> {
+    let names: Vec<&String> = file.profiles.keys().collect();
+    if let Some(r) = requested {
+        if file.profiles.contains_key(r) {
+            return Ok(Choice {
+                name: r.to_string(),
+                why: "requested with --profile".into(),
+            });
+        }
+        bail!("profile `{r}` not in experiments/{experiment}.toml; choose one of {names:?}");
+    }
+    let mut passed = Vec::new();
+    for &name in AUTO_ORDER {
+        let Some(p) = file.profiles.get(name) else {
+            continue;
+        };
+        match ready(name, p) {
+            Ok(found) => {
+                let why = if passed.is_empty() {
+                    found
+                } else {
+                    format!("{}; {found}", passed.join("; "))
+                };
+                return Ok(Choice {
+                    name: name.to_string(),
+                    why,
+                });
+            }
+            Err(missing) => passed.push(format!("not {name}: {missing}")),
+        }
+    }
+    bail!(
+        "experiments/{experiment}.toml: no profile among {AUTO_ORDER:?} has its inputs ({}); pass --profile",
+        passed.join("; ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn file(profiles: &[&str]) -> ExperimentFile<u8> {
+        ExperimentFile {
+            name: "x".into(),
+            title: "t".into(),
+            reference: "r".into(),
+            paper: Default::default(),
+            profiles: profiles
+                .iter()
+                .map(|p| (p.to_string(), 0u8))
+                .collect::<BTreeMap<_, _>>(),
+        }
+    }
+
+    #[test]
+    fn requested_profile_wins_and_unknown_is_an_error() {
+        let f = file(&["smoke", "mini", "paper"]);
+        let c = choose_profile("x", &f, Some("paper"), |_, _| Err("no".into())).unwrap();
+        assert_eq!(c.name, "paper");
+        let e = choose_profile("x", &f, Some("huge"), |_, _| Ok(String::new()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("huge") && e.contains("smoke"), "{e}");
+    }
+
+    #[test]
+    fn best_ready_profile_with_the_reason() {
+        let f = file(&["smoke", "mini", "paper"]);
+        let c = choose_profile("x", &f, None, |n, _| {
+            if n == "mini" {
+                Err("no checkpoint".into())
+            } else {
+                Ok("synthetic".into())
+            }
+        })
+        .unwrap();
+        assert_eq!(c.name, "smoke");
+        assert!(c.why.contains("not mini: no checkpoint"), "{}", c.why);
+        let c = choose_profile("x", &f, None, |_, _| Ok("found".into())).unwrap();
+        assert_eq!((c.name.as_str(), c.why.as_str()), ("mini", "found"));
+    }
+
+    #[test]
+    fn a_missing_profile_is_an_error_not_a_panic() {
+        // No mini, no smoke: nothing to choose automatically.
+        let f = file(&["paper"]);
+        let e = choose_profile("x", &f, None, |_, _| Ok("found".into())).unwrap_err();
+        assert!(e.to_string().contains("--profile"), "{e}");
+    }
+}

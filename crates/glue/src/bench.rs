@@ -1,0 +1,205 @@
+//! `kiln bench --only encoder`: encoder forward throughput (sequences/s) of all-MiniLM-L6-v2,
+//! batch 32, sequence length 128, fp32, on each requested backend; with `KILN_PEER_PYTHON` set,
+//! the same model in PyTorch (transformers) in the same run, and the ratio.
+
+use anyhow::Result;
+use burn::tensor::Device;
+use kiln_core::{DeviceChoice, RunMeta};
+use kiln_experiment::bench::{run_peer, write_table, BenchArgs};
+use kiln_models::{BertConfig, BertModel, EncoderInput};
+use kiln_report::{Cell, Table};
+use rand::{Rng, SeedableRng};
+
+struct Row {
+    backend: String,
+    seqs_per_s: f64,
+    median_s: f64,
+    gflops: f64,
+}
+
+/// Forward FLOPs of a BERT encoder (multiply-add = 2 FLOPs), for GFLOP/s reporting.
+pub fn encoder_flops(c: &BertConfig, batch: usize, seq: usize) -> f64 {
+    let (h, i, l) = (
+        c.hidden_size as f64,
+        c.intermediate_size as f64,
+        c.num_hidden_layers as f64,
+    );
+    let t = (batch * seq) as f64;
+    let per_layer =
+        2.0 * t * (4.0 * h * h + 2.0 * h * i) + 2.0 * 2.0 * batch as f64 * (seq * seq) as f64 * h;
+    l * per_layer
+}
+
+fn bench_device(
+    model_dir: Option<&std::path::PathBuf>,
+    choice: &DeviceChoice,
+    a: &BenchArgs,
+) -> Result<(Row, BertConfig, String)> {
+    let device: Device = choice.device()?;
+    let (model, config, what) = match model_dir {
+        Some(d) => {
+            let (m, ck) = kiln_models::bert::load_bert(d, &device)?;
+            (
+                m,
+                ck.config,
+                format!("all-MiniLM-L6-v2 weights from {}", d.display()),
+            )
+        }
+        None => {
+            let mut c = BertConfig::tiny(30522, 2);
+            (
+                c.hidden_size,
+                c.num_hidden_layers,
+                c.num_attention_heads,
+                c.intermediate_size,
+            ) = (384, 6, 12, 1536);
+            c.max_position_embeddings = 512;
+            device.seed(0);
+            (
+                BertModel::new(&c, true, &device),
+                c,
+                "random weights in all-MiniLM-L6-v2's shape (model not fetched)".into(),
+            )
+        }
+    };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let n = a.batch * a.seq;
+    let ids: Vec<i64> = (0..n).map(|_| rng.random_range(1000..30000)).collect();
+    let input = EncoderInput::from_rows(ids, vec![0; n], vec![1; n], a.batch, a.seq, &device);
+    let t = kiln_core::timing::time_it(&device, 2, a.iters, || {
+        let out = model.forward(&input, None);
+        out.last_hidden_state.into_data()
+    });
+    let flops = encoder_flops(&config, a.batch, a.seq);
+    Ok((
+        Row {
+            backend: choice.label(),
+            seqs_per_s: a.batch as f64 / t.median_s,
+            median_s: t.median_s,
+            gflops: flops / t.median_s / 1e9,
+        },
+        config,
+        what,
+    ))
+}
+
+fn peer(model_dir: &std::path::Path, a: &BenchArgs) -> Result<Option<Row>> {
+    let args = [
+        model_dir.display().to_string(),
+        a.batch.to_string(),
+        a.seq.to_string(),
+        a.iters.to_string(),
+    ];
+    Ok(run_peer("peer_bert.py", &args)?.map(|(median, v)| Row {
+        backend: format!("pytorch {}", v["torch"].as_str().unwrap_or("")),
+        seqs_per_s: a.batch as f64 / median,
+        median_s: median,
+        gflops: 0.0,
+    }))
+}
+
+/// Encoder forward throughput of all-MiniLM-L6-v2 on each device, and PyTorch's.
+pub fn encoder(a: &BenchArgs) -> Result<()> {
+    let out = a.dir();
+    let model_dir = a.model.clone().or_else(|| {
+        let d = a.cache.join("all-MiniLM-L6-v2");
+        d.join("model.safetensors").exists().then_some(d)
+    });
+    let mut rows = Vec::new();
+    let mut config = None;
+    let mut what = String::new();
+    for d in &a.devices {
+        println!(
+            "bench: encoder forward on {} (batch {}, seq {}, {} timed runs)...",
+            d.label(),
+            a.batch,
+            a.seq,
+            a.iters
+        );
+        let (r, c, w) = bench_device(model_dir.as_ref(), d, a)?;
+        println!(
+            "  {}: {:.1} sequences/s ({:.3} s per batch, {:.1} GFLOP/s)",
+            r.backend, r.seqs_per_s, r.median_s, r.gflops
+        );
+        rows.push(r);
+        config = Some(c);
+        what = w;
+    }
+    let peer_row = match &model_dir {
+        Some(m) => peer(m, a)?,
+        None => None,
+    };
+    let base = rows.first().map(|r| r.seqs_per_s).unwrap_or(f64::NAN);
+    let mut table = Table::new(
+        format!(
+            "Encoder forward throughput, all-MiniLM-L6-v2, batch {}, seq {}, fp32",
+            a.batch, a.seq
+        ),
+        &["backend", "sequences/s", "s/batch", "GFLOP/s", "vs PyTorch"],
+    );
+    let mut metrics = std::collections::BTreeMap::new();
+    for r in rows.iter().chain(peer_row.iter()) {
+        let ratio = peer_row.as_ref().map(|p| r.seqs_per_s / p.seqs_per_s);
+        table.push(vec![
+            Cell::text(&r.backend),
+            Cell::num(r.seqs_per_s, 1),
+            Cell::num(r.median_s, 4),
+            if r.gflops > 0.0 {
+                Cell::num(r.gflops, 1)
+            } else {
+                Cell::opt(None, 1)
+            },
+            Cell::opt(ratio, 2),
+        ]);
+        metrics.insert(
+            format!("{}.seqs_per_s", r.backend.replace(' ', "_")),
+            r.seqs_per_s,
+        );
+    }
+    match &peer_row {
+        Some(p) => {
+            let msg = format!("kiln ({}) / PyTorch throughput = {:.2}x", rows[0].backend, base / p.seqs_per_s);
+            println!("{msg}");
+            table.note(msg);
+        }
+        None => table.note("no PyTorch peer in this run (set KILN_PEER_PYTHON to a Python with torch + transformers)"),
+    }
+    table.note(format!(
+        "model: {what}; threads: RAYON_NUM_THREADS={}",
+        std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "unset (all cores)".into())
+    ));
+    if let Some(c) = &config {
+        table.note(format!(
+            "FLOPs per batch: {:.2} GFLOP (2 per multiply-add)",
+            encoder_flops(c, a.batch, a.seq) / 1e9
+        ));
+    }
+    let meta = RunMeta {
+        experiment: "bench-encoder".into(),
+        profile: "bench".into(),
+        backend: a
+            .devices
+            .iter()
+            .map(|d| d.label())
+            .collect::<Vec<_>>()
+            .join(","),
+        device: a.devices.first().map(|d| d.label()).unwrap_or_default(),
+        commit: kiln_core::run::git_commit(),
+        seed: 0,
+        wall_time_s: 0.0,
+        synthetic: false,
+        started_at_unix: kiln_core::run::unix_now(),
+        kiln_version: env!("CARGO_PKG_VERSION").into(),
+        metrics,
+        settings: serde_json::json!({"batch": a.batch, "seq": a.seq, "iters": a.iters, "model": what}),
+        profile_choice: String::new(),
+        paper: serde_json::Value::Null,
+        files: vec!["encoder.md".into(), "encoder.csv".into()],
+    };
+    write_table(&out, "encoder", &table)?;
+    kiln_core::atomic_write(
+        &out.join("encoder.json"),
+        serde_json::to_string_pretty(&meta)?.as_bytes(),
+    )?;
+    Ok(())
+}

@@ -1,0 +1,458 @@
+//! `glue-finetune`: fine-tune a BERT-family encoder per GLUE task and report dev scores beside
+//! BERT-base's published scores. Writes the fine-tuned checkpoints to
+//! `<cache>/finetuned/<model>/<task>/` (HF directories) for the pruning experiments, and the dev
+//! predictions per task in GLUE's format.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use burn::tensor::Device;
+use kiln_data::{read_glue_file, Example, GlueTask, TextTokenizer};
+use kiln_experiment::predictions::{glue_rows, GLUE_HEADER};
+use kiln_experiment::{
+    Bench, ExperimentFile, Paper, Plot, Resolver, RunArgs, RunContext, RunRecord,
+};
+use kiln_models::bert::{load_classifier, save_classifier};
+use kiln_models::finetune::{finetune, predict, CurvePoint, FinetuneConfig, TaskData};
+use kiln_models::{BertConfig, BertForSequenceClassification};
+use kiln_report::{Cell, Series, Table};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoints::{check_vocab, encode_all, finetuned_dir, smoke_task, SMOKE_MODEL};
+
+pub const NAME: &str = "glue-finetune";
+
+/// The experiment, for the registry.
+pub struct GlueFinetune;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskOverride {
+    pub train_examples: Option<usize>,
+    pub dev_examples: Option<usize>,
+    pub epochs: Option<f64>,
+    pub learning_rate: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FinetuneProfile {
+    pub description: String,
+    /// A model name the resolver knows, or `tiny` (synthetic smoke model).
+    pub model: String,
+    pub tasks: Vec<String>,
+    pub max_len: usize,
+    pub train_examples: Option<usize>,
+    pub dev_examples: Option<usize>,
+    pub train: FinetuneConfig,
+    #[serde(default)]
+    pub task: BTreeMap<String, TaskOverride>,
+}
+
+/// One task's outcome.
+struct TaskRun {
+    task: String,
+    metric: String,
+    value: f64,
+    all: BTreeMap<String, f64>,
+    train_examples: usize,
+    dev_examples: usize,
+    epochs: f64,
+    steps: usize,
+    seconds: f64,
+    curve: Vec<CurvePoint>,
+    data_from: String,
+    predictions: Vec<Vec<String>>,
+}
+
+/// A task ready to fine-tune: its model, tokenizer and examples (dev rows with their index in
+/// the dev file).
+struct Job<'a> {
+    name: &'a str,
+    task: Option<GlueTask>,
+    model: BertForSequenceClassification,
+    config: &'a BertConfig,
+    tok: &'a TextTokenizer,
+    train: Vec<Example>,
+    dev: Vec<(usize, Example)>,
+    data_from: String,
+}
+
+impl Paper for GlueFinetune {
+    type Profile = FinetuneProfile;
+    const NAME: &'static str = NAME;
+
+    fn inputs(&self, _: &str, p: &FinetuneProfile, args: &RunArgs) -> Result<String, String> {
+        if p.model == "tiny" {
+            return Ok("synthetic tasks, tiny BERT trained from scratch".into());
+        }
+        let r = Resolver::from_args(args);
+        let mut model = r.find_model(&p.model);
+        if model.is_none() && r.download {
+            println!("{} not found locally; trying to download it", p.model);
+            model = r.model(&p.model).ok();
+        }
+        let Some(m) = model else {
+            return Err(format!(
+                "{} not found and not downloadable (`just fetch {}` fetches it)",
+                p.model, p.model
+            ));
+        };
+        let tasks = args.tasks_or(&p.tasks);
+        let missing: Vec<&String> = tasks
+            .iter()
+            .filter(|t| {
+                GlueTask::parse(t)
+                    .ok()
+                    .and_then(|t| r.find_task(t))
+                    .is_none()
+            })
+            .collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "GLUE data for {missing:?} not found (pass --data-dir)"
+            ));
+        }
+        Ok(format!(
+            "{} found ({}) and GLUE {} found",
+            p.model,
+            m.how,
+            tasks.join(", ")
+        ))
+    }
+
+    fn run(
+        &self,
+        ctx: &RunContext,
+        file: &ExperimentFile<FinetuneProfile>,
+        p: &FinetuneProfile,
+    ) -> Result<RunRecord> {
+        let synthetic = p.model == "tiny";
+        let (runs, model_desc) = if synthetic {
+            (
+                run_smoke(p, ctx)?,
+                "tiny BERT (2 layers, hidden 64) trained from scratch".to_string(),
+            )
+        } else {
+            run_real(p, ctx)?
+        };
+        let wall = ctx.elapsed();
+        let mut rec = RunRecord::new(synthetic);
+        rec.table("table", table(file, p, ctx, &runs, &model_desc, wall));
+        for r in &runs {
+            for (k, v) in &r.all {
+                rec.metric(format!("{}.{k}", r.task), *v);
+            }
+            rec.metric(format!("{}.train_seconds", r.task), r.seconds);
+            rec.predictions_csv(&format!("{}-dev", r.task), &GLUE_HEADER, &r.predictions);
+        }
+        rec.setting("model", &model_desc)
+            .setting(
+                "data",
+                runs.iter()
+                    .map(|r| (r.task.clone(), r.data_from.clone()))
+                    .collect::<BTreeMap<_, _>>(),
+            )
+            .setting(
+                "curves",
+                runs.iter()
+                    .map(|r| (r.task.clone(), r.curve.clone()))
+                    .collect::<BTreeMap<_, _>>(),
+            );
+        let loss = runs
+            .iter()
+            .map(|r| Series {
+                name: r.task.clone(),
+                points: r.curve.iter().map(|c| (c.epoch, c.train_loss)).collect(),
+            })
+            .collect();
+        rec.plot(
+            "training_curve",
+            Plot::line("Training loss", "epoch", "mean train loss", loss),
+        );
+        let dev = runs
+            .iter()
+            .map(|r| Series {
+                name: r.task.clone(),
+                points: r
+                    .curve
+                    .iter()
+                    .filter_map(|c| c.dev_metric.map(|m| (c.epoch, m)))
+                    .collect(),
+            })
+            .collect();
+        rec.plot(
+            "dev_curve",
+            Plot::line(
+                "Dev metric during training",
+                "epoch",
+                "dev metric (x100)",
+                dev,
+            ),
+        );
+        Ok(rec)
+    }
+
+    fn benches(&self) -> &'static [Bench] {
+        &[("encoder", crate::bench::encoder)]
+    }
+}
+
+fn table(
+    file: &ExperimentFile<FinetuneProfile>,
+    p: &FinetuneProfile,
+    ctx: &RunContext,
+    runs: &[TaskRun],
+    model_desc: &str,
+    wall: f64,
+) -> Table {
+    let synthetic = p.model == "tiny";
+    let mut table = Table::new(
+        Table::profile_title(&file.title, &ctx.profile, synthetic),
+        &[
+            "task",
+            "metric",
+            "BERT-base (paper, test)",
+            "kiln (dev)",
+            "Δ",
+            "train ex.",
+            "dev ex.",
+            "epochs",
+            "steps",
+            "train s",
+        ],
+    );
+    for r in runs {
+        let paper = if synthetic {
+            None
+        } else {
+            file.paper.get(&r.task)
+        };
+        let [pc, kc, dc] = Cell::paper_vs_kiln(paper, Some(r.value), 1);
+        table.push(vec![
+            Cell::text(&r.task),
+            Cell::text(&r.metric),
+            pc,
+            kc,
+            dc,
+            Cell::num(r.train_examples as f64, 0),
+            Cell::num(r.dev_examples as f64, 0),
+            Cell::num(r.epochs, 1),
+            Cell::num(r.steps as f64, 0),
+            Cell::num(r.seconds, 0),
+        ]);
+    }
+    table.note(format!(
+        "profile `{}`: {}; model: {model_desc}",
+        ctx.profile, p.description
+    ));
+    if synthetic {
+        table.note(
+            "SYNTHETIC: seeded generated tasks (kiln-data synthetic); no paper number applies.",
+        );
+    } else {
+        table.note(format!("paper column: {} ", file.reference));
+        let subs: Vec<String> = runs
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}: {} train examples, {} epochs",
+                    r.task, r.train_examples, r.epochs
+                )
+            })
+            .collect();
+        table.note(format!(
+            "training subsets (seeded shuffle, seed {}): {}",
+            ctx.seed,
+            subs.join("; ")
+        ));
+    }
+    table.note(format!(
+        "device {}; wall time {:.0} s; hyper-parameters: batch {}, peak lr {:e}, warmup {}, weight decay {}",
+        ctx.device_label(),
+        wall,
+        p.train.batch_size,
+        p.train.learning_rate,
+        p.train.warmup_ratio,
+        p.train.weight_decay
+    ));
+    table
+}
+
+/// The first `n` examples after a seeded shuffle, each with its row in the file.
+fn subset(ex: Vec<Example>, n: Option<usize>, seed: u64) -> Vec<(usize, Example)> {
+    let mut ex: Vec<(usize, Example)> = ex.into_iter().enumerate().collect();
+    if let Some(n) = n {
+        if n < ex.len() {
+            ex.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+            ex.truncate(n);
+        }
+    }
+    ex
+}
+
+fn train_cfg(p: &FinetuneProfile, task: &str, args: &RunArgs) -> FinetuneConfig {
+    let mut c = p.train.clone();
+    c.seed = args.seed;
+    if let Some(o) = p.task.get(task) {
+        if let Some(e) = o.epochs {
+            c.epochs = e;
+        }
+        if let Some(lr) = o.learning_rate {
+            c.learning_rate = lr;
+        }
+    }
+    if let Some(e) = args.epochs {
+        c.epochs = e;
+    }
+    c
+}
+
+fn run_task(job: Job, cfg: &FinetuneConfig, save_to: &Path, device: &Device) -> Result<TaskRun> {
+    let name = job.name;
+    let (num_labels, metric_names): (usize, Vec<String>) = match job.task {
+        Some(t) => (
+            t.num_labels(),
+            t.metric_names().iter().map(|s| s.to_string()).collect(),
+        ),
+        None => (2, vec!["accuracy".into()]),
+    };
+    let (dev_idx, dev): (Vec<usize>, Vec<Example>) = job.dev.into_iter().unzip();
+    let (tr, trl) = encode_all(job.tok, &job.train)?;
+    let (dv, dvl) = encode_all(job.tok, &dev)?;
+    if dvl.iter().any(|l| l.is_none()) {
+        bail!("{name}: the dev file has unlabelled rows; point --data-dir at a labelled dev split");
+    }
+    let data = TaskData {
+        name: name.to_string(),
+        num_labels,
+        metric_names: metric_names.clone(),
+        train: &tr,
+        train_labels: &trl,
+        dev: &dv,
+        dev_labels: &dvl,
+        pad_id: job.tok.pad_id as i64,
+    };
+    println!(
+        "{name}: {} train / {} dev examples, {} epochs",
+        tr.len(),
+        dv.len(),
+        cfg.epochs
+    );
+    let res = finetune(job.model, &data, cfg, device)?;
+    let metric = if num_labels == 1 {
+        "spearman".to_string()
+    } else {
+        metric_names[0].clone()
+    };
+    let value = res.dev_metrics.get(&metric).copied().unwrap_or(f64::NAN);
+    let outputs = predict(&res.model, &dv, job.tok.pad_id as i64, 64, None, device);
+    let gold: Vec<f32> = dvl.iter().map(|l| l.unwrap_or(f32::NAN)).collect();
+    let predictions = glue_rows(job.task, &dev_idx, &outputs, &gold);
+    crate::checkpoints::save_with_tokenizer(
+        |tok| Ok(save_classifier(&res.model, job.config, Some(tok), save_to)?),
+        job.tok,
+    )?;
+    println!(
+        "{name}: dev {metric} = {value:.2} ({} steps, {:.0} s); saved to {}",
+        res.steps,
+        res.train_seconds,
+        save_to.display()
+    );
+    Ok(TaskRun {
+        task: name.to_string(),
+        metric,
+        value,
+        all: res.dev_metrics,
+        train_examples: tr.len(),
+        dev_examples: dv.len(),
+        epochs: cfg.epochs,
+        steps: res.steps,
+        seconds: res.train_seconds,
+        curve: res.curve,
+        data_from: job.data_from,
+        predictions,
+    })
+}
+
+fn run_smoke(p: &FinetuneProfile, ctx: &RunContext) -> Result<Vec<TaskRun>> {
+    let mut runs = Vec::new();
+    for t in &p.tasks {
+        let n_train = ctx.args.train_examples.or(p.train_examples).unwrap_or(1500);
+        let n_dev = p.dev_examples.unwrap_or(400);
+        let st = smoke_task(t, n_train, n_dev, p.max_len, ctx.seed, &ctx.device)?;
+        let cfg = train_cfg(p, t, &ctx.args);
+        let job = Job {
+            name: t,
+            task: None,
+            model: st.model,
+            config: &st.config,
+            tok: &st.tok,
+            train: st.train,
+            dev: st.dev.into_iter().enumerate().collect(),
+            data_from: format!("synthetic (seed {})", ctx.seed),
+        };
+        let save_to = finetuned_dir(&ctx.cache, SMOKE_MODEL, t);
+        runs.push(run_task(job, &cfg, &save_to, &ctx.device)?);
+    }
+    Ok(runs)
+}
+
+fn run_real(p: &FinetuneProfile, ctx: &RunContext) -> Result<(Vec<TaskRun>, String)> {
+    let model_dir = ctx.resolver.model(&p.model)?;
+    println!("model: {} ({})", model_dir.path.display(), model_dir.how);
+    let ck = kiln_models::bert::validate_checkpoint(&model_dir.path)?;
+    let tok_path = ck.tokenizer().with_context(|| {
+        format!(
+            "{}: no tokenizer.json next to the weights; kiln needs the HF fast-tokenizer file",
+            model_dir.path.display()
+        )
+    })?;
+    let tok = TextTokenizer::from_file(&tok_path, p.max_len)?;
+    check_vocab(&tok, &ck.config, &model_dir.path)?;
+    let model_name = model_dir
+        .path
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| p.model.clone());
+    let mut runs = Vec::new();
+    for t in &ctx.args.tasks_or(&p.tasks) {
+        let task = GlueTask::parse(t)?;
+        let files = ctx.resolver.task(task)?;
+        println!(
+            "{}: {} ({})",
+            task.name(),
+            files.train.parent().unwrap_or(Path::new(".")).display(),
+            files.how
+        );
+        let over = p.task.get(task.name());
+        let n_train = ctx
+            .args
+            .train_examples
+            .or(over.and_then(|o| o.train_examples))
+            .or(p.train_examples);
+        let train = subset(read_glue_file(&files.train, task)?, n_train, ctx.seed);
+        let dev = subset(
+            read_glue_file(&files.dev, task)?,
+            over.and_then(|o| o.dev_examples).or(p.dev_examples),
+            ctx.seed,
+        );
+        ctx.device.seed(ctx.seed);
+        let (model, ck) = load_classifier(&model_dir.path, task.num_labels(), &ctx.device)?;
+        let job = Job {
+            name: task.name(),
+            task: Some(task),
+            model,
+            config: &ck.config,
+            tok: &tok,
+            train: train.into_iter().map(|(_, e)| e).collect(),
+            dev,
+            data_from: format!("{} ({})", files.train.display(), files.how),
+        };
+        let cfg = train_cfg(p, task.name(), &ctx.args);
+        let save_to = finetuned_dir(&ctx.cache, &model_name, task.name());
+        runs.push(run_task(job, &cfg, &save_to, &ctx.device)?);
+    }
+    Ok((runs, model_dir.path.display().to_string()))
+}

@@ -1,0 +1,131 @@
+//! `kiln bench --only pruning`: the physically pruned vs the dense fine-tuned MiniLM, and the
+//! wall time of one full 2048-sample pruning run.
+
+use std::path::Path;
+
+use anyhow::Result;
+use burn::tensor::Device;
+use kiln_experiment::bench::{write_table, BenchArgs};
+use kiln_experiment::Resolver;
+use kiln_report::{Cell, Table};
+
+use crate::StageTimes;
+
+/// Dense vs physically pruned (constraint 0.5) fine-tuned MiniLM, when glue-pruning has written
+/// the pruned checkpoints: batch 32, padded to 64 tokens (SST-2) and 128 (MRPC), as the pruning
+/// issue's target. PyTorch running the official code's pruned MiniLM on this CPU measured
+/// 1.86x (SST-2) and 2.07x (MRPC); the paper reports 1.56x on a GPU.
+pub fn pruned_vs_dense(a: &BenchArgs) -> Result<()> {
+    let cache = &a.cache;
+    let device = a.first_device()?;
+    let mut table = Table::new(
+        "Physically pruned vs dense encoder (glue-pruning, constraint 0.5), batch 32",
+        &[
+            "task",
+            "padded length",
+            "dense s/batch",
+            "pruned s/batch",
+            "speedup",
+            "PyTorch official code (CPU, reference)",
+            "prune: gradients s",
+            "search+rearrange s",
+            "tuning s",
+            "prune total s",
+        ],
+    );
+    let mut any = false;
+    for (task, seq, peer) in [("sst2", 64usize, 1.86), ("mrpc", 128, 2.07)] {
+        let dense_dir = cache.join("finetuned/all-MiniLM-L6-v2").join(task);
+        let pruned_dir = cache
+            .join("pruned/all-MiniLM-L6-v2")
+            .join(task)
+            .join("c0.5");
+        if !dense_dir.join("model.safetensors").exists()
+            || !pruned_dir.join("model.safetensors").exists()
+        {
+            println!("bench: no dense/pruned {task} checkpoints (run glue-finetune and glue-pruning, mini); skipping the pruning speedup for {task}");
+            continue;
+        }
+        any = true;
+        let (dense, _) = kiln_models::bert::load_classifier(&dense_dir, 2, &device)?;
+        let (pruned, _) = kiln_models::bert::load_classifier(&pruned_dir, 2, &device)?;
+        let runs = a.iters.max(3);
+        let td = crate::latency::encoder_latency(&dense.bert, 32, seq, runs, &device);
+        let tp = crate::latency::encoder_latency(&pruned.bert, 32, seq, runs, &device);
+        println!(
+            "  {task}: dense {td:.3} s, pruned {tp:.3} s per batch -> {:.2}x",
+            td / tp
+        );
+        // One full 2048-sample pruning run is timed on SST-2 only (MRPC's longer sequences make
+        // it several minutes on 2 cores); the glue-pruning tables time every run they make.
+        let times = if task == "sst2" {
+            Some(prune_time(&dense_dir, task, cache, &device)?)
+        } else {
+            None
+        };
+        table.push(vec![
+            Cell::text(task),
+            Cell::num(seq as f64, 0),
+            Cell::num(td, 4),
+            Cell::num(tp, 4),
+            Cell::text(format!("{:.2}x", td / tp)),
+            Cell::text(format!("{peer:.2}x")),
+            Cell::opt(times.as_ref().map(|t| t.gradients_s), 1),
+            Cell::opt(times.as_ref().map(|t| t.search_s + t.rearrange_s), 2),
+            Cell::opt(times.as_ref().map(|t| t.tuning_s), 1),
+            Cell::opt(times.as_ref().map(|t| t.total()), 1),
+        ]);
+    }
+    if any {
+        table.note("target (pruning issue): >= 1.9x at constraint 0.5, not trailing the official PyTorch code's 1.86x / 2.07x measured on this CPU; the paper reports 1.56x on a GPU.");
+        table.note(format!(
+            "median of {} runs each, dense and pruned in the same process; {}",
+            a.iters.max(3),
+            BenchArgs::threads_note()
+        ));
+        write_table(&a.dir(), "pruning", &table)?;
+    }
+    Ok(())
+}
+
+/// Wall time of one full pruning run (2048 samples drawn with replacement, batch 32, all three
+/// stages, constraint 0.5) of the fine-tuned MiniLM on `task`, as the pruning issue's target.
+fn prune_time(dir: &Path, task: &str, cache: &Path, device: &Device) -> Result<StageTimes> {
+    let t = kiln_data::GlueTask::parse(task)?;
+    let resolver = Resolver {
+        data_dir: None,
+        model: None,
+        download: false,
+        cache: cache.to_path_buf(),
+    };
+    let files = resolver.task(t)?;
+    let (model, ck) = kiln_models::bert::load_classifier(dir, t.num_labels(), device)?;
+    let max_len = if task == "sst2" { 64 } else { 128 };
+    let tok = kiln_data::TextTokenizer::from_file(&dir.join("tokenizer.json"), max_len)?;
+    let ex = kiln_data::read_glue_file(&files.train, t)?;
+    let mut enc = Vec::with_capacity(ex.len());
+    for e in &ex {
+        enc.push(tok.encode(&e.text_a, e.text_b.as_deref())?);
+    }
+    let labels: Vec<Option<f32>> = ex.iter().map(|e| e.label).collect();
+    let samples = crate::sample_batches(&enc, &labels, 2048, 32, tok.pad_id as i64, 0)?;
+    let opts = crate::PruneOptions {
+        constraint: 0.5,
+        criterion: crate::Criterion::Fisher,
+        seq_len: crate::cost::task_seq_len(task).unwrap_or(64.0),
+        rearrange: true,
+        tune: true,
+        teacher: crate::Teacher::SqrtConstraint,
+        solver: Default::default(),
+    };
+    let _ = ck;
+    println!("bench: timing one full pruning run of {task} (2048 samples, constraint 0.5)...");
+    let out = crate::prune(&model, &samples, None, &opts, device)?;
+    println!(
+        "  {task}: pruning took {:.1} s (gradients {:.1}, tuning {:.1})",
+        out.times.total(),
+        out.times.gradients_s,
+        out.times.tuning_s
+    );
+    Ok(out.times)
+}

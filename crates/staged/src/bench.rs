@@ -1,0 +1,85 @@
+//! `kiln bench --only gpt2`: GPT-2 decoder training steps through `TrainState`, against
+//! PyTorch in the same run.
+
+use anyhow::Result;
+use burn::tensor::Device;
+use kiln_experiment::bench::{run_peer, write_table, BenchArgs};
+use kiln_report::{Cell, Table};
+use rand::{Rng, SeedableRng};
+
+/// GPT-2 decoder training throughput (tokens/s) for staged-training: one step = forward, LM loss,
+/// backward and the spec's Adam through `crate::TrainState` (which rebuilds the model from
+/// its named tensors each step, as growth needs), on each requested backend, and the same model
+/// and step in PyTorch with `KILN_PEER_PYTHON`.
+pub fn gpt2_train(a: &BenchArgs) -> Result<()> {
+    use burn::tensor::{Int, Tensor, TensorData};
+    use kiln_models::gpt2::{Gpt2Config, Gpt2Model};
+    let (vocab, d, layers, heads, seq, batch) =
+        (50257usize, 128usize, 4usize, 4usize, 128usize, 8usize);
+    let tokens = (batch * seq) as f64;
+    let iters = a.iters.max(3);
+    let mut table = Table::new(
+        format!("GPT-2 decoder training throughput (staged-training): vocab {vocab}, d {d}, {layers} layers, {heads} heads, seq {seq}, batch {batch}, fp32"),
+        &["backend", "tokens/s", "s/step", "vs PyTorch"],
+    );
+    let mut rows: Vec<(String, f64)> = Vec::new();
+    for choice in &a.devices {
+        let device: Device = choice.device()?;
+        println!("bench: GPT-2 training step on {}...", choice.label());
+        let c = Gpt2Config::new(vocab, seq, d, layers, heads);
+        device.seed(0);
+        let model = Gpt2Model::new(&c, &device);
+        let n = crate::schedule::non_embedding_params(layers, d);
+        let mut state = crate::TrainState::new(
+            c,
+            &model,
+            crate::schedule::Schedule::new(crate::schedule::lr_heuristic(n), 10, 1000),
+        );
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        let flat: Vec<i64> = (0..batch * seq)
+            .map(|_| rng.random_range(0..vocab as i64))
+            .collect();
+        let ids = Tensor::<1, Int>::from_data(TensorData::new(flat, [batch * seq]), &device)
+            .reshape([batch, seq]);
+        let mut failed = None;
+        let t = kiln_core::timing::time_it(&device, 2, iters, || {
+            if let Err(e) = state.train_step(ids.clone(), &device) {
+                failed = Some(e);
+            }
+        });
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
+        println!(
+            "  {}: {:.0} tokens/s ({:.3} s per step)",
+            choice.label(),
+            tokens / t.median_s,
+            t.median_s
+        );
+        rows.push((choice.label(), t.median_s));
+    }
+    let args = [vocab, d, layers, heads, seq, batch, iters].map(|x| x.to_string());
+    let peer = run_peer("peer_gpt2_train.py", &args)?.map(|(m, v)| {
+        println!("  pytorch: {:.0} tokens/s ({m:.3} s per step)", tokens / m);
+        (format!("pytorch {}", v["torch"].as_str().unwrap_or("")), m)
+    });
+    for (name, m) in rows.iter().chain(peer.iter()) {
+        table.push(vec![
+            Cell::text(name),
+            Cell::num(tokens / m, 0),
+            Cell::num(*m, 4),
+            Cell::opt(peer.as_ref().map(|p| p.1 / m), 2),
+        ]);
+    }
+    table.note(format!(
+        "one step = forward + LM loss + backward + Adam (betas 0.9/0.98, eps 1e-6, no weight decay), dropout 0.1, random tokens; median of {iters} steps after 2 warm-up steps; {}",
+        BenchArgs::threads_note()
+    ));
+    if peer.is_none() {
+        table.note("no PyTorch peer in this run (set KILN_PEER_PYTHON to a Python with torch + transformers)");
+    } else {
+        table.note("PyTorch: HF GPT2LMHeadModel, torch.optim.AdamW (with bias correction), same shapes, same thread count");
+    }
+    write_table(&a.dir(), "gpt2_train", &table)?;
+    Ok(())
+}
