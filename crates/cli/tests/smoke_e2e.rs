@@ -96,8 +96,9 @@ fn glue_finetune_smoke_runs_end_to_end() {
     assert_eq!(meta["paper"]["sst2"], 93.5, "the file's paper numbers");
     for t in ["syn-sentiment", "syn-paraphrase"] {
         let acc = meta["metrics"][format!("{t}.accuracy")].as_f64().unwrap();
-        // The synthetic tasks are learnable: well above chance (runs here: 97-100).
-        assert!(acc > 90.0, "{t}: dev accuracy {acc}");
+        // The synthetic tasks are learnable: well above chance (50); seed 42 gives 81.25 and
+        // 82.25 here (the tasks carry label noise).
+        assert!(acc > 75.0, "{t}: dev accuracy {acc}");
         check_glue_predictions(&dir.join(format!("predictions/{t}-dev.csv")), acc);
         let ck = kiln_glue::finetuned_dir(cache.path(), "smoke-tiny", t);
         let (m, _) =

@@ -90,10 +90,15 @@ impl RunRecord {
 
     /// Per-example predictions as CSV under `predictions/<name>.csv`.
     pub fn predictions_csv(&mut self, name: &str, header: &[&str], rows: &[Vec<String>]) {
-        let mut s = header.join(",");
+        let field = kiln_report::table::csv_field;
+        let mut s = header
+            .iter()
+            .map(|h| field(h))
+            .collect::<Vec<_>>()
+            .join(",");
         s.push('\n');
         for r in rows {
-            let cells: Vec<String> = r.iter().map(|c| csv_cell(c)).collect();
+            let cells: Vec<String> = r.iter().map(|c| field(c)).collect();
             s.push_str(&cells.join(","));
             s.push('\n');
         }
@@ -225,15 +230,6 @@ impl RunRecord {
             serde_json::to_string_pretty(&meta)?.as_bytes(),
         )?;
         Ok(())
-    }
-}
-
-/// A CSV field, quoted when it holds a comma, a quote or a line break (RFC 4180).
-pub fn csv_cell(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
     }
 }
 

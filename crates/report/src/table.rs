@@ -36,13 +36,19 @@ impl Cell {
     }
     fn csv(&self) -> String {
         match self {
-            Cell::Text(s) if s.contains([',', '"', '\n']) => {
-                format!("\"{}\"", s.replace('"', "\"\""))
-            }
-            Cell::Text(s) => s.clone(),
+            Cell::Text(s) => csv_field(s),
             Cell::Num(None, _) => String::new(),
             Cell::Num(Some(v), _) => format!("{v}"),
         }
+    }
+}
+
+/// A CSV field, quoted when it holds a comma, a quote or a line break (RFC 4180).
+pub fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
     }
 }
 
@@ -109,7 +115,9 @@ impl Table {
     }
 
     pub fn to_csv(&self) -> String {
-        let mut s = self.columns.join(",") + "\n";
+        // Column names are quoted like any field: "BERT-base (paper, test)" holds a comma.
+        let header: Vec<String> = self.columns.iter().map(|c| csv_field(c)).collect();
+        let mut s = header.join(",") + "\n";
         for r in &self.rows {
             s += &(r.iter().map(Cell::csv).collect::<Vec<_>>().join(",") + "\n");
         }
@@ -123,7 +131,7 @@ mod tests {
 
     #[test]
     fn markdown_and_csv_layout() {
-        let mut t = Table::new("GLUE dev", &["task", "paper", "kiln", "Δ"]);
+        let mut t = Table::new("GLUE dev", &["task", "paper (test, dev)", "kiln", "Δ"]);
         let [p, k, d] = Cell::paper_vs_kiln(Some(93.5), Some(91.25), 1);
         t.push(vec![Cell::text("sst2"), p, k, d]);
         let [p, k, d] = Cell::paper_vs_kiln(None, Some(0.5), 2);
@@ -134,6 +142,10 @@ mod tests {
         assert!(md.contains("| a,b | — | 0.50 | — |"));
         assert!(md.contains("- synthetic"));
         let csv = t.to_csv();
+        assert!(
+            csv.starts_with("task,\"paper (test, dev)\",kiln,Δ\n"),
+            "{csv}"
+        );
         assert!(csv.contains("sst2,93.5,91.25,-2.25"), "{csv}");
         assert!(csv.contains("\"a,b\",,0.5,"));
     }
