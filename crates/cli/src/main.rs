@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 use kiln_cli::registry;
-use kiln_core::DeviceChoice;
 use kiln_experiment::{hub, BenchArgs, RunArgs};
 
 #[derive(Parser)]
@@ -39,27 +38,8 @@ enum Cmd {
     /// Throughput benchmarks, each beside PyTorch with KILN_PEER_PYTHON: encoder forward,
     /// pruned vs dense encoder, token removal vs dense, GPT-2 training steps.
     Bench {
-        /// Only these benchmarks, comma-separated (default: all; `kiln bench --only x` lists them).
-        #[arg(long, value_delimiter = ',')]
-        only: Option<Vec<String>>,
-        /// Devices to measure, comma-separated (default: flex, plus ndarray when compiled in).
-        #[arg(long, value_delimiter = ',')]
-        devices: Option<Vec<String>>,
-        /// Model directory (default: the fetched all-MiniLM-L6-v2).
-        #[arg(long)]
-        model: Option<PathBuf>,
-        #[arg(long, default_value_t = 32)]
-        batch: usize,
-        #[arg(long, default_value_t = 128)]
-        seq: usize,
-        /// Timed runs (median reported).
-        #[arg(long, default_value_t = 5)]
-        iters: usize,
-        #[arg(long, default_value = "results")]
-        out: PathBuf,
-        /// Cache root holding the fine-tuned and pruned checkpoints (default: datasets/cache).
-        #[arg(long)]
-        cache: Option<PathBuf>,
+        #[command(flatten)]
+        args: BenchArgs,
     },
     /// Download a model or dataset into the cache (sources and sha256 from datasets/registry.toml).
     Fetch {
@@ -88,39 +68,7 @@ fn main() -> Result<()> {
         Cmd::Reproduce { experiment, args } => {
             registry::find(&experiment)?.reproduce(&args)?;
         }
-        Cmd::Bench {
-            only,
-            devices,
-            model,
-            batch,
-            seq,
-            iters,
-            out,
-            cache,
-        } => {
-            let devices = match devices {
-                Some(d) => d
-                    .iter()
-                    .map(|s| DeviceChoice::parse(s))
-                    .collect::<Result<Vec<_>, _>>()?,
-                None => {
-                    let mut v = vec![DeviceChoice::Flex];
-                    if DeviceChoice::NdArray.device().is_ok() {
-                        v.push(DeviceChoice::NdArray);
-                    }
-                    v
-                }
-            };
-            let a = BenchArgs {
-                only,
-                devices,
-                model,
-                batch,
-                seq,
-                iters,
-                out,
-                cache: cache.unwrap_or_else(kiln_core::paths::cache_dir),
-            };
+        Cmd::Bench { args: a } => {
             let all = registry::benches();
             if let Some(bad) = a
                 .only

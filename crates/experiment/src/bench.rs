@@ -8,29 +8,65 @@ use burn::tensor::Device;
 use kiln_core::DeviceChoice;
 use kiln_report::Table;
 
-#[derive(Debug, Clone)]
+fn parse_device(s: &str) -> Result<DeviceChoice, String> {
+    DeviceChoice::parse(s).map_err(|e| e.to_string())
+}
+
+/// `kiln bench` arguments.
+#[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// `None`: every benchmark.
+    /// Only these benchmarks, comma-separated (default: all; an unknown name lists them).
+    #[arg(long, value_delimiter = ',')]
     pub only: Option<Vec<String>>,
-    pub devices: Vec<DeviceChoice>,
+    /// Devices to measure, comma-separated (default: flex, plus ndarray when compiled in).
+    #[arg(long = "devices", value_delimiter = ',', value_parser = parse_device)]
+    pub device_list: Vec<DeviceChoice>,
+    /// Model directory (default: the fetched all-MiniLM-L6-v2).
+    #[arg(long)]
     pub model: Option<PathBuf>,
+    #[arg(long, default_value_t = 32)]
     pub batch: usize,
+    #[arg(long, default_value_t = 128)]
     pub seq: usize,
+    /// Timed runs (median reported).
+    #[arg(long, default_value_t = 5)]
     pub iters: usize,
+    #[arg(long, default_value = "results")]
     pub out: PathBuf,
-    /// Cache root (fine-tuned and pruned checkpoints the benchmarks load).
-    pub cache: PathBuf,
+    /// Cache root holding the fine-tuned and pruned checkpoints (default: KILN_CACHE, else
+    /// datasets/cache).
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
 }
 
 impl BenchArgs {
+    /// The devices to measure: those requested, else flex (and ndarray when compiled in).
+    pub fn devices(&self) -> Vec<DeviceChoice> {
+        if !self.device_list.is_empty() {
+            return self.device_list.clone();
+        }
+        let mut v = vec![DeviceChoice::Flex];
+        if DeviceChoice::NdArray.device().is_ok() {
+            v.push(DeviceChoice::NdArray);
+        }
+        v
+    }
+
     /// The device the single-device benchmarks run on: the first requested, else flex.
     pub fn first_device(&self) -> Result<Device> {
         Ok(self
-            .devices
+            .devices()
             .first()
             .cloned()
             .unwrap_or(DeviceChoice::Flex)
             .device()?)
+    }
+
+    /// The cache root the benchmarks read checkpoints from.
+    pub fn cache_root(&self) -> PathBuf {
+        self.cache
+            .clone()
+            .unwrap_or_else(kiln_core::paths::cache_dir)
     }
 
     pub fn wants(&self, name: &str) -> bool {

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 use indicatif::ProgressBar;
+use kiln_report::Table;
 
 use crate::{Resolver, RunArgs};
 
@@ -60,6 +61,15 @@ impl RunContext {
     /// A progress bar with ETA (drawn only on a terminal).
     pub fn progress(&self, len: u64, what: &str) -> ProgressBar {
         kiln_core::progress::bar(len, what)
+    }
+
+    /// The run's main table, titled as every kiln table is: the experiment's title, the
+    /// profile, and a SYNTHETIC mark when the inputs were generated.
+    pub fn main_table(&self, title: &str, synthetic: bool, columns: &[&str]) -> Table {
+        Table::new(
+            Table::profile_title(title, &self.profile, synthetic),
+            columns,
+        )
     }
 
     /// What the user asked for, as run.json and table notes print it (`flex`, `cuda:0`).

@@ -102,13 +102,13 @@ fn peer(model_dir: &std::path::Path, a: &BenchArgs) -> Result<Option<Row>> {
 pub fn encoder(a: &BenchArgs) -> Result<()> {
     let out = a.dir();
     let model_dir = a.model.clone().or_else(|| {
-        let d = a.cache.join("all-MiniLM-L6-v2");
+        let d = a.cache_root().join("all-MiniLM-L6-v2");
         d.join("model.safetensors").exists().then_some(d)
     });
     let mut rows = Vec::new();
     let mut config = None;
     let mut what = String::new();
-    for d in &a.devices {
+    for d in &a.devices() {
         println!(
             "bench: encoder forward on {} (batch {}, seq {}, {} timed runs)...",
             d.label(),
@@ -178,12 +178,12 @@ pub fn encoder(a: &BenchArgs) -> Result<()> {
         experiment: "bench-encoder".into(),
         profile: "bench".into(),
         backend: a
-            .devices
+            .devices()
             .iter()
             .map(|d| d.label())
             .collect::<Vec<_>>()
             .join(","),
-        device: a.devices.first().map(|d| d.label()).unwrap_or_default(),
+        device: a.devices().first().map(|d| d.label()).unwrap_or_default(),
         commit: kiln_core::run::git_commit(),
         seed: 0,
         wall_time_s: 0.0,

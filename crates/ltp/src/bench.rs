@@ -11,7 +11,7 @@ use kiln_report::{Cell, Table};
 /// removed, not on how the thresholds were learnt, so no training is needed here; the accuracy of
 /// learned thresholds is ltp-glue's job.
 pub fn removal_vs_dense(a: &BenchArgs) -> Result<()> {
-    let cache = &a.cache;
+    let cache = &a.cache_root();
     let resolver = Resolver {
         data_dir: None,
         model: None,

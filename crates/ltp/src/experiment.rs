@@ -474,8 +474,9 @@ fn record(
 ) -> Result<RunRecord> {
     let synthetic = p.model == "tiny";
     let mut rec = RunRecord::new(synthetic);
-    let mut table = Table::new(
-        Table::profile_title(&file.title, &ctx.profile, synthetic),
+    let mut table = ctx.main_table(
+        &file.title,
+        synthetic,
         &[
             "task",
             "method",

@@ -16,7 +16,7 @@ use crate::StageTimes;
 /// issue's target. PyTorch running the official code's pruned MiniLM on this CPU measured
 /// 1.86x (SST-2) and 2.07x (MRPC); the paper reports 1.56x on a GPU.
 pub fn pruned_vs_dense(a: &BenchArgs) -> Result<()> {
-    let cache = &a.cache;
+    let cache = &a.cache_root();
     let device = a.first_device()?;
     let mut table = Table::new(
         "Physically pruned vs dense encoder (glue-pruning, constraint 0.5), batch 32",

@@ -571,8 +571,9 @@ fn main_table(
     wall: f64,
 ) -> Table {
     let synthetic = p.model == "tiny";
-    let mut table = Table::new(
-        Table::profile_title(&file.title, &ctx.profile, synthetic),
+    let mut table = ctx.main_table(
+        &file.title,
+        synthetic,
         &[
             "task",
             "FLOPs constraint",

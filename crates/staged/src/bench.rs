@@ -23,7 +23,7 @@ pub fn gpt2_train(a: &BenchArgs) -> Result<()> {
         &["backend", "tokens/s", "s/step", "vs PyTorch"],
     );
     let mut rows: Vec<(String, f64)> = Vec::new();
-    for choice in &a.devices {
+    for choice in &a.devices() {
         let device: Device = choice.device()?;
         println!("bench: GPT-2 training step on {}...", choice.label());
         let c = Gpt2Config::new(vocab, seq, d, layers, heads);

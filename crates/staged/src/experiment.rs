@@ -19,7 +19,7 @@ use kiln_experiment::{
     Bench, ExperimentFile, Paper, Plot, Resolver, RunArgs, RunContext, RunRecord,
 };
 use kiln_models::gpt2::{Gpt2Config, Gpt2Model};
-use kiln_report::{Cell, Series, Table};
+use kiln_report::{Cell, Series};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
@@ -493,9 +493,13 @@ fn run_profile(ctx: &RunContext, p: &Profile) -> Result<Outcome> {
         &mut CorpusTrainer::new(&d, p, seed, device),
         &opts(p, p.target_steps, 0.0, "target"),
     )?;
-    // Final states, scored per evaluation block once every run has trained (an evaluation
-    // builds a model, and building one draws from the device RNG that dropout also uses).
-    let mut finals = vec![("target (scratch)".to_string(), target.state)];
+    // Each run's final state scored per evaluation block. Evaluating draws nothing from the
+    // device RNG (the model is rebuilt with `Gpt2Model::zeroed`), so it cannot perturb the
+    // dropout of the runs that follow.
+    let mut blocks = vec![(
+        "target (scratch)".to_string(),
+        block_losses(&target.state, &d, device)?,
+    )];
     let target_curve = target.curve;
     let mut smalls = Vec::new();
     for (label, cfg, threshold) in [
@@ -512,7 +516,10 @@ fn run_profile(ctx: &RunContext, p: &Profile) -> Result<Outcome> {
             },
         )?;
         let fired = r.fired.remove(0);
-        finals.push((format!("{label} (scratch)"), r.state.clone()));
+        blocks.push((
+            format!("{label} (scratch)"),
+            block_losses(&r.state, &d, device)?,
+        ));
         smalls.push((r.state, r.curve, fired));
     }
 
@@ -569,7 +576,6 @@ fn run_profile(ctx: &RunContext, p: &Profile) -> Result<Outcome> {
         for (procedure, s_star) in procedures {
             let grown = grow_and_restart(&small_g, op, s_star, p.rewarmup)?;
             let mut tr = CorpusTrainer::new(&d, p, seed + 7, device);
-            let loss_after = tr.eval(&grown)?;
             let target_n = grown.non_embedding_params() as f64;
             // The optimality criterion, watched online in the target's coordinates (spec §8.4
             // step 5); the run goes on to the target's step count so the curves compare.
@@ -584,8 +590,9 @@ fn run_profile(ctx: &RunContext, p: &Profile) -> Result<Outcome> {
                     ..opts(p, p.target_steps.max(s_star + 1), flops_g, &label)
                 },
             )?;
-            finals.push((label.clone(), g.state));
+            blocks.push((label.clone(), block_losses(&g.state, &d, device)?));
             let gcurve = g.curve;
+            let loss_after = gcurve[0].loss;
             let first_post = gcurve.get(1).map(|c| c.loss).unwrap_or(f64::NAN);
             let optimality_stop = g.fired[0].as_ref().map(|f| f.step);
             let measured = measured_saving(&target_curve, &gcurve);
@@ -639,10 +646,6 @@ fn run_profile(ctx: &RunContext, p: &Profile) -> Result<Outcome> {
         "multi-stage theory (spec §8.5, Kaplan's L(N, S), growth preserving the dynamics): the compute-optimal schedule to a target loss saves {} over the best single model (the same at any target loss: the saving is scale-free)",
         savings.join(", ")
     ));
-    let mut blocks = Vec::new();
-    for (name, state) in &finals {
-        blocks.push((name.clone(), block_losses(state, &d, device)?));
-    }
     Ok(Outcome {
         source: d.source.clone(),
         eval_blocks: d.eval.len(),
@@ -662,8 +665,9 @@ fn record(
 ) -> Result<RunRecord> {
     let synthetic = p.corpus == "synthetic";
     let mut rec = RunRecord::new(synthetic);
-    let mut table = Table::new(
-        Table::profile_title(&file.title, &ctx.profile, synthetic),
+    let mut table = ctx.main_table(
+        &file.title,
+        synthetic,
         &[
             "growth",
             "S* from",

@@ -173,7 +173,7 @@ pub fn model_from(
     params: &Named,
     device: &Device,
 ) -> Result<Gpt2Model, StagedError> {
-    let mut m = Gpt2Model::new(config, device);
+    let mut m = Gpt2Model::zeroed(config, device);
     set_embedding(&mut m.wte, params, "wte.weight")?;
     set_embedding(&mut m.wpe, params, "wpe.weight")?;
     for (i, b) in m.h.iter_mut().enumerate() {

@@ -521,3 +521,26 @@ fn accumulated_micro_batches_take_the_same_step_as_the_full_batch() {
         assert!(d < 1e-6, "{name}: {d}");
     }
 }
+
+/// Evaluating a state (which rebuilds its model) draws nothing from the device RNG that dropout
+/// uses, so how often a run is evaluated cannot change its training: with dropout on, a step
+/// after an evaluation equals the same step without one, bit for bit.
+#[test]
+fn evaluation_does_not_perturb_training() {
+    let device = Device::flex();
+    let run = |evaluate: bool| {
+        device.seed(5);
+        let c = config(0.1);
+        let m = Gpt2Model::new(&c, &device);
+        let mut s = TrainState::new(c, &m, Schedule::new(1e-3, 2, 1000));
+        let mut losses = Vec::new();
+        for i in 0..3 {
+            if evaluate {
+                s.eval_loss(batch(100 + i, &device), &device).unwrap();
+            }
+            losses.push(s.train_step(batch(i, &device), &device).unwrap());
+        }
+        losses
+    };
+    assert_eq!(run(false), run(true));
+}

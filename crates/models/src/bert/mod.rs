@@ -18,7 +18,7 @@ pub use hf::{
 };
 pub(crate) use hf::{read_header as read_header_pub, store_err as store_err_pub};
 pub use masks::EncoderMasks;
-pub(crate) use model::hf_linear as hf_linear_pub;
+pub(crate) use model::zero_bias as zero_bias_pub;
 pub use model::{
     attention_bias, mean_pool, BertLayer, BertModel, BertOutput, EncoderInput, LayerTrace,
 };

@@ -501,7 +501,7 @@ pub(crate) fn hf_linear(d_in: usize, d_out: usize, device: &Device) -> Linear {
     )
 }
 
-fn zero_bias(mut lin: Linear) -> Linear {
+pub(crate) fn zero_bias(mut lin: Linear) -> Linear {
     if let Some(b) = lin.bias.take() {
         lin.bias = Some(burn::module::Param::from_tensor(b.val().zeros_like()));
     }

@@ -63,7 +63,7 @@ pub fn load_gpt2(dir: &Path, device: &Device) -> Result<(Gpt2Model, Gpt2Config),
         (r"(ln_1|ln_2|ln_f)\.bias$", "$1.beta"),
     ])
     .expect("static patterns are valid regexes");
-    let mut model = Gpt2Model::new(&config, device);
+    let mut model = Gpt2Model::zeroed(&config, device);
     let mut store = SafetensorsStore::from_file(&weights)
         .remap(remap)
         .allow_partial(true);

@@ -219,17 +219,38 @@ impl Gpt2Model {
     /// Random init as HF's `_init_weights`: N(0, 0.02) weights and embeddings, zero biases,
     /// unit LayerNorms.
     pub fn new(c: &Gpt2Config, device: &Device) -> Self {
+        Self::with_init(
+            c,
+            burn::nn::Initializer::Normal {
+                mean: 0.0,
+                std: 0.02,
+            },
+            device,
+        )
+    }
+
+    /// A model of this shape with zero weights, for code that sets every parameter itself
+    /// (loading, rebuilding from stored tensors): unlike [`Gpt2Model::new`] it draws nothing
+    /// from the device RNG, which dropout shares, so building a model to evaluate or step it
+    /// cannot change the random stream a training run sees.
+    pub fn zeroed(c: &Gpt2Config, device: &Device) -> Self {
+        Self::with_init(c, burn::nn::Initializer::Zeros, device)
+    }
+
+    fn with_init(c: &Gpt2Config, init: burn::nn::Initializer, device: &Device) -> Self {
         let d = c.n_embd;
-        let init = burn::nn::Initializer::Normal {
-            mean: 0.0,
-            std: 0.02,
-        };
         let ln = || {
             LayerNormConfig::new(d)
                 .with_epsilon(c.layer_norm_epsilon)
                 .init(device)
         };
-        let lin = |i: usize, o: usize| crate::bert::hf_linear_pub(i, o, device);
+        let lin = |i: usize, o: usize| {
+            crate::bert::zero_bias_pub(
+                burn::nn::LinearConfig::new(i, o)
+                    .with_initializer(init.clone())
+                    .init(device),
+            )
+        };
         let act = match c.activation_function.as_str() {
             "gelu" => 1,
             "relu" => 2,
@@ -240,7 +261,7 @@ impl Gpt2Model {
                 .with_initializer(init.clone())
                 .init(device),
             wpe: EmbeddingConfig::new(c.n_positions, d)
-                .with_initializer(init)
+                .with_initializer(init.clone())
                 .init(device),
             drop: DropoutConfig::new(c.embd_pdrop).init(),
             h: (0..c.n_layer)
