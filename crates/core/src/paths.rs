@@ -33,15 +33,20 @@ pub fn cache_dir() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("datasets/cache"))
 }
 
-/// The shared real data used by tests and mini profiles (`KILN_SHARED_DATA`, else
-/// `../shared/data` beside the checkout). `None` when absent: tests skip through [`skip`].
+/// The shared real data used by tests and mini profiles: `KILN_SHARED_DATA`, else the first
+/// `shared/data` beside the checkout or beside one of its parent folders (`../shared/data` for a
+/// checkout next to it; a clone nested deeper, as CI makes, finds the same folder). `None` when
+/// absent: tests skip through [`skip`].
 pub fn shared_data() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("KILN_SHARED_DATA") {
         let p = PathBuf::from(p);
         return p.is_dir().then_some(p);
     }
-    let p = workspace_root().join("../shared/data");
-    p.is_dir().then_some(p)
+    let root = workspace_root();
+    root.ancestors()
+        .skip(1)
+        .map(|d| d.join("shared/data"))
+        .find(|p| p.is_dir())
 }
 
 /// The one way a test skips for a missing real input: it prints a SKIP line and appends it to
