@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::tensor::Device;
-use indicatif::ProgressBar;
 use kiln_report::Table;
 
 use crate::{Resolver, RunArgs};
@@ -56,11 +55,6 @@ impl RunContext {
 
     pub fn started_unix(&self) -> u64 {
         self.started_unix
-    }
-
-    /// A progress bar with ETA (drawn only on a terminal).
-    pub fn progress(&self, len: u64, what: &str) -> ProgressBar {
-        kiln_core::progress::bar(len, what)
     }
 
     /// The run's main table, titled as every kiln table is: the experiment's title, the

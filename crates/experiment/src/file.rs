@@ -38,20 +38,6 @@ impl PaperNumbers {
         v.as_f64()
     }
 
-    /// The text at a dotted path (notes that go with the numbers).
-    pub fn text(&self, path: &str) -> Option<&str> {
-        let mut parts = path.split('.');
-        let mut v = self.0.get(parts.next()?)?;
-        for p in parts {
-            v = v.get(p)?;
-        }
-        v.as_str()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(&self.0).unwrap_or_default()
     }
@@ -146,7 +132,7 @@ mod tests {
         .unwrap();
         assert_eq!(f.paper.get("sst2"), Some(93.5));
         assert_eq!(f.paper.get("width.base"), Some(21.6));
-        assert_eq!(f.paper.text("width.note"), Some("n"));
+        assert_eq!(f.paper.get("width.note"), None, "text is not a number");
         assert_eq!(f.paper.get("width.large"), None);
         assert_eq!(f.paper.get("nothing"), None);
     }

@@ -61,7 +61,8 @@ pub fn entry(name: &str) -> Result<Entry> {
 /// Downloads model `name` into `<cache>/<entry.cache>` from the source its registry entry
 /// names. `Ok(None)`: the registry names no downloadable source for it.
 pub fn fetch_registered(name: &str, cache: &Path) -> Result<Option<PathBuf>> {
-    let Ok(e) = entry(name) else {
+    // An unreadable registry is an error; a name it does not list has no source.
+    let Some(e) = registry()?.entry.into_iter().find(|e| e.name == name) else {
         return Ok(None);
     };
     let dest = cache.join(&e.cache);

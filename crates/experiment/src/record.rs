@@ -138,10 +138,6 @@ impl RunRecord {
         self
     }
 
-    pub fn metrics(&self) -> &BTreeMap<String, f64> {
-        &self.metrics
-    }
-
     /// Writes tables (Markdown + CSV), plots (SVG + PNG), predictions and `run.json` into
     /// `ctx.out`, all or nothing, and prints the tables.
     pub fn finish(self, ctx: &RunContext) -> Result<PathBuf> {

@@ -58,6 +58,16 @@ impl Resolver {
         }
     }
 
+    /// A resolver with no flags and no downloads over `cache` (benchmarks, tests).
+    pub fn offline(cache: &Path) -> Self {
+        Self {
+            data_dir: None,
+            model: None,
+            download: false,
+            cache: cache.to_path_buf(),
+        }
+    }
+
     /// Data roots in resolution order (`--data-dir`, `KILN_DATA`, cache, shared data).
     pub fn data_roots(&self) -> Vec<Resolved> {
         let mut v = Vec::new();
@@ -275,16 +285,14 @@ mod tests {
     fn resolver(data_dir: Option<&Path>, cache: &Path) -> Resolver {
         Resolver {
             data_dir: data_dir.map(Path::to_path_buf),
-            model: None,
-            download: false,
-            cache: cache.to_path_buf(),
+            ..Resolver::offline(cache)
         }
     }
 
     #[test]
     fn missing_inputs_say_what_to_put_where() {
         let c = tempfile::tempdir().unwrap();
-        let r = resolver(Some(Path::new("/nowhere")), c.path());
+        let r = resolver(Some(&c.path().join("missing")), c.path());
         let e = r.model("bert-large-nonexistent").unwrap_err().to_string();
         assert!(
             e.contains("--model") && e.contains("KILN_MODELS") && e.contains("config.json"),
@@ -318,7 +326,7 @@ mod tests {
         assert_eq!(r.find_task(GlueTask::Qqp).unwrap().how, "--data-dir");
         // A folder given by flag is used as it is.
         std::fs::write(d.path().join("valid.txt"), "x").unwrap();
-        let r = resolver(Some(d.path()), Path::new("/nowhere"));
+        let r = resolver(Some(d.path()), &d.path().join("no-cache"));
         let f = r.find_folder("wikitext-2", &["valid.txt"]).unwrap();
         assert_eq!(f.path, d.path());
     }

@@ -161,9 +161,7 @@ fn glue_parquet_download_from_local_hub() {
     // And resolution finds it under the given root.
     let r = kiln_experiment::Resolver {
         data_dir: Some(d.path().join("glue")),
-        model: None,
-        download: false,
-        cache: d.path().join("cache"),
+        ..kiln_experiment::Resolver::offline(&d.path().join("cache"))
     };
     let t = r.find_task(GlueTask::Rte).unwrap();
     assert!(

@@ -12,12 +12,7 @@ use kiln_report::{Cell, Table};
 /// learned thresholds is ltp-glue's job.
 pub fn removal_vs_dense(a: &BenchArgs) -> Result<()> {
     let cache = &a.cache_root();
-    let resolver = Resolver {
-        data_dir: None,
-        model: None,
-        download: false,
-        cache: cache.to_path_buf(),
-    };
+    let resolver = Resolver::offline(cache);
     let device = a.first_device()?;
     let mut table = Table::new(
         "Learned token pruning: real token removal vs the dense model (MiniLM, dev sets)",

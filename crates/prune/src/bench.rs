@@ -92,12 +92,7 @@ pub fn pruned_vs_dense(a: &BenchArgs) -> Result<()> {
 /// stages, constraint 0.5) of the fine-tuned MiniLM on `task`, as the pruning issue's target.
 fn prune_time(dir: &Path, task: &str, cache: &Path, device: &Device) -> Result<StageTimes> {
     let t = kiln_data::GlueTask::parse(task)?;
-    let resolver = Resolver {
-        data_dir: None,
-        model: None,
-        download: false,
-        cache: cache.to_path_buf(),
-    };
+    let resolver = Resolver::offline(cache);
     let files = resolver.task(t)?;
     let (model, ck) = kiln_models::bert::load_classifier(dir, t.num_labels(), device)?;
     let max_len = if task == "sst2" { 64 } else { 128 };

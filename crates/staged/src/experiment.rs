@@ -413,7 +413,6 @@ impl Paper for StagedTraining {
         file: &ExperimentFile<Profile>,
         p: &Profile,
     ) -> Result<RunRecord> {
-        self.validate(p)?;
         let r = run_profile(ctx, p)?;
         record(file, p, ctx, &r)
     }
