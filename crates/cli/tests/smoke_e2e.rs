@@ -142,11 +142,44 @@ fn glue_pruning_smoke_runs_end_to_end() {
             "kept_per_layer_syn-sentiment.png",
             "speedup_vs_flops.png",
             "predictions/syn-sentiment-c0.5-dev.csv",
+            "latency.md",
+            "latency_target_vs_measured.svg",
         ],
     );
     let meta = run_json(&dir);
     let m = &meta["metrics"];
+    let seed = meta["seed"].as_u64().unwrap();
+    let table = std::fs::read_to_string(dir.join("table.md")).unwrap();
+    assert!(
+        table.contains("exact solver") && table.contains(" ± "),
+        "{table}"
+    );
     for c in ["0.5", "0.7"] {
+        // Two sample-set seeds (the run's seed and the next), each recorded; the speedup comes
+        // with its quartiles and the MAC bound it is checked against.
+        for s in [seed, seed + 1] {
+            assert!(
+                m[format!("syn-sentiment.c{c}.seed{s}.tuned")].is_f64(),
+                "seed {s}"
+            );
+        }
+        assert!(m[format!("syn-sentiment.c{c}.tuned_sd")].is_f64());
+        assert!(m[format!("syn-sentiment.c{c}.exact_solver.tuned")].is_f64());
+        let (q25, q75) = (
+            m[format!("syn-sentiment.c{c}.speedup_q25")]
+                .as_f64()
+                .unwrap(),
+            m[format!("syn-sentiment.c{c}.speedup_q75")]
+                .as_f64()
+                .unwrap(),
+        );
+        assert!(
+            q25 <= q75
+                && m[format!("syn-sentiment.c{c}.speedup_mac_bound")]
+                    .as_f64()
+                    .unwrap()
+                    > 1.0
+        );
         let ratio = m[format!("syn-sentiment.c{c}.mac_ratio")].as_f64().unwrap();
         assert!(
             ratio <= c.parse::<f64>().unwrap() + 1e-9,
@@ -158,9 +191,12 @@ fn glue_pruning_smoke_runs_end_to_end() {
             tuned > unpruned - 10.0,
             "C={c}: tuned {tuned} vs unpruned {unpruned}"
         );
+        // The predictions are the first seed's tuned model.
         check_glue_predictions(
             &dir.join(format!("predictions/syn-sentiment-c{c}-dev.csv")),
-            tuned,
+            m[format!("syn-sentiment.c{c}.seed{seed}.tuned")]
+                .as_f64()
+                .unwrap(),
         );
     }
     // The physically pruned model was saved into the run's cache and loads back smaller.

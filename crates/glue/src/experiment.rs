@@ -401,6 +401,89 @@ fn run_smoke(p: &FinetuneProfile, ctx: &RunContext) -> Result<Vec<TaskRun>> {
 }
 
 fn run_real(p: &FinetuneProfile, ctx: &RunContext) -> Result<(Vec<TaskRun>, String)> {
+    run_real_tasks(p, &ctx.args.tasks_or(&p.tasks), ctx)
+}
+
+/// What a fine-tuning stage run by another experiment produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct FinetuneSummary {
+    pub task: String,
+    /// The glue-finetune profile it was trained with.
+    pub profile: String,
+    pub metric: String,
+    pub value: f64,
+    pub train_examples: usize,
+    pub epochs: f64,
+    pub steps: usize,
+    pub seconds: f64,
+}
+
+impl FinetuneSummary {
+    pub fn line(&self) -> String {
+        format!(
+            "{} (glue-finetune `{}`: {} train examples, {} epochs, {} steps, {:.0} s; dev {} {:.2})",
+            self.task,
+            self.profile,
+            self.train_examples,
+            self.epochs,
+            self.steps,
+            self.seconds,
+            self.metric,
+            self.value
+        )
+    }
+}
+
+fn profile_named(name: &str) -> Result<FinetuneProfile> {
+    let file = kiln_experiment::file::load::<FinetuneProfile>(NAME)?;
+    file.profiles
+        .get(name)
+        .cloned()
+        .with_context(|| format!("experiments/{NAME}.toml has no profile `{name}`"))
+}
+
+/// Whether [`finetune_missing`] can run `tasks` with glue-finetune's `profile` (the base model
+/// found or downloadable, the GLUE data found).
+pub fn finetune_inputs(profile: &str, tasks: &[String], args: &RunArgs) -> Result<String, String> {
+    let mut p = profile_named(profile).map_err(|e| format!("{e:#}"))?;
+    p.tasks = args.tasks_or(tasks);
+    let mut args = args.clone();
+    args.tasks = None;
+    GlueFinetune.inputs(profile, &p, &args).map(|found| {
+        format!("the run fine-tunes them first with glue-finetune's `{profile}` profile ({found})")
+    })
+}
+
+/// Fine-tunes `tasks` with glue-finetune's `profile` into the cache the pruning experiments read
+/// ([`crate::checkpoints::finetuned_dir`]), as the first stage of an experiment that starts from
+/// fine-tuned checkpoints.
+pub fn finetune_missing(
+    profile: &str,
+    tasks: &[String],
+    ctx: &RunContext,
+) -> Result<Vec<FinetuneSummary>> {
+    let p = profile_named(profile)?;
+    let (runs, _) = run_real_tasks(&p, tasks, ctx)?;
+    Ok(runs
+        .into_iter()
+        .map(|r| FinetuneSummary {
+            task: r.task,
+            profile: profile.to_string(),
+            metric: r.metric,
+            value: r.value,
+            train_examples: r.train_examples,
+            epochs: r.epochs,
+            steps: r.steps,
+            seconds: r.seconds,
+        })
+        .collect())
+}
+
+fn run_real_tasks(
+    p: &FinetuneProfile,
+    tasks: &[String],
+    ctx: &RunContext,
+) -> Result<(Vec<TaskRun>, String)> {
     let model_dir = ctx.resolver.model(&p.model)?;
     println!("model: {} ({})", model_dir.path.display(), model_dir.how);
     let ck = kiln_models::bert::validate_checkpoint(&model_dir.path)?;
@@ -418,7 +501,7 @@ fn run_real(p: &FinetuneProfile, ctx: &RunContext) -> Result<(Vec<TaskRun>, Stri
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| p.model.clone());
     let mut runs = Vec::new();
-    for t in &ctx.args.tasks_or(&p.tasks) {
+    for t in tasks {
         let task = GlueTask::parse(t)?;
         let files = ctx.resolver.task(task)?;
         println!(

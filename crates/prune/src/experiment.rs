@@ -22,6 +22,7 @@ use kiln_glue::checkpoints::{
     avg_len, check_vocab, finetuned_checkpoint, finetuned_inputs, real_glue, save_with_tokenizer,
     smoke_glue, smoke_train_config, GlueModel, SMOKE_MODEL,
 };
+use kiln_glue::experiment::{finetune_inputs, finetune_missing, FinetuneSummary};
 use kiln_models::bert::{load_qa, save_classifier, save_qa, PrunePlan};
 use kiln_models::finetune::{finetune_qa, predict, predict_spans, score};
 use kiln_models::{
@@ -31,8 +32,8 @@ use kiln_report::{Cell, Series, Table};
 use serde::{Deserialize, Serialize};
 
 use crate::importance::{collect_mask_grads, magnitude};
-use crate::latency::encoder_latency;
-use crate::search::search_mac;
+use crate::latency::{interleaved_speedup, measure_lut, LutReport, Speedup};
+use crate::search::{estimate_latency, search_mac, PiecewiseLatency};
 use crate::{
     cost::task_seq_len, prune, sample_batches, sample_indices, Criterion, MacModel, Masks,
     PruneOptions, Solver, Teacher,
@@ -60,21 +61,64 @@ pub struct Profile {
     num_samples: usize,
     batch_size: usize,
     max_len: usize,
+    /// Sample sets per cell, seeded `run seed + i` (the reference draws one, seed 0): every
+    /// stage is reported as mean ± standard deviation over them.
+    #[serde(default = "default_seeds")]
+    seeds: usize,
+    /// Speedup measurement: batch, warm-up runs and timed (dense, pruned) pairs.
     bench_batch: usize,
-    bench_runs: usize,
+    #[serde(default = "default_warmup")]
+    bench_warmup: usize,
+    bench_pairs: usize,
     /// Reconstruction target of mask tuning: "sqrt" (the official code: the √C search result)
     /// or "original" (the unpruned model).
     #[serde(default = "default_teacher")]
     teacher: String,
-    /// Tuning solver: "exact" (default) or "lsmr" (the reference's).
+    /// Tuning solver of the headline rows: "lsmr" (the reference's, default) or "exact".
     #[serde(default)]
     solver: Solver,
+    /// Labelled ablation rows, each a change of the headline settings.
+    #[serde(default)]
+    ablation: Vec<Ablation>,
+    /// The latency-constrained search (§4.3), when set.
+    latency: Option<LatencyProfile>,
+    /// glue-finetune profile that fine-tunes missing checkpoints as the run's first stage
+    /// (`None`: a missing checkpoint is an error).
+    finetune: Option<String>,
     #[serde(default)]
     task: BTreeMap<String, TaskOverride>,
 }
 
+/// One ablation: what it changes from the headline settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Ablation {
+    label: String,
+    solver: Option<Solver>,
+    num_samples: Option<usize>,
+    seeds: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LatencyProfile {
+    /// Fractions of the unpruned model's latency (as the lookup tables estimate it).
+    constraints: Vec<f64>,
+    /// Tasks searched under latency constraints (default: all of the profile's).
+    tasks: Option<Vec<String>>,
+    /// Lookup tables: batch (sequence length = the task's padded length), timed runs per width,
+    /// FFN widths measured every `ffn_stride` neurons.
+    batch: usize,
+    runs: usize,
+    ffn_stride: usize,
+}
+
 fn default_teacher() -> String {
     "sqrt".into()
+}
+fn default_seeds() -> usize {
+    3
+}
+fn default_warmup() -> usize {
+    2
 }
 
 /// A fine-tuned model and its data, ready to prune.
@@ -267,10 +311,18 @@ impl Prepared {
     }
 
     /// The dev metric with `masks` applied, and the per-example predictions it was computed
-    /// from.
+    /// from. The masks are folded into a physically smaller model first (same outputs, tested
+    /// in `properties.rs`; a fraction of the cost).
     fn dev_eval(&self, masks: Option<&Masks>, device: &Device) -> Result<(f64, Preds)> {
-        let enc = match masks {
-            Some(m) => Some(m.to_encoder(self.bert(), device)?),
+        let small = match masks {
+            Some(m) => {
+                let enc = m.to_encoder(self.bert(), device)?;
+                Some(
+                    self.bert()
+                        .shrink(&self.config, &PrunePlan::from_masks(&enc))?
+                        .0,
+                )
+            }
             None => None,
         };
         let pad = self.tok.pad_id as i64;
@@ -283,7 +335,16 @@ impl Prepared {
                 metric_names,
                 ..
             } => {
-                let out = predict(model, dev, pad, 64, enc.as_ref(), device);
+                let out = match small {
+                    Some(bert) => {
+                        let m = BertForSequenceClassification {
+                            bert,
+                            ..model.clone()
+                        };
+                        predict(&m, dev, pad, 64, None, device)
+                    }
+                    None => predict(model, dev, pad, 64, None, device),
+                };
                 let idx: Vec<usize> = (0..dev.len()).collect();
                 let rows = kiln_experiment::predictions::glue_rows(*task, &idx, &out, dev_labels);
                 (score(metric_names, &out, dev_labels), Preds::Glue(rows))
@@ -295,7 +356,16 @@ impl Prepared {
                 decode,
                 ..
             } => {
-                let (s, e) = predict_spans(model, dev, pad, 32, enc.as_ref(), device);
+                let (s, e) = match small {
+                    Some(bert) => {
+                        let m = BertForQuestionAnswering {
+                            bert,
+                            qa_outputs: model.qa_outputs.clone(),
+                        };
+                        predict_spans(&m, dev, pad, 32, None, device)
+                    }
+                    None => predict_spans(model, dev, pad, 32, None, device),
+                };
                 let pred = squad_predictions(dev_examples, dev, &s, &e, *decode);
                 let (em, f1) = kiln_data::squad::evaluate(dev_examples, &pred);
                 let scores =
@@ -303,22 +373,36 @@ impl Prepared {
                 (scores, Preds::Squad(pred))
             }
         };
-        let m = scores.get(&self.main_metric).copied().unwrap_or(f64::NAN);
+        let m = *scores.get(&self.main_metric).with_context(|| {
+            format!(
+                "{}: the evaluation produced {:?} but not the main metric `{}`",
+                self.name,
+                scores.keys().collect::<Vec<_>>(),
+                self.main_metric
+            )
+        })?;
+        if !m.is_finite() {
+            bail!(
+                "{}: dev {} is {m} (non-finite): the model's outputs or the dev labels are broken",
+                self.name,
+                self.main_metric
+            );
+        }
         Ok((m, preds))
     }
 
-    /// The official sample set: `n` draws with replacement (seed 0), in draw order.
-    fn samples(&self, n: usize, batch_size: usize) -> Result<Vec<kiln_data::Batch>> {
+    /// The official sample set: `n` draws with replacement (seeded), in draw order.
+    fn samples(&self, n: usize, batch_size: usize, seed: u64) -> Result<Vec<kiln_data::Batch>> {
         let pad = self.tok.pad_id as i64;
         Ok(match &self.head {
             Head::Glue {
                 train,
                 train_labels,
                 ..
-            } => sample_batches(train, train_labels, n, batch_size, pad, 0)?,
+            } => sample_batches(train, train_labels, n, batch_size, pad, seed)?,
             Head::Squad { train, .. } => {
                 let pool: Vec<usize> = (0..train.len()).collect();
-                let order = sample_indices(&pool, n, 0);
+                let order = sample_indices(&pool, n, seed);
                 if order.is_empty() {
                     bail!("{}: no training features to sample", self.name);
                 }
@@ -355,32 +439,119 @@ impl Prepared {
     }
 }
 
-/// One (task, constraint) result.
+/// One seed's pruning of one cell.
 #[derive(Debug, Clone, Serialize)]
-struct Cellres {
-    task: String,
-    constraint: f64,
-    unpruned: f64,
+struct SeedRun {
+    seed: u64,
     search: f64,
     rearranged: f64,
     tuned: f64,
-    magnitude: f64,
     mac_ratio: f64,
     gradients_s: f64,
     search_s: f64,
     rearrange_s: f64,
     tuning_s: f64,
-    speedup: f64,
-    dense_latency_s: f64,
-    pruned_latency_s: f64,
+    /// Of `tuning_s`, the seconds in the least-squares solver.
+    solver_s: f64,
+    tuning_aborted: Option<String>,
     kept_heads: Vec<usize>,
     kept_neurons: Vec<usize>,
-    tuning_aborted: Option<String>,
+}
+
+impl SeedRun {
+    fn total_s(&self) -> f64 {
+        self.gradients_s + self.search_s + self.rearrange_s + self.tuning_s
+    }
+}
+
+/// One (task, constraint, setting) row: every seed's run and their summary.
+#[derive(Debug, Clone, Serialize)]
+struct Cellres {
+    task: String,
+    constraint: f64,
+    /// "reference" for the headline rows, else the ablation's label.
+    setting: String,
+    headline: bool,
+    solver: Solver,
     num_samples: usize,
-    bench_seq: usize,
-    /// The tuned model's dev predictions (written as files, not into run.json).
+    unpruned: f64,
+    magnitude: f64,
+    runs: Vec<SeedRun>,
+    /// Dense vs physically pruned (first seed's architecture), headline rows only.
+    speedup: Option<Speedup>,
+    /// Counted-MAC speedup bound at the benchmark's sequence length: a measured speedup above it
+    /// is a measurement artefact, not a result.
+    mac_bound: Option<f64>,
+    full_heads: usize,
+    full_neurons: usize,
+    /// The first seed's tuned model's dev predictions (written as files, not into run.json).
     #[serde(skip)]
     predictions: Option<Preds>,
+}
+
+/// Mean and sample standard deviation.
+fn mean_sd(v: &[f64]) -> (f64, f64) {
+    let n = v.len().max(1) as f64;
+    let m = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 {
+        v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (m, var.sqrt())
+}
+
+impl Cellres {
+    fn stat(&self, f: impl Fn(&SeedRun) -> f64) -> (f64, f64) {
+        mean_sd(&self.runs.iter().map(f).collect::<Vec<_>>())
+    }
+    fn cell(&self, f: impl Fn(&SeedRun) -> f64) -> Cell {
+        let (m, sd) = self.stat(f);
+        if self.runs.len() > 1 {
+            Cell::text(format!("{m:.2} ± {sd:.2}"))
+        } else {
+            Cell::num(m, 2)
+        }
+    }
+    fn first(&self) -> &SeedRun {
+        &self.runs[0]
+    }
+    /// The speedup as the table prints it: median [quartiles], or flagged above the MAC bound.
+    fn speedup_text(&self) -> String {
+        match (&self.speedup, self.mac_bound) {
+            (Some(s), Some(b)) if s.median > b => format!(
+                "{:.2}x [{:.2}-{:.2}] ABOVE MAC BOUND {b:.2}x: not a result",
+                s.median, s.q25, s.q75
+            ),
+            (Some(s), _) => format!("{:.2}x [{:.2}-{:.2}]", s.median, s.q25, s.q75),
+            (None, _) => "-".into(),
+        }
+    }
+    fn aborted(&self) -> usize {
+        self.runs
+            .iter()
+            .filter(|r| r.tuning_aborted.is_some())
+            .count()
+    }
+}
+
+/// One latency-constrained search result (first seed's sample set).
+#[derive(Debug, Clone, Serialize)]
+struct LatencyRes {
+    task: String,
+    /// Target: fraction of the unpruned model's latency.
+    constraint: f64,
+    /// Latency ratio the lookup tables predict for the tuned mask.
+    estimated_ratio: f64,
+    /// Measured interleaved against the dense model on the same input.
+    measured: Speedup,
+    mac_ratio: f64,
+    unpruned: f64,
+    search: f64,
+    tuned: f64,
+    tuning_aborted: Option<String>,
+    kept_heads: Vec<usize>,
+    kept_neurons: Vec<usize>,
 }
 
 /// Per-example dev predictions in the field's format.
@@ -392,10 +563,94 @@ enum Preds {
     Squad(BTreeMap<String, String>),
 }
 
-fn run_task(t: &Prepared, p: &Profile, model_name: &str, ctx: &RunContext) -> Result<Vec<Cellres>> {
+/// A setting the cells run under: the headline (reference) or one ablation.
+#[derive(Debug, Clone)]
+struct Setting {
+    label: String,
+    headline: bool,
+    solver: Solver,
+    num_samples: usize,
+    seeds: Vec<u64>,
+}
+
+fn settings(p: &Profile, task: &str, run_seed: u64) -> Vec<Setting> {
+    let n = p
+        .task
+        .get(task)
+        .and_then(|o| o.num_samples)
+        .unwrap_or(p.num_samples);
+    let seeds = |k: usize| (0..k.max(1) as u64).map(|i| run_seed + i).collect();
+    let mut v = vec![Setting {
+        label: "reference".into(),
+        headline: true,
+        solver: p.solver,
+        num_samples: n,
+        seeds: seeds(p.seeds),
+    }];
+    for a in &p.ablation {
+        v.push(Setting {
+            label: a.label.clone(),
+            headline: false,
+            solver: a.solver.unwrap_or(p.solver),
+            num_samples: a.num_samples.unwrap_or(n),
+            seeds: seeds(a.seeds.unwrap_or(p.seeds)),
+        });
+    }
+    v
+}
+
+/// Everything a task's run produced.
+struct TaskOut {
+    cells: Vec<Cellres>,
+    latency: Vec<LatencyRes>,
+}
+
+fn run_task(
+    t: &Prepared,
+    p: &Profile,
+    model_name: &str,
+    ctx: &RunContext,
+    luts: &mut BTreeMap<(usize, usize), LutReport>,
+) -> Result<TaskOut> {
     match &t.head {
-        Head::Glue { model, .. } => run_cells(t, &model.valid(), p, model_name, ctx),
-        Head::Squad { model, .. } => run_cells(t, &model.valid(), p, model_name, ctx),
+        Head::Glue { model, .. } => run_cells(t, &model.valid(), p, model_name, ctx, luts),
+        Head::Squad { model, .. } => run_cells(t, &model.valid(), p, model_name, ctx, luts),
+    }
+}
+
+/// Gradients of one sample set, shared by every constraint and setting that draws it.
+struct Drawn {
+    samples: Vec<kiln_data::Batch>,
+    grads: crate::MaskGrads,
+    seconds: f64,
+}
+
+/// The sample sets drawn so far, by (size, seed).
+struct Draws {
+    drawn: BTreeMap<(usize, u64), Drawn>,
+    batch_size: usize,
+}
+
+impl Draws {
+    fn get<M: EncoderTask>(
+        &mut self,
+        t: &Prepared,
+        model: &M,
+        n: usize,
+        seed: u64,
+        device: &Device,
+    ) -> Result<&Drawn> {
+        if let std::collections::btree_map::Entry::Vacant(e) = self.drawn.entry((n, seed)) {
+            let samples = t.samples(n, self.batch_size, seed)?;
+            let t0 = Instant::now();
+            let grads = collect_mask_grads(model, &samples, device)?;
+            e.insert(Drawn {
+                samples,
+                grads,
+                seconds: t0.elapsed().as_secs_f64(),
+            });
+        }
+        Ok(&self.drawn[&(n, seed)])
     }
 }
 
@@ -405,113 +660,248 @@ fn run_cells<M: EncoderTask>(
     p: &Profile,
     model_name: &str,
     ctx: &RunContext,
-) -> Result<Vec<Cellres>> {
+    luts: &mut BTreeMap<(usize, usize), LutReport>,
+) -> Result<TaskOut> {
     let device = &ctx.device;
     let bert = model.encoder();
     let unpruned = t.dev_metric(None, device)?;
-    let n = p
-        .task
-        .get(&t.name)
-        .and_then(|o| o.num_samples)
-        .unwrap_or(p.num_samples);
     let batch_size = p
         .task
         .get(&t.name)
         .and_then(|o| o.batch_size)
         .unwrap_or(p.batch_size);
-    let samples = t.samples(n, batch_size)?;
+    let settings = settings(p, &t.name, ctx.seed);
     println!(
-        "{}: unpruned dev {} = {unpruned:.2}; {n} samples; cost-model s = {:.2}",
-        t.name, t.main_metric, t.seq_len
+        "{}: unpruned dev {} = {unpruned:.2}; cost-model s = {:.2}; settings: {}",
+        t.name,
+        t.main_metric,
+        t.seq_len,
+        settings
+            .iter()
+            .map(|s| format!(
+                "{} ({} samples x {} seeds, {})",
+                s.label,
+                s.num_samples,
+                s.seeds.len(),
+                s.solver.label()
+            ))
+            .collect::<Vec<_>>()
+            .join("; ")
     );
-    let t0 = Instant::now();
-    let grads = collect_mask_grads(model, &samples, device)?;
-    let gradients_s = t0.elapsed().as_secs_f64();
     let cost = MacModel::from_config(&t.config, t.seq_len);
+    let bench_cost = MacModel::from_config(&t.config, t.bench_seq as f64);
     let mag = magnitude(bert);
-    let dense_latency = encoder_latency(bert, p.bench_batch, t.bench_seq, p.bench_runs, device);
-    let mut out = Vec::new();
+    let teacher = if p.teacher == "original" {
+        Teacher::Original
+    } else {
+        Teacher::SqrtConstraint
+    };
+    let mut draw = Draws {
+        drawn: BTreeMap::new(),
+        batch_size,
+    };
+    // Dev metrics of the search/rearrangement stages depend only on (sample set, constraint):
+    // ablations that change the solver reuse them.
+    let mut stage_metrics: BTreeMap<(usize, u64, u64), (f64, f64)> = BTreeMap::new();
+    let mut cells = Vec::new();
     for &c in &p.constraints {
-        let opts = PruneOptions {
-            constraint: c,
-            criterion: Criterion::Fisher,
-            seq_len: t.seq_len,
-            rearrange: true,
-            tune: true,
-            teacher: if p.teacher == "original" {
-                Teacher::Original
-            } else {
-                Teacher::SqrtConstraint
-            },
-            solver: p.solver,
-        };
-        let res = prune(model, &samples, Some(&grads), &opts, device)?;
-        let m_mag = search_mac(&mag, &cost, c)?.masks;
-        let (search, rearranged, tuned, magnitude) = (
-            t.dev_metric(Some(&res.search), device)?,
-            t.dev_metric(Some(&res.rearranged), device)?,
-            t.dev_eval(Some(&res.tuned), device)?,
-            t.dev_metric(Some(&m_mag), device)?,
-        );
-        let enc_masks = res.tuned.to_encoder(bert, device)?;
-        let (small_bert, small_cfg) = bert.shrink(&t.config, &PrunePlan::from_masks(&enc_masks))?;
-        let pruned_latency = encoder_latency(
-            &small_bert,
-            p.bench_batch,
-            t.bench_seq,
-            p.bench_runs,
-            device,
-        );
-        let save_to = ctx
-            .cache
-            .join("pruned")
-            .join(model_name)
-            .join(&t.name)
-            .join(format!("c{c}"));
-        save_with_tokenizer(
-            |tok| t.save_pruned(small_bert, &small_cfg, tok, &save_to),
-            &t.tok,
-        )?;
-        let (tuned, tuned_preds) = tuned;
-        let r = Cellres {
-            task: t.name.clone(),
-            constraint: c,
-            unpruned,
-            search,
-            rearranged,
-            tuned,
-            magnitude,
-            mac_ratio: res.mac_ratio,
-            gradients_s,
-            search_s: res.times.search_s,
-            rearrange_s: res.times.rearrange_s,
-            tuning_s: res.times.tuning_s,
-            speedup: dense_latency / pruned_latency,
-            dense_latency_s: dense_latency,
-            pruned_latency_s: pruned_latency,
-            kept_heads: res.tuned.kept_heads(),
-            kept_neurons: res.tuned.kept_neurons(),
-            tuning_aborted: res.tuning.aborted.clone(),
-            num_samples: n,
-            bench_seq: t.bench_seq,
-            predictions: Some(tuned_preds),
-        };
-        println!(
-            "{} C={c}: search {:.2}, +rearrange {:.2}, +tune {:.2} (unpruned {:.2}), magnitude {:.2}; MACs {:.1}%; prune {:.1} s; speedup {:.2}x{}",
-            t.name,
-            search,
-            rearranged,
-            tuned,
-            unpruned,
-            magnitude,
-            100.0 * res.mac_ratio,
-            gradients_s + res.times.search_s + res.times.rearrange_s + res.times.tuning_s,
-            r.speedup,
-            r.tuning_aborted.as_ref().map(|a| format!("; tuning stopped: {a}")).unwrap_or_default()
-        );
-        out.push(r);
+        let magnitude = t.dev_metric(Some(&search_mac(&mag, &cost, c)?.masks), device)?;
+        for st in &settings {
+            let mut runs = Vec::new();
+            let mut predictions = None;
+            let mut first_tuned = None;
+            for (i, &seed) in st.seeds.iter().enumerate() {
+                let d = draw.get(t, model, st.num_samples, seed, device)?;
+                let opts = PruneOptions {
+                    constraint: c,
+                    criterion: Criterion::Fisher,
+                    seq_len: t.seq_len,
+                    rearrange: true,
+                    tune: true,
+                    teacher,
+                    solver: st.solver,
+                    latency: None,
+                };
+                let res = prune(model, &d.samples, Some(&d.grads), &opts, device)?;
+                let key = (st.num_samples, seed, c.to_bits());
+                let (search, rearranged) = match stage_metrics.get(&key) {
+                    Some(&v) => v,
+                    None => {
+                        let v = (
+                            t.dev_metric(Some(&res.search), device)?,
+                            t.dev_metric(Some(&res.rearranged), device)?,
+                        );
+                        stage_metrics.insert(key, v);
+                        v
+                    }
+                };
+                let (tuned, preds) = t.dev_eval(Some(&res.tuned), device)?;
+                if i == 0 {
+                    predictions = Some(preds);
+                    first_tuned = Some(res.tuned.clone());
+                }
+                let solver_s: f64 = res.tuning.blocks.iter().map(|b| b.solve_s).sum();
+                println!(
+                    "{} C={c} [{} seed {seed}]: search {search:.2}, +rearrange {rearranged:.2}, +tune {tuned:.2} (unpruned {unpruned:.2}, magnitude {magnitude:.2}); MACs {:.1}%; tuning {:.1} s (solver {solver_s:.1} s){}",
+                    t.name,
+                    st.label,
+                    100.0 * res.mac_ratio,
+                    res.times.tuning_s,
+                    res.tuning.aborted.as_ref().map(|a| format!("; tuning stopped: {a}")).unwrap_or_default()
+                );
+                runs.push(SeedRun {
+                    seed,
+                    search,
+                    rearranged,
+                    tuned,
+                    mac_ratio: res.mac_ratio,
+                    gradients_s: d.seconds,
+                    search_s: res.times.search_s,
+                    rearrange_s: res.times.rearrange_s,
+                    tuning_s: res.times.tuning_s,
+                    solver_s,
+                    tuning_aborted: res.tuning.aborted.clone(),
+                    kept_heads: res.tuned.kept_heads(),
+                    kept_neurons: res.tuned.kept_neurons(),
+                });
+            }
+            let (mut speedup, mut mac_bound) = (None, None);
+            if st.headline {
+                let tuned = first_tuned.expect("at least one seed");
+                let enc_masks = tuned.to_encoder(bert, device)?;
+                let (small, small_cfg) =
+                    bert.shrink(&t.config, &PrunePlan::from_masks(&enc_masks))?;
+                let s = interleaved_speedup(
+                    bert,
+                    &small,
+                    p.bench_batch,
+                    t.bench_seq,
+                    p.bench_warmup,
+                    p.bench_pairs,
+                    device,
+                );
+                let bound = 1.0 / bench_cost.ratio(&tuned);
+                println!(
+                    "{} C={c}: speedup {:.2}x [{:.2}-{:.2}] over {} interleaved pairs (MAC bound {bound:.2}x)",
+                    t.name, s.median, s.q25, s.q75, s.pairs
+                );
+                speedup = Some(s);
+                mac_bound = Some(bound);
+                let save_to = ctx
+                    .cache
+                    .join("pruned")
+                    .join(model_name)
+                    .join(&t.name)
+                    .join(format!("c{c}"));
+                save_with_tokenizer(
+                    |tok| t.save_pruned(small, &small_cfg, tok, &save_to),
+                    &t.tok,
+                )?;
+            }
+            cells.push(Cellres {
+                task: t.name.clone(),
+                constraint: c,
+                setting: st.label.clone(),
+                headline: st.headline,
+                solver: st.solver,
+                num_samples: st.num_samples,
+                unpruned,
+                magnitude,
+                runs,
+                speedup,
+                mac_bound,
+                full_heads: t.config.num_attention_heads,
+                full_neurons: t.config.intermediate_size,
+                predictions: if st.headline { predictions } else { None },
+            });
+        }
     }
-    Ok(out)
+
+    // The latency-constrained search (§4.3) on the headline's first sample set.
+    let mut latency = Vec::new();
+    if let Some(lp) = &p.latency {
+        let wanted = lp.tasks.as_ref().is_none_or(|ts| ts.contains(&t.name));
+        if wanted && !lp.constraints.is_empty() {
+            let key = (lp.batch, t.bench_seq);
+            if let std::collections::btree_map::Entry::Vacant(slot) = luts.entry(key) {
+                println!(
+                    "{}: measuring latency lookup tables on {} (batch {}, {} tokens; every head count, FFN widths every {} neurons)",
+                    t.name,
+                    ctx.device_label(),
+                    lp.batch,
+                    t.bench_seq,
+                    lp.ffn_stride
+                );
+                let r = measure_lut(
+                    bert,
+                    &t.config,
+                    lp.batch,
+                    t.bench_seq,
+                    lp.ffn_stride,
+                    lp.runs,
+                    device,
+                )?;
+                slot.insert(r);
+            }
+            let lut = luts[&key].lut.clone();
+            let (mha, ffn) = (
+                PiecewiseLatency::fit(&lut.mha),
+                PiecewiseLatency::fit(&lut.ffn),
+            );
+            let full_est = estimate_latency(&Masks::ones_for(bert), &mha, &ffn);
+            let head = &settings[0];
+            let seed = head.seeds[0];
+            let d = draw.get(t, model, head.num_samples, seed, device)?;
+            for &c in &lp.constraints {
+                let opts = PruneOptions {
+                    constraint: c,
+                    criterion: Criterion::Fisher,
+                    seq_len: t.seq_len,
+                    rearrange: true,
+                    tune: true,
+                    teacher,
+                    solver: head.solver,
+                    latency: Some(lut.clone()),
+                };
+                let res = prune(model, &d.samples, Some(&d.grads), &opts, device)?;
+                let search = t.dev_metric(Some(&res.search), device)?;
+                let tuned = t.dev_metric(Some(&res.tuned), device)?;
+                let enc_masks = res.tuned.to_encoder(bert, device)?;
+                let (small, _) = bert.shrink(&t.config, &PrunePlan::from_masks(&enc_masks))?;
+                let measured = interleaved_speedup(
+                    bert,
+                    &small,
+                    lp.batch,
+                    t.bench_seq,
+                    p.bench_warmup,
+                    p.bench_pairs,
+                    device,
+                );
+                let estimated_ratio = estimate_latency(&res.tuned, &mha, &ffn) / full_est;
+                println!(
+                    "{} latency target {c}: estimated {:.2}, measured {:.2} of dense ({:.2}x); search {search:.2}, tuned {tuned:.2}",
+                    t.name,
+                    estimated_ratio,
+                    measured.pruned_median_s / measured.dense_median_s,
+                    measured.median
+                );
+                latency.push(LatencyRes {
+                    task: t.name.clone(),
+                    constraint: c,
+                    estimated_ratio,
+                    measured,
+                    mac_ratio: res.mac_ratio,
+                    unpruned,
+                    search,
+                    tuned,
+                    tuning_aborted: res.tuning.aborted.clone(),
+                    kept_heads: res.tuned.kept_heads(),
+                    kept_neurons: res.tuned.kept_neurons(),
+                });
+            }
+        }
+    }
+    Ok(TaskOut { cells, latency })
 }
 
 impl Paper for GluePruning {
@@ -519,13 +909,22 @@ impl Paper for GluePruning {
     const NAME: &'static str = NAME;
 
     fn inputs(&self, _: &str, p: &Profile, args: &RunArgs) -> Result<String, String> {
-        finetuned_inputs(&p.model, &p.tasks, args)
+        match (finetuned_inputs(&p.model, &p.tasks, args), &p.finetune) {
+            (Ok(found), _) => Ok(found),
+            (Err(why), None) => Err(why),
+            (Err(_), Some(ft)) => finetune_inputs(ft, &p.tasks, args)
+                .map(|how| format!("fine-tuned checkpoints missing; {how}")),
+        }
     }
 
     fn validate(&self, p: &Profile) -> Result<()> {
-        for &c in &p.constraints {
+        let lat = p.latency.as_ref().map(|l| l.constraints.clone());
+        for &c in p.constraints.iter().chain(lat.iter().flatten()) {
             crate::search::check_constraint(c)
                 .with_context(|| format!("experiments/{NAME}.toml: constraints"))?;
+        }
+        if p.seeds == 0 || p.bench_pairs == 0 {
+            bail!("experiments/{NAME}.toml: seeds and bench_pairs must be at least 1");
         }
         Ok(())
     }
@@ -542,9 +941,38 @@ impl Paper for GluePruning {
         } else {
             p.model.clone()
         };
-        let mut results = Vec::new();
+        let tasks = ctx.args.tasks_or(&p.tasks);
+        let mut finetuned = Vec::new();
+        if !synthetic {
+            let missing: Vec<String> = tasks
+                .iter()
+                .filter(|t| {
+                    !matches!(t.as_str(), "squad" | "squad_v2")
+                        && finetuned_checkpoint(&ctx.resolver, &p.model, t).is_err()
+                })
+                .cloned()
+                .collect();
+            if !missing.is_empty() {
+                let Some(ft) = &p.finetune else {
+                    finetuned_checkpoint(&ctx.resolver, &p.model, &missing[0])?;
+                    unreachable!("finetuned_checkpoint failed above");
+                };
+                println!(
+                    "stage 1/2: no fine-tuned {} checkpoint for {}: fine-tuning {} with glue-finetune's `{ft}` profile (saved to {}; later runs reuse them)",
+                    p.model,
+                    missing.join(", "),
+                    if missing.len() == 1 { "it" } else { "them" },
+                    ctx.cache.join("finetuned").join(&p.model).display()
+                );
+                finetuned = finetune_missing(ft, &missing, ctx)?;
+                println!("stage 2/2: pruning");
+            }
+        }
+        let mut cells = Vec::new();
+        let mut latency = Vec::new();
+        let mut luts = BTreeMap::new();
         let mut sources = BTreeMap::new();
-        for task in &ctx.args.tasks_or(&p.tasks) {
+        for task in &tasks {
             let prep = match (synthetic, task.as_str()) {
                 (true, "syn-squad") => prepare_smoke_squad(task, p, ctx)?,
                 (true, _) => prepare_smoke(task, p, ctx)?,
@@ -552,10 +980,16 @@ impl Paper for GluePruning {
                 (false, _) => prepare_real(task, p, ctx)?,
             };
             sources.insert(prep.name.clone(), prep.source.clone());
-            results.extend(run_task(&prep, p, &model_name, ctx)?);
+            let out = run_task(&prep, p, &model_name, ctx, &mut luts)?;
+            cells.extend(out.cells);
+            latency.extend(out.latency);
         }
         let wall = ctx.elapsed();
-        record(file, p, ctx, &results, sources, wall)
+        let mut rec = record(file, p, ctx, &cells, sources, wall, &finetuned)?;
+        if !latency.is_empty() {
+            latency_tables(&mut rec, p, ctx, &latency, &luts);
+        }
+        Ok(rec)
     }
 
     fn benches(&self) -> &'static [Bench] {
@@ -569,6 +1003,7 @@ fn main_table(
     ctx: &RunContext,
     results: &[Cellres],
     wall: f64,
+    finetuned: &[FinetuneSummary],
 ) -> Table {
     let synthetic = p.model == "tiny";
     let mut table = ctx.main_table(
@@ -577,6 +1012,7 @@ fn main_table(
         &[
             "task",
             "FLOPs constraint",
+            "setting",
             "unpruned",
             "search",
             "+ rearrange",
@@ -585,22 +1021,28 @@ fn main_table(
             "magnitude baseline",
             "MACs kept",
             "prune time (s)",
-            "measured speedup",
+            "tuning stopped",
+            "measured speedup [IQR]",
         ],
     );
     for r in results {
+        let (tuned, _) = r.stat(|s| s.tuned);
+        let (secs, _) = r.stat(|s| s.total_s());
+        let (mac, _) = r.stat(|s| s.mac_ratio);
         table.push(vec![
             Cell::text(&r.task),
             Cell::num(r.constraint, 2),
+            Cell::text(&r.setting),
             Cell::num(r.unpruned, 2),
-            Cell::num(r.search, 2),
-            Cell::num(r.rearranged, 2),
-            Cell::num(r.tuned, 2),
-            Cell::num(r.tuned - r.unpruned, 2),
+            r.cell(|s| s.search),
+            r.cell(|s| s.rearranged),
+            r.cell(|s| s.tuned),
+            Cell::num(tuned - r.unpruned, 2),
             Cell::num(r.magnitude, 2),
-            Cell::text(format!("{:.1}%", 100.0 * r.mac_ratio)),
-            Cell::num(r.total_s(), 1),
-            Cell::text(format!("{:.2}x", r.speedup)),
+            Cell::text(format!("{:.1}%", 100.0 * mac)),
+            Cell::num(secs, 1),
+            Cell::text(format!("{}/{}", r.aborted(), r.runs.len())),
+            Cell::text(r.speedup_text()),
         ]);
     }
     table.note(format!("profile `{}`: {}", ctx.profile, p.description));
@@ -608,35 +1050,82 @@ fn main_table(
         table.note("SYNTHETIC: seeded generated tasks; no paper number applies.");
     }
     table.note(format!("paper: {}", file.reference));
-    table.note("metric: accuracy (SST-2, MRPC, RTE, MNLI, QQP, QNLI, syn-sentiment, syn-paraphrase), Spearman x100 (STS-B), official F1 (SQuAD, syn-squad; n-best 20, max answer 30 tokens, 384/128 windows on SQuAD); dev sets. Δ = + tuning minus unpruned, in points.");
+    if !finetuned.is_empty() {
+        table.note(format!(
+            "fine-tuned in this run (first stage): {}",
+            finetuned
+                .iter()
+                .map(|f| f.line())
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+    }
+    table.note("metric: accuracy (SST-2, MRPC, RTE, MNLI, QQP, QNLI, syn-sentiment, syn-paraphrase), Spearman x100 (STS-B), official F1 (SQuAD, syn-squad; n-best 20, max answer 30 tokens, 384/128 windows on SQuAD); dev sets. Stages: mean ± sample standard deviation over the sample-set seeds; Δ = mean + tuning minus unpruned, in points.");
+    let heads: Vec<&Cellres> = results.iter().filter(|r| r.headline).collect();
+    let seeds = heads
+        .first()
+        .map(|r| {
+            r.runs
+                .iter()
+                .map(|s| s.seed.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
     table.note(format!(
-        "method: Fisher importance from mini-batch (batch {}) mask gradients on a sample set drawn with replacement (seed 0); MAC search; rearrangement; mask tuning against the {} teacher, {} solver. Magnitude baseline: squared-weight-norm importance, same search, no rearrangement/tuning. Sample-set sizes: {}.",
+        "setting `reference` (the headline rows): what the official code does — Fisher importance from mini-batch (batch {}) mask gradients on a sample set drawn with replacement; MAC search; rearrangement; mask tuning against the {} teacher with the {} solver (float32 inputs, damp 1, atol = btol = 1e-6, conlim 1e8, maxiter 5·n; istop ≥ 3 or a scale outside [-10, 10] stops tuning for this and every later layer). Sample sets: {} per task, seeds {seeds} (the run's seed + 0, 1, ...; the reference draws one set, seed 0). Magnitude baseline: squared-weight-norm importance, same search, no rearrangement/tuning.",
         p.batch_size,
         if p.teacher == "original" { "unpruned-model" } else { "√C (official code)" },
-        match p.solver {
-            Solver::Exact => "exact damped least-squares (Cholesky)",
-            Solver::Lsmr => "LSMR (the reference's)",
-        },
-        per_task(results, |r| r.num_samples).iter().map(|(t, n)| format!("{t} {n}")).collect::<Vec<_>>().join(", ")
+        p.solver.label(),
+        per_task(&heads, |r| r.num_samples)
+            .iter()
+            .map(|(t, n)| format!("{t} {n}"))
+            .collect::<Vec<_>>()
+            .join(", "),
     ));
+    for a in &p.ablation {
+        table.note(format!(
+            "ablation `{}`: the reference setting with{}{}{} (rows labelled so).",
+            a.label,
+            a.solver
+                .map(|s| format!(" the {} solver", s.label()))
+                .unwrap_or_default(),
+            a.num_samples
+                .map(|n| format!(" {n} samples"))
+                .unwrap_or_default(),
+            a.seeds
+                .map(|n| format!(" {n} sample-set seed{}", if n == 1 { "" } else { "s" }))
+                .unwrap_or_default(),
+        ));
+    }
     table.note(format!(
-        "prune time = gradient collection + search + rearrangement + tuning (gradients are collected once per task and shared by its constraints; the time counts them once per row). Speedup: encoder forward of the physically pruned vs the dense model, batch {}, padded to {} tokens, median of {} runs, same process, device {}.",
+        "prune time = gradient collection + search + rearrangement + tuning, mean over seeds (gradients are collected once per sample set and shared by its constraints and solvers; the time counts them in every row). Speedup: encoder forward of the physically pruned model (first seed's architecture) vs the dense model, interleaved in the same process on the same random input (batch {}, padded to {} tokens), {} warm-up runs each then {} alternating pairs; median of the per-pair ratios [quartiles], device {}. A speedup above the counted-MAC bound (1 / MAC ratio at that length) is flagged, not reported.",
         p.bench_batch,
-        per_task(results, |r| r.bench_seq).iter().map(|(t, n)| format!("{n} ({t})")).collect::<Vec<_>>().join(", "),
-        p.bench_runs,
+        per_task(&heads, |r| r.speedup.as_ref().map_or(0, |s| s.seq))
+            .iter()
+            .map(|(t, n)| format!("{n} ({t})"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        p.bench_warmup,
+        p.bench_pairs,
         ctx.device_label()
     ));
     let aborted: Vec<String> = results
         .iter()
-        .filter_map(|r| {
-            r.tuning_aborted
-                .as_ref()
-                .map(|a| format!("{} C={}: {a}", r.task, r.constraint))
+        .flat_map(|r| {
+            r.runs.iter().filter_map(move |s| {
+                s.tuning_aborted.as_ref().map(|a| {
+                    format!(
+                        "{} C={} {} seed {}: {a}",
+                        r.task, r.constraint, r.setting, s.seed
+                    )
+                })
+            })
         })
         .collect();
     if !aborted.is_empty() {
         table.note(format!(
-            "tuning stopped early (abort rule of the reference): {}",
+            "tuning stopped early (abort rule of the reference; later layers keep binary masks): {}",
             aborted.join("; ")
         ));
     }
@@ -645,14 +1134,8 @@ fn main_table(
 }
 
 /// One value per task (the last row's), sorted by task name.
-fn per_task(results: &[Cellres], f: impl Fn(&Cellres) -> usize) -> BTreeMap<String, usize> {
+fn per_task(results: &[&Cellres], f: impl Fn(&Cellres) -> usize) -> BTreeMap<String, usize> {
     results.iter().map(|r| (r.task.clone(), f(r))).collect()
-}
-
-impl Cellres {
-    fn total_s(&self) -> f64 {
-        self.gradients_s + self.search_s + self.rearrange_s + self.tuning_s
-    }
 }
 
 fn record(
@@ -662,22 +1145,43 @@ fn record(
     results: &[Cellres],
     sources: BTreeMap<String, String>,
     wall: f64,
+    finetuned: &[FinetuneSummary],
 ) -> Result<RunRecord> {
     let mut rec = RunRecord::new(p.model == "tiny");
-    rec.table("table", main_table(file, p, ctx, results, wall));
+    rec.table("table", main_table(file, p, ctx, results, wall, finetuned));
     for r in results {
-        let k = format!("{}.c{}", r.task, r.constraint);
-        for (name, v) in [
-            ("unpruned", r.unpruned),
-            ("search", r.search),
-            ("rearranged", r.rearranged),
-            ("tuned", r.tuned),
-            ("magnitude", r.magnitude),
-            ("mac_ratio", r.mac_ratio),
-            ("prune_seconds", r.total_s()),
-            ("speedup", r.speedup),
+        let k = if r.headline {
+            format!("{}.c{}", r.task, r.constraint)
+        } else {
+            format!("{}.c{}.{}", r.task, r.constraint, slug(&r.setting))
+        };
+        rec.metric(format!("{k}.unpruned"), r.unpruned);
+        rec.metric(format!("{k}.magnitude"), r.magnitude);
+        for (name, f) in [
+            ("search", (|s: &SeedRun| s.search) as fn(&SeedRun) -> f64),
+            ("rearranged", |s| s.rearranged),
+            ("tuned", |s| s.tuned),
+            ("mac_ratio", |s| s.mac_ratio),
+            ("prune_seconds", |s| s.total_s()),
         ] {
-            rec.metric(format!("{k}.{name}"), v);
+            let (m, sd) = r.stat(f);
+            rec.metric(format!("{k}.{name}"), m);
+            if r.runs.len() > 1 {
+                rec.metric(format!("{k}.{name}_sd"), sd);
+            }
+        }
+        for run in &r.runs {
+            rec.metric(format!("{k}.seed{}.search", run.seed), run.search);
+            rec.metric(format!("{k}.seed{}.rearranged", run.seed), run.rearranged);
+            rec.metric(format!("{k}.seed{}.tuned", run.seed), run.tuned);
+        }
+        if let Some(s) = &r.speedup {
+            rec.metric(format!("{k}.speedup"), s.median);
+            rec.metric(format!("{k}.speedup_q25"), s.q25);
+            rec.metric(format!("{k}.speedup_q75"), s.q75);
+        }
+        if let Some(b) = r.mac_bound {
+            rec.metric(format!("{k}.speedup_mac_bound"), b);
         }
         let stem = format!("{}-c{}-dev", r.task, r.constraint);
         match &r.predictions {
@@ -686,14 +1190,18 @@ fn record(
             None => {}
         }
     }
-    rec.setting("sources", sources).setting("results", results);
+    rec.setting("sources", sources)
+        .setting("results", results)
+        .setting("finetuned_in_run", finetuned);
 
     let mut stages = Table::new(
-        "Pruning time per stage (seconds)",
+        "Pruning time per stage (seconds, mean over seeds)",
         &[
             "task",
             "FLOPs constraint",
+            "setting",
             "samples",
+            "seeds",
             "gradients",
             "search",
             "rearrangement",
@@ -705,25 +1213,31 @@ fn record(
         stages.push(vec![
             Cell::text(&r.task),
             Cell::num(r.constraint, 2),
+            Cell::text(&r.setting),
             Cell::num(r.num_samples as f64, 0),
-            Cell::num(r.gradients_s, 1),
-            Cell::num(r.search_s, 3),
-            Cell::num(r.rearrange_s, 3),
-            Cell::num(r.tuning_s, 1),
-            Cell::num(r.total_s(), 1),
+            Cell::num(r.runs.len() as f64, 0),
+            Cell::num(r.stat(|s| s.gradients_s).0, 1),
+            Cell::num(r.stat(|s| s.search_s).0, 3),
+            Cell::num(r.stat(|s| s.rearrange_s).0, 3),
+            Cell::num(r.stat(|s| s.tuning_s).0, 1),
+            Cell::num(r.stat(|s| s.total_s()).0, 1),
         ]);
     }
     rec.table("stages", stages);
-    let layers = results.first().map_or(0, |r| r.kept_heads.len());
+    let heads: Vec<&Cellres> = results.iter().filter(|r| r.headline).collect();
+    let layers = heads.first().map_or(0, |r| r.first().kept_heads.len());
     let mut cols = vec!["task".to_string(), "FLOPs constraint".into(), "unit".into()];
     cols.extend((0..layers).map(|l| format!("layer {l}")));
     let colrefs: Vec<&str> = cols.iter().map(|s| s.as_str()).collect();
     let mut kept = Table::new(
-        "Heads / FFN neurons kept per layer (after tuning)",
+        "Heads / FFN neurons kept per layer (after tuning; reference setting, first seed)",
         &colrefs,
     );
-    for r in results {
-        for (unit, v) in [("heads", &r.kept_heads), ("neurons", &r.kept_neurons)] {
+    for r in &heads {
+        for (unit, v) in [
+            ("heads", &r.first().kept_heads),
+            ("neurons", &r.first().kept_neurons),
+        ] {
             let mut row = vec![
                 Cell::text(&r.task),
                 Cell::num(r.constraint, 2),
@@ -734,39 +1248,43 @@ fn record(
         }
     }
     rec.table("kept_per_layer", kept);
-    plots(&mut rec, results);
+    plots(&mut rec, &heads);
     Ok(rec)
 }
 
-fn plots(rec: &mut RunRecord, results: &[Cellres]) {
+fn slug(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn plots(rec: &mut RunRecord, results: &[&Cellres]) {
     let tasks: Vec<String> = {
         let mut v: Vec<String> = results.iter().map(|r| r.task.clone()).collect();
         v.dedup();
         v
     };
-    // Fractions are relative to the unpruned width, which the largest constraint does not
-    // reveal; every kiln model has uniform widths before pruning.
-    let widest = |f: &dyn Fn(&Cellres) -> &Vec<usize>| {
-        results
-            .iter()
-            .flat_map(|r| f(r).iter())
-            .copied()
-            .max()
-            .unwrap_or(1)
-            .max(1) as f64
-    };
-    let (full_h, full_n) = (widest(&|r| &r.kept_heads), widest(&|r| &r.kept_neurons));
     for task in &tasks {
-        let rs: Vec<&Cellres> = results.iter().filter(|r| &r.task == task).collect();
+        let rs: Vec<&Cellres> = results
+            .iter()
+            .copied()
+            .filter(|r| &r.task == task)
+            .collect();
         let line = |name: &str, f: &dyn Fn(&Cellres) -> f64| Series {
             name: name.into(),
             points: rs.iter().map(|r| (r.constraint, f(r))).collect(),
         };
         let series = vec![
             line("unpruned", &|r| r.unpruned),
-            line("search", &|r| r.search),
-            line("+ rearrangement", &|r| r.rearranged),
-            line("+ mask tuning", &|r| r.tuned),
+            line("search (mean over seeds)", &|r| r.stat(|s| s.search).0),
+            line("+ rearrangement", &|r| r.stat(|s| s.rearranged).0),
+            line("+ mask tuning", &|r| r.stat(|s| s.tuned).0),
             line("magnitude", &|r| r.magnitude),
         ];
         rec.plot(
@@ -778,17 +1296,23 @@ fn plots(rec: &mut RunRecord, results: &[Cellres]) {
                 series,
             ),
         );
+        // Fractions of the model's configured widths.
         let rows: Vec<(String, Vec<f64>)> = rs
             .iter()
             .flat_map(|r| {
+                let (h, n) = (r.full_heads.max(1) as f64, r.full_neurons.max(1) as f64);
                 [
                     (
                         format!("C={} heads", r.constraint),
-                        r.kept_heads.iter().map(|&x| x as f64 / full_h).collect(),
+                        r.first().kept_heads.iter().map(|&x| x as f64 / h).collect(),
                     ),
                     (
                         format!("C={} neurons", r.constraint),
-                        r.kept_neurons.iter().map(|&x| x as f64 / full_n).collect(),
+                        r.first()
+                            .kept_neurons
+                            .iter()
+                            .map(|&x| x as f64 / n)
+                            .collect(),
                     ),
                 ]
             })
@@ -798,7 +1322,7 @@ fn plots(rec: &mut RunRecord, results: &[Cellres]) {
             Plot::Heatmap {
                 title: format!("{task}: fraction of heads / neurons kept per layer"),
                 rows,
-                col_labels: (0..rs[0].kept_heads.len())
+                col_labels: (0..rs[0].first().kept_heads.len())
                     .map(|l| format!("L{l}"))
                     .collect(),
             },
@@ -811,17 +1335,134 @@ fn plots(rec: &mut RunRecord, results: &[Cellres]) {
             points: results
                 .iter()
                 .filter(|r| &r.task == task)
-                .map(|r| (r.constraint, r.speedup))
+                .filter_map(|r| r.speedup.as_ref().map(|s| (r.constraint, s.median)))
                 .collect(),
         })
         .collect();
     rec.plot(
         "speedup_vs_flops",
         Plot::line(
-            "Measured speedup of the physically pruned model",
+            "Measured speedup of the physically pruned model (median of interleaved pairs)",
             "FLOPs constraint",
             "speedup (dense / pruned latency)",
             speed,
+        ),
+    );
+}
+
+/// The latency-constrained search's table and plot, and the lookup tables' trust check.
+fn latency_tables(
+    rec: &mut RunRecord,
+    p: &Profile,
+    ctx: &RunContext,
+    rows: &[LatencyRes],
+    luts: &BTreeMap<(usize, usize), LutReport>,
+) {
+    let mut t = Table::new(
+        format!(
+            "Latency-constrained search (§4.3) on {} — profile `{}`",
+            ctx.device_label(),
+            ctx.profile
+        ),
+        &[
+            "task",
+            "latency target (fraction of dense)",
+            "LUT estimate",
+            "measured (pruned / dense)",
+            "measured speedup [IQR]",
+            "MACs kept",
+            "unpruned",
+            "search",
+            "+ rearrange + tuning",
+            "Δ tuned vs unpruned",
+            "tuning stopped",
+        ],
+    );
+    for r in rows {
+        let measured = r.measured.pruned_median_s / r.measured.dense_median_s;
+        t.push(vec![
+            Cell::text(&r.task),
+            Cell::num(r.constraint, 2),
+            Cell::num(r.estimated_ratio, 3),
+            Cell::text(format!(
+                "{measured:.3}{}",
+                if measured > r.constraint {
+                    " (over target)"
+                } else {
+                    ""
+                }
+            )),
+            Cell::text(format!(
+                "{:.2}x [{:.2}-{:.2}]",
+                r.measured.median, r.measured.q25, r.measured.q75
+            )),
+            Cell::text(format!("{:.1}%", 100.0 * r.mac_ratio)),
+            Cell::num(r.unpruned, 2),
+            Cell::num(r.search, 2),
+            Cell::num(r.tuned, 2),
+            Cell::num(r.tuned - r.unpruned, 2),
+            Cell::text(r.tuning_aborted.clone().unwrap_or_else(|| "no".into())),
+        ]);
+    }
+    t.note("paper: up to 1.56x latency speedup at <1% accuracy loss on BERT-base (GPU, abstract); the paper's latency table could not be retrieved (spec §9).");
+    t.note(format!(
+        "method: the reference setting's first sample set; masks searched under the latency constraint with lookup tables measured on this device in this run (per-layer MHA/FFN block latency, piecewise-linear fit, the intended algorithm of §4.3), then rearrangement and mask tuning (teacher: the latency search at √C). Measured: encoder forward of the physically pruned vs dense model, interleaved, batch {}, {} pairs; median of per-pair ratios [quartiles].",
+        p.latency.as_ref().map_or(0, |l| l.batch),
+        p.bench_pairs
+    ));
+    for ((batch, seq), l) in luts {
+        let (err, noise) = l.interpolation_vs_noise();
+        t.note(format!(
+            "lookup tables at batch {batch}, {seq} tokens: {} head counts and FFN widths every {} neurons measured ({} runs each, median); interpolation checked at {} unmeasured widths: median |interpolated − measured| {:.2e} s vs median measurement noise {:.2e} s (|difference| between two medians of the same width, measured in separate passes) — {}.",
+            l.lut.mha.len(),
+            l.ffn_stride,
+            l.runs,
+            l.checks.len(),
+            err,
+            noise,
+            if l.checks.is_empty() {
+                "every width measured".to_string()
+            } else if err <= noise {
+                "interpolation error within the noise".to_string()
+            } else {
+                "interpolation error ABOVE the noise: measure more widths (smaller ffn_stride)".to_string()
+            }
+        ));
+    }
+    rec.table("latency", t);
+    rec.setting("latency_results", rows)
+        .setting("latency_luts", luts.values().collect::<Vec<_>>());
+    let series = {
+        let mut tasks: Vec<String> = rows.iter().map(|r| r.task.clone()).collect();
+        tasks.dedup();
+        let mut v = vec![Series {
+            name: "target".into(),
+            points: rows.iter().map(|r| (r.constraint, r.constraint)).collect(),
+        }];
+        for task in tasks {
+            v.push(Series {
+                name: format!("{task} measured"),
+                points: rows
+                    .iter()
+                    .filter(|r| r.task == task)
+                    .map(|r| {
+                        (
+                            r.constraint,
+                            r.measured.pruned_median_s / r.measured.dense_median_s,
+                        )
+                    })
+                    .collect(),
+            });
+        }
+        v
+    };
+    rec.plot(
+        "latency_target_vs_measured",
+        Plot::line(
+            "Latency-constrained search: target vs measured latency",
+            "latency target (fraction of dense)",
+            "measured latency (fraction of dense)",
+            series,
         ),
     );
 }

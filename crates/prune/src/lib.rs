@@ -13,9 +13,12 @@
 //!
 //! The masks then fold into a physically smaller model ([`kiln_models::BertModel::shrink`]).
 //!
-//! `experiment` (feature `experiment`, on by default) reproduces the `glue-pruning` table on
-//! glue-finetune's checkpoints (loaded through `kiln-glue`), with each stage's dev metric and
-//! the tuned model's predictions; `bench` is `kiln bench --only pruning`.
+//! `experiment` (feature `experiment`, on by default) reproduces the `glue-pruning` tables on
+//! glue-finetune's checkpoints (loaded through `kiln-glue`, fine-tuned as the run's first stage
+//! when missing): each stage's dev metric as mean ± sd over several sample-set seeds, the exact
+//! solver as an ablation, interleaved dense-vs-pruned speedups with their quartiles (flagged when
+//! above the counted-MAC bound), the latency-constrained search with lookup tables measured on
+//! the run's device, and the tuned model's predictions; `bench` is `kiln bench --only pruning`.
 //!
 //! Deliberate choices where the spec leaves room or the official code has a bug:
 //! * Fisher is built from mini-batch-mean gradients (batch 32), as the official code does.
@@ -26,14 +29,18 @@
 //!   every (k_mha, k_ffn) pair, the score counts base and extra units, dropped layers' units leave
 //!   the candidate pool, and zero extra heads is allowed. The official code's cumulative-budget and
 //!   score bugs are not copied.
-//! * Mask tuning solves the damped normal equations with a port of SciPy's LSMR (damp 1, centred
-//!   at s = 1, SciPy's default tolerances and iteration limit), as the reference does with CuPy:
-//!   LSMR's early stop leaves poorly determined directions near s = 1, which an exact solve of
-//!   `(G² + I) x = G c` (kept as `linalg::exact_damped_centred_solve`, used in tests) does not;
-//!   with the exact solve, MiniLM's last-layer FFN systems produced scales beyond ±10 and tuning
-//!   stopped early. "Solver failure" is istop 3-7 or a non-finite result, as in the reference.
-//!   The abort rule of the reference is kept: any scale outside [-10, 10] stops tuning for
-//!   this and every later layer. The MHA ones-column coefficient is not checked against the bound.
+//! * Mask tuning solves the damped normal equations with a port of SciPy's LSMR
+//!   ([`Solver::Lsmr`], the default and the headline of the tables): float32 inputs, damp 1,
+//!   centred at s = 1, atol = btol = 1e-6, conlim 1e8 and maxiter = 5·n (the CuPy default the
+//!   reference runs under; the spec's "maxiter = system size" is SciPy's and is not what the
+//!   reference ran), checked against SciPy on `shared/data/reference/lsmr-golden.json`.
+//!   "Solver failure" is istop ≥ 3 or a non-finite result, as in the reference, and ends tuning.
+//!   LSMR's early stop leaves poorly determined directions near s = 1; the exact solve of
+//!   `(G² + I) x = G c` ([`Solver::Exact`], Cholesky in f64) does not, and is reported as a
+//!   labelled ablation row (on the MiniLM mini runs it produced scales beyond ±10 in the last
+//!   FFN layers). The abort rule of the reference is kept: any scale outside [-10, 10] stops
+//!   tuning for this and every later layer. The MHA ones-column coefficient is not checked
+//!   against the bound.
 //! * The reconstruction target defaults to the reference's teacher (the search result at
 //!   constraint √C, with the hook-order quirk that the current layer's FFN target uses all
 //!   neurons); [`tuning::Teacher::Original`] reconstructs the unpruned model instead.

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::importance::{collect_mask_grads, importance};
 use crate::rearrange::rearrange;
-use crate::search::{check_constraint, search_mac};
+use crate::search::{check_constraint, search_latency, search_mac, LatencyLut};
 use crate::tuning::{tune_masks, Solver, Teacher, TuneReport};
 use crate::{Criterion, MacModel, MaskGrads, Masks, PruneError};
 
@@ -26,9 +26,13 @@ pub struct PruneOptions {
     pub rearrange: bool,
     pub tune: bool,
     pub teacher: Teacher,
-    /// Solver of the tuning systems (default: exact).
+    /// Solver of the tuning systems (default: the reference's LSMR).
     #[serde(default)]
     pub solver: Solver,
+    /// Search under a latency constraint with these lookup tables (§4.3): `constraint` is then
+    /// the fraction of the unpruned model's estimated latency; `None` = the FLOPs search (§4.2).
+    #[serde(default)]
+    pub latency: Option<LatencyLut>,
 }
 
 /// Seconds per stage.
@@ -52,7 +56,7 @@ pub struct PruneOutcome {
     pub search: Masks,
     pub rearranged: Masks,
     pub tuned: Masks,
-    /// Counted-MAC ratio of the final mask (≤ constraint).
+    /// Counted-MAC ratio of the final mask (≤ constraint under a FLOPs constraint).
     pub mac_ratio: f64,
     pub times: StageTimes,
     pub tuning: TuneReport,
@@ -133,7 +137,13 @@ pub fn prune<M: EncoderTask>(
         seq_len: opts.seq_len,
     };
     let imp = importance(bert, grads, opts.criterion);
-    let searched = search_mac(&imp, &cfg_cost, opts.constraint)?.masks;
+    let search = |c: f64| -> Result<Masks, PruneError> {
+        Ok(match &opts.latency {
+            Some(lut) => search_latency(&imp, lut, c)?,
+            None => search_mac(&imp, &cfg_cost, c)?.masks,
+        })
+    };
+    let searched = search(opts.constraint)?;
     times.search_s = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
@@ -148,7 +158,7 @@ pub fn prune<M: EncoderTask>(
     let (tuned, tuning) = if opts.tune {
         let teacher = match opts.teacher {
             Teacher::Original => Masks::ones_for(bert),
-            Teacher::SqrtConstraint => search_mac(&imp, &cfg_cost, opts.constraint.sqrt())?.masks,
+            Teacher::SqrtConstraint => search(opts.constraint.sqrt())?,
         };
         tune_masks(
             bert,

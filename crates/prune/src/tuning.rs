@@ -9,7 +9,7 @@ use kiln_models::bert::attention_bias;
 use kiln_models::{BertModel, EncoderInput};
 use serde::{Deserialize, Serialize};
 
-use crate::linalg::{damped_centred_solve, exact_damped_centred_solve, objective, Mat};
+use crate::linalg::{damped_centred_solve, exact_damped_centred_solve, objective, Mat, Precision};
 use crate::{Masks, PruneError};
 
 /// What the student reconstructs.
@@ -25,13 +25,25 @@ pub enum Teacher {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Solver {
-    /// The exact minimiser `(G² + I)⁻¹ G c` (Cholesky, f64); failure = not positive definite or
-    /// not finite. kiln's default: on the MiniLM mini runs it tuned every layer that LSMR gave up on.
+    /// The reference's: LSMR on float32 inputs (damp 1, atol = btol = 1e-6, conlim 1e8,
+    /// maxiter = 5·n as under CuPy), failure = istop ≥ 3 or a non-finite result. The default,
+    /// because it is what the paper's numbers come from: LSMR's early stop leaves poorly
+    /// determined directions near s = 1, which changes which layers get tuned.
     #[default]
-    Exact,
-    /// The reference's LSMR (SciPy port, damp 1, default tolerances, maxiter = system size);
-    /// failure = istop 3-7, which on MiniLM stopped tuning at an early attention block.
     Lsmr,
+    /// The exact minimiser `(G² + I)⁻¹ G c` (Cholesky, f64); failure = not positive definite or
+    /// not finite. An ablation: it never stops on an iteration limit, so it tunes layers the
+    /// reference gives up on (and then sometimes hits the ±10 scale bound instead).
+    Exact,
+}
+
+impl Solver {
+    pub fn label(self) -> &'static str {
+        match self {
+            Solver::Lsmr => "LSMR (reference)",
+            Solver::Exact => "exact (Cholesky)",
+        }
+    }
 }
 
 /// Outcome of one tuned block.
@@ -44,6 +56,8 @@ pub struct BlockReport {
     pub before: f64,
     pub after: f64,
     pub accepted: bool,
+    /// Seconds spent in the solver (the rest of tuning is layer passes).
+    pub solve_s: f64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -102,9 +116,10 @@ fn solve_block(
     kind: &str,
     report: &mut TuneReport,
 ) -> Option<Vec<f64>> {
+    let t0 = std::time::Instant::now();
     let before = objective(g, r, &vec![1.0; g.n]);
     let sol = match solver {
-        Solver::Lsmr => damped_centred_solve(g, r),
+        Solver::Lsmr => damped_centred_solve(g, r, Precision::F32),
         Solver::Exact => exact_damped_centred_solve(g, r)
             .ok_or_else(|| "solver failure (system not positive definite or not finite)".into()),
     };
@@ -126,6 +141,7 @@ fn solve_block(
         before,
         after,
         accepted: bad.is_none(),
+        solve_s: t0.elapsed().as_secs_f64(),
     });
     match bad {
         Some(why) => {
@@ -191,6 +207,10 @@ pub fn tune_masks(
     let layers = bert.num_layers();
     let pb = kiln_core::progress::bar(layers as u64, "mask tuning");
     for l in 0..layers {
+        if report.aborted.is_some() {
+            // Later layers keep their binary masks: nothing left to compute.
+            break;
+        }
         let layer = &bert.encoder.layer[l];
         let hm_t = vec1(&teacher.head[l], device);
         let fm_t = vec1(&teacher.neuron[l], device);
@@ -277,18 +297,53 @@ pub fn tune_masks(
             .enumerate()
             .map(|(i, c)| layer.attend(xs[i].clone(), c.ctx_s.take(), Some(hm_s.clone())))
             .collect();
-        if report.aborted.is_none() && !kept_n.is_empty() {
-            let k = kept_n.len();
-            let w2 = layer.output.dense.weight.val(); // [F, d]
-            let b2 = bias_or_zeros(&layer.output.dense, d, device);
-            let wk = w2.select(0, idx(&kept_n, device)); // [k, d]
+        // The student's FFN only ever uses its kept neurons: computing their activations alone
+        // (once, for both the statistics and the advance) costs k/F of the full width.
+        let k = kept_n.len();
+        let acts: Vec<Tensor<3>> = if k > 0 {
+            let kidx = idx(&kept_n, device);
+            let w1k = layer
+                .intermediate
+                .dense
+                .weight
+                .val()
+                .select(1, kidx.clone()); // [d, k]
+            let b1k = layer
+                .intermediate
+                .dense
+                .bias
+                .as_ref()
+                .map(|b| b.val().select(0, kidx));
+            attn_s
+                .iter()
+                .map(|a| {
+                    let [b, len, _] = a.dims();
+                    let mut h = a.clone().reshape([b * len, d]).matmul(w1k.clone());
+                    if let Some(b1) = &b1k {
+                        h = h + b1.clone().reshape([1, k]);
+                    }
+                    let h = h.reshape([b, len, k]);
+                    match layer.intermediate.act {
+                        1 => burn::tensor::activation::relu(h),
+                        2 => burn::tensor::activation::gelu_approximate(h),
+                        _ => burn::tensor::activation::gelu(h),
+                    }
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let w2 = layer.output.dense.weight.val(); // [F, d]
+        let b2 = bias_or_zeros(&layer.output.dense, d, device);
+        let wk = (k > 0).then(|| w2.select(0, idx(&kept_n, device))); // [k, d]
+        if report.aborted.is_none() && k > 0 {
+            let wk = wk.clone().expect("k > 0");
             let ww = f64s(wk.clone().matmul(wk.clone().transpose()));
             let last = l + 1 == layers;
             let mut aa = vec![0.0; k * k];
             let mut r = vec![0.0; k];
             for (i, p) in prepared.iter().enumerate() {
                 let [b, len, _] = xs[i].dims();
-                let act = layer.ffn_activation(attn_s[i].clone());
                 let rows = if last && classification {
                     p.cls.clone()
                 } else {
@@ -299,9 +354,7 @@ pub fn tune_masks(
                     ((caches[i].t_ffn.clone() - b2.clone().reshape([1, 1, d]) - attn_s[i].clone())
                         * rows.clone())
                     .reshape([b * len, d]);
-                let ak = (act.select(2, idx(&kept_n, device)) * rows)
-                    .reshape([b * len, k])
-                    .transpose(); // [k, T]
+                let ak = (acts[i].clone() * rows).reshape([b * len, k]).transpose(); // [k, T]
                 let a2 = f64s(ak.clone().matmul(ak.clone().transpose()));
                 let wb = wk.clone().matmul(target.transpose()); // [k, T]
                 let rr = f64s((ak * wb).sum_dim(1).reshape([1, k]));
@@ -323,11 +376,23 @@ pub fn tune_masks(
             }
         }
 
-        // Advance the student to the next layer's inputs with this layer's final scales.
-        let fm_s = vec1(&s.neuron[l], device);
+        // Advance the student to the next layer's inputs with this layer's final scales:
+        // LayerNorm(attn + W2_kept · (act_kept ⊙ s_kept) + b2), as the masked full layer computes.
+        let sk: Vec<f32> = kept_n.iter().map(|&i| s.neuron[l][i]).collect();
+        let sk = (k > 0).then(|| vec1(&sk, device).reshape([1, k]));
         for (i, a) in attn_s.into_iter().enumerate() {
-            let act = layer.ffn_activation(a.clone());
-            xs[i] = layer.ffn_output(act, Some(fm_s.clone()), a);
+            let [b, len, _] = a.dims();
+            let ffn = match (&wk, &sk) {
+                (Some(wk), Some(sk)) => {
+                    (acts[i].clone().reshape([b * len, k]) * sk.clone()).matmul(wk.clone())
+                        + b2.clone().reshape([1, d])
+                }
+                _ => b2.clone().reshape([1, d]).repeat_dim(0, b * len),
+            };
+            xs[i] = layer
+                .output
+                .layer_norm
+                .forward(ffn.reshape([b, len, d]) + a);
         }
         pb.inc(1);
     }

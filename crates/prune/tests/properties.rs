@@ -161,6 +161,7 @@ fn full_pipeline_properties() {
         tune: true,
         teacher: Teacher::SqrtConstraint,
         solver: Default::default(),
+        latency: None,
     };
     let out = prune(&f.model, &f.samples, None, &opts, &d).unwrap();
     let m = cost(&f.config);
@@ -215,33 +216,145 @@ fn full_pipeline_properties() {
 
 #[test]
 fn out_of_range_scales_stop_tuning() {
-    // A student whose masks are all ones against a teacher that zeroes everything forces huge
-    // corrections or none; whatever happens, every accepted block improves and aborted tuning
-    // leaves later layers binary.
+    // A teacher whose layer-1 heads are scaled by 20 can only be reconstructed with head
+    // scales near 20: layer 0's FFN (student = teacher there) is tuned to s = 1 and accepted,
+    // then layer 1's MHA block breaks the [-10, 10] bound, so tuning must stop there, reject
+    // that block's scales and leave layer 1's FFN binary. (Teacher *neuron* masks would not do:
+    // the reference's FFN target uses the current layer's unmasked activations.)
     let f = fixture();
     let d = Device::flex();
     let student = Masks::ones_for(&f.model.bert);
     let mut teacher = Masks::ones_for(&f.model.bert);
-    teacher.neuron[1].iter_mut().for_each(|m| *m = 0.0);
-    let (tuned, rep) = tune_masks(
-        &f.model.bert,
-        &f.samples,
-        &student,
-        &teacher,
-        true,
-        kiln_prune::Solver::Exact,
-        &d,
-    )
-    .unwrap();
-    if let Some(why) = &rep.aborted {
-        let layer: usize = why.split_whitespace().nth(1).unwrap().parse().unwrap();
-        for l in layer + 1..2 {
-            assert!(tuned.neuron[l].iter().all(|&m| m == 1.0), "{why}");
+    teacher.head[1].iter_mut().for_each(|m| *m = 20.0);
+    for solver in [kiln_prune::Solver::Exact, kiln_prune::Solver::Lsmr] {
+        let (tuned, rep) = tune_masks(
+            &f.model.bert,
+            &f.samples,
+            &student,
+            &teacher,
+            true,
+            solver,
+            &d,
+        )
+        .unwrap();
+        let why = rep.aborted.clone().expect("tuning must stop");
+        assert!(why.starts_with("layer 1 MHA"), "{solver:?}: {why}");
+        if solver == kiln_prune::Solver::Exact {
+            assert!(why.contains("outside [-10, 10]"), "{why}");
         }
+        let kinds: Vec<(usize, &str, bool)> = rep
+            .blocks
+            .iter()
+            .map(|b| (b.layer, b.kind.as_str(), b.accepted))
+            .collect();
+        assert_eq!(kinds, [(0, "ffn", true), (1, "mha", false)], "{solver:?}");
+        assert!(tuned.neuron[0].iter().all(|&m| (m - 1.0).abs() < 1e-3));
+        assert_eq!(
+            tuned.head[1], student.head[1],
+            "{solver:?}: rejected scales applied"
+        );
+        assert_eq!(
+            tuned.neuron[1], student.neuron[1],
+            "{solver:?}: a later block was tuned"
+        );
     }
-    for b in rep.blocks.iter().filter(|b| b.accepted) {
-        assert!(b.after <= b.before + 1e-9 * b.before.abs().max(1.0));
+}
+
+/// Σ over `rows` of ||(pre-LayerNorm FFN output with neuron scales `s`) − (the unpruned
+/// layer's)||², measured by re-running layer `l` of an unmasked model (every earlier layer
+/// identical in teacher and student).
+fn measured_ffn_error(f: &Fixture, l: usize, s: &[f32], cls_only: bool, d: &Device) -> f64 {
+    use burn::tensor::{Tensor, TensorData};
+    let bert = &f.model.bert;
+    let scale = Tensor::<1>::from_data(TensorData::new(s.to_vec(), [s.len()]), d);
+    let mut total = 0.0;
+    for b in &f.samples {
+        let input = kiln_models::EncoderInput::from_batch(b, d);
+        let bias = kiln_models::bert::attention_bias(&input.attention_mask);
+        let mut x = bert.embed(&input);
+        for layer in &bert.encoder.layer[..l] {
+            x = layer.forward_traced(x, bias.clone(), None, None).out;
+        }
+        let layer = &bert.encoder.layer[l];
+        let tr = layer.forward_traced(x, bias, None, None);
+        let w2 = &layer.output.dense;
+        let full = w2.forward(tr.ffn_act.clone());
+        let [bs, len, n] = tr.ffn_act.dims();
+        let scaled = w2.forward(tr.ffn_act * scale.clone().reshape([1, 1, n]));
+        let rows: Vec<f32> = (0..bs * len)
+            .map(|i| {
+                let real = b.mask[i] != 0;
+                let first = i % len == 0;
+                (real && (first || !cls_only)) as u8 as f32
+            })
+            .collect();
+        let rows =
+            Tensor::<1>::from_data(TensorData::new(rows, [bs * len]), d).reshape([bs, len, 1]);
+        let e: f32 = ((scaled - full) * rows)
+            .powf_scalar(2.0)
+            .sum()
+            .into_scalar();
+        total += e as f64;
     }
+    total
+}
+
+#[test]
+fn tuning_systems_match_the_reconstruction_error_of_the_layer() {
+    // Student: half of one layer's neurons dropped; teacher: the unpruned model. The objective
+    // change tuning reports for that block (from the G, r it accumulated) must equal the change
+    // in the reconstruction error measured by re-running the layer with the binary and the tuned
+    // scales, over the rows the spec names: all real tokens, except [CLS] only at the last
+    // layer of a classification model. A wrong target, wrong rows or a missed CLS-only choice
+    // breaks the equality.
+    let f = fixture();
+    let d = Device::flex();
+    let teacher = Masks::ones_for(&f.model.bert);
+    let last = f.model.bert.num_layers() - 1;
+    let mut seen = Vec::new();
+    for (l, classification) in [(0, true), (last, true), (last, false)] {
+        let mut student = Masks::ones_for(&f.model.bert);
+        for (i, m) in student.neuron[l].iter_mut().enumerate() {
+            if i % 2 == 1 {
+                *m = 0.0;
+            }
+        }
+        let (tuned, rep) = tune_masks(
+            &f.model.bert,
+            &f.samples,
+            &student,
+            &teacher,
+            classification,
+            kiln_prune::Solver::Exact,
+            &d,
+        )
+        .unwrap();
+        assert!(rep.aborted.is_none(), "{:?}", rep.aborted);
+        let block = rep
+            .blocks
+            .iter()
+            .find(|b| b.layer == l && b.kind == "ffn")
+            .expect("the pruned layer's FFN block is tuned");
+        assert!(block.accepted && block.after < block.before, "{block:?}");
+        // Earlier layers reconstruct themselves exactly: their scales stay 1.
+        for e in 0..l {
+            assert!(tuned.neuron[e].iter().all(|&m| (m - 1.0).abs() < 1e-4));
+        }
+        let cls_only = classification && l == last;
+        let before = measured_ffn_error(&f, l, &student.neuron[l], cls_only, &d);
+        let after = measured_ffn_error(&f, l, &tuned.neuron[l], cls_only, &d);
+        let (want, got) = (after - before, block.after - block.before);
+        assert!(
+            (want - got).abs() <= 2e-3 * want.abs().max(1e-6),
+            "layer {l} classification {classification}: measured Δerror {want:.6e}, system's Δobjective {got:.6e}"
+        );
+        seen.push(got);
+    }
+    // CLS-only and all-token rows give different systems at the last layer.
+    assert!(
+        (seen[1] - seen[2]).abs() > 1e-3 * seen[2].abs(),
+        "last-layer objectives with CLS-only and all-token rows coincide: {seen:?}"
+    );
 }
 
 #[test]
@@ -256,6 +369,7 @@ fn bad_requests_are_clear_errors() {
         tune: true,
         teacher: Teacher::Original,
         solver: Default::default(),
+        latency: None,
     };
     let e = prune(&f.model, &f.samples, None, &opts, &d)
         .unwrap_err()

@@ -61,6 +61,7 @@ fn span_model_prunes_shrinks_and_round_trips() {
         tune: true,
         teacher: Teacher::SqrtConstraint,
         solver: Default::default(),
+        latency: None,
     };
     let out = prune(&model, &samples, None, &opts, &device).unwrap();
     assert!(out.mac_ratio <= 0.5 + 1e-9, "{}", out.mac_ratio);
