@@ -100,6 +100,13 @@ fn glue_finetune_smoke_runs_end_to_end() {
         // 82.25 here (the tasks carry label noise).
         assert!(acc > 75.0, "{t}: dev accuracy {acc}");
         check_glue_predictions(&dir.join(format!("predictions/{t}-dev.csv")), acc);
+        // The checkpoint records how it was trained, for the experiments that start from it.
+        let ck = cache.path().join("finetuned/smoke-tiny").join(t);
+        let line = kiln_glue::checkpoints::provenance(&ck).expect("kiln-finetune.json");
+        assert!(
+            line.contains("`smoke` profile") && line.contains(&format!("{acc:.2}")),
+            "{line}"
+        );
         let ck = kiln_glue::finetuned_dir(cache.path(), "smoke-tiny", t);
         let (m, _) =
             kiln_models::bert::load_classifier(&ck, 2, &burn::tensor::Device::flex()).unwrap();

@@ -202,7 +202,13 @@ pub fn real_glue(
         } else {
             "accuracy".into()
         },
-        source: format!("{} (data: {})", dir.display(), files.how),
+        source: format!(
+            "{} ({}; data: {})",
+            dir.display(),
+            provenance(&dir)
+                .unwrap_or_else(|| "trained outside kiln or before kiln recorded how".into()),
+            files.how
+        ),
     })
 }
 
@@ -234,6 +240,43 @@ pub fn finetuned_checkpoint(resolver: &Resolver, model: &str, task: &str) -> Res
         c.display(),
         if model == "all-MiniLM-L6-v2" { "mini" } else { "paper" }
     )
+}
+
+/// How a cached checkpoint was trained (`kiln-finetune.json` beside its weights), so that an
+/// experiment starting from it can say which fine-tuning its baseline comes from.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Provenance {
+    pub experiment: String,
+    pub profile: String,
+    pub task: String,
+    pub metric: String,
+    pub value: f64,
+    pub train_examples: usize,
+    pub epochs: f64,
+    pub steps: usize,
+    pub seed: u64,
+}
+
+const PROVENANCE: &str = "kiln-finetune.json";
+
+/// Writes `dir/kiln-finetune.json` (through a temporary file, so a reader never sees half of it).
+pub fn write_provenance(dir: &Path, p: &Provenance) -> Result<()> {
+    let path = dir.join(PROVENANCE);
+    let tmp = dir.join(format!("{PROVENANCE}.tmp"));
+    std::fs::write(&tmp, serde_json::to_string_pretty(p)?)
+        .with_context(|| format!("{}: cannot write", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("{}: cannot write", path.display()))?;
+    Ok(())
+}
+
+/// One line on how the checkpoint in `dir` was fine-tuned, when kiln wrote it.
+pub fn provenance(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join(PROVENANCE)).ok()?;
+    let p: Provenance = serde_json::from_str(&text).ok()?;
+    Some(format!(
+        "{} `{}` profile: {} train examples, {} epochs, {} steps, seed {}; dev {} {:.2}",
+        p.experiment, p.profile, p.train_examples, p.epochs, p.steps, p.seed, p.metric, p.value
+    ))
 }
 
 /// Token ids beyond the embedding table would index out of bounds deep in a backend.

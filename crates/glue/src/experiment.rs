@@ -310,7 +310,13 @@ fn train_cfg(p: &FinetuneProfile, task: &str, args: &RunArgs) -> FinetuneConfig 
     c
 }
 
-fn run_task(job: Job, cfg: &FinetuneConfig, save_to: &Path, device: &Device) -> Result<TaskRun> {
+fn run_task(
+    job: Job,
+    cfg: &FinetuneConfig,
+    profile: &str,
+    save_to: &Path,
+    device: &Device,
+) -> Result<TaskRun> {
     let name = job.name;
     let (num_labels, metric_names): (usize, Vec<String>) = match job.task {
         Some(t) => (
@@ -355,6 +361,20 @@ fn run_task(job: Job, cfg: &FinetuneConfig, save_to: &Path, device: &Device) -> 
         |tok| Ok(save_classifier(&res.model, job.config, Some(tok), save_to)?),
         job.tok,
     )?;
+    crate::checkpoints::write_provenance(
+        save_to,
+        &crate::checkpoints::Provenance {
+            experiment: NAME.into(),
+            profile: profile.into(),
+            task: name.into(),
+            metric: metric.clone(),
+            value,
+            train_examples: tr.len(),
+            epochs: cfg.epochs,
+            steps: res.steps,
+            seed: cfg.seed,
+        },
+    )?;
     println!(
         "{name}: dev {metric} = {value:.2} ({} steps, {:.0} s); saved to {}",
         res.steps,
@@ -378,6 +398,7 @@ fn run_task(job: Job, cfg: &FinetuneConfig, save_to: &Path, device: &Device) -> 
 }
 
 fn run_smoke(p: &FinetuneProfile, ctx: &RunContext) -> Result<Vec<TaskRun>> {
+    let profile = ctx.profile.as_str();
     let mut runs = Vec::new();
     for t in &p.tasks {
         let n_train = ctx.args.train_examples.or(p.train_examples).unwrap_or(1500);
@@ -395,13 +416,13 @@ fn run_smoke(p: &FinetuneProfile, ctx: &RunContext) -> Result<Vec<TaskRun>> {
             data_from: format!("synthetic (seed {})", ctx.seed),
         };
         let save_to = finetuned_dir(&ctx.cache, SMOKE_MODEL, t);
-        runs.push(run_task(job, &cfg, &save_to, &ctx.device)?);
+        runs.push(run_task(job, &cfg, profile, &save_to, &ctx.device)?);
     }
     Ok(runs)
 }
 
 fn run_real(p: &FinetuneProfile, ctx: &RunContext) -> Result<(Vec<TaskRun>, String)> {
-    run_real_tasks(p, &ctx.args.tasks_or(&p.tasks), ctx)
+    run_real_tasks(p, &ctx.profile, &ctx.args.tasks_or(&p.tasks), ctx)
 }
 
 /// What a fine-tuning stage run by another experiment produced.
@@ -463,7 +484,7 @@ pub fn finetune_missing(
     ctx: &RunContext,
 ) -> Result<Vec<FinetuneSummary>> {
     let p = profile_named(profile)?;
-    let (runs, _) = run_real_tasks(&p, tasks, ctx)?;
+    let (runs, _) = run_real_tasks(&p, profile, tasks, ctx)?;
     Ok(runs
         .into_iter()
         .map(|r| FinetuneSummary {
@@ -481,6 +502,7 @@ pub fn finetune_missing(
 
 fn run_real_tasks(
     p: &FinetuneProfile,
+    profile: &str,
     tasks: &[String],
     ctx: &RunContext,
 ) -> Result<(Vec<TaskRun>, String)> {
@@ -536,7 +558,7 @@ fn run_real_tasks(
         };
         let cfg = train_cfg(p, task.name(), &ctx.args);
         let save_to = finetuned_dir(&ctx.cache, &model_name, task.name());
-        runs.push(run_task(job, &cfg, &save_to, &ctx.device)?);
+        runs.push(run_task(job, &cfg, profile, &save_to, &ctx.device)?);
     }
     Ok((runs, model_dir.path.display().to_string()))
 }

@@ -1004,6 +1004,7 @@ fn main_table(
     results: &[Cellres],
     wall: f64,
     finetuned: &[FinetuneSummary],
+    sources: &BTreeMap<String, String>,
 ) -> Table {
     let synthetic = p.model == "tiny";
     let mut table = ctx.main_table(
@@ -1060,6 +1061,14 @@ fn main_table(
                 .join("; ")
         ));
     }
+    table.note(format!(
+        "starting checkpoints: {}",
+        sources
+            .iter()
+            .map(|(t, s)| format!("{t}: {s}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    ));
     table.note("metric: accuracy (SST-2, MRPC, RTE, MNLI, QQP, QNLI, syn-sentiment, syn-paraphrase), Spearman x100 (STS-B), official F1 (SQuAD, syn-squad; n-best 20, max answer 30 tokens, 384/128 windows on SQuAD); dev sets. Stages: mean ± sample standard deviation over the sample-set seeds; Δ = mean + tuning minus unpruned, in points.");
     let heads: Vec<&Cellres> = results.iter().filter(|r| r.headline).collect();
     let seeds = heads
@@ -1073,7 +1082,7 @@ fn main_table(
         })
         .unwrap_or_default();
     table.note(format!(
-        "setting `reference` (the headline rows): what the official code does — Fisher importance from mini-batch (batch {}) mask gradients on a sample set drawn with replacement; MAC search; rearrangement; mask tuning against the {} teacher with the {} solver (float32 inputs, damp 1, atol = btol = 1e-6, conlim 1e8, maxiter 5·n; istop ≥ 3 or a scale outside [-10, 10] stops tuning for this and every later layer). Sample sets: {} per task, seeds {seeds} (the run's seed + 0, 1, ...; the reference draws one set, seed 0). Magnitude baseline: squared-weight-norm importance, same search, no rearrangement/tuning.",
+        "setting `reference` (the headline rows): what the official code does — Fisher importance from mini-batch (batch {}) mask gradients on a sample set drawn with replacement; MAC search; rearrangement; mask tuning against the {} teacher with the {} solver (float32 inputs, damp 1, atol = btol = 1e-6, conlim 1e8, maxiter 5·n; istop ≥ 3 or a scale outside [-10, 10] stops tuning for this and every later layer). Sample sets: {} per task (the paper: 2048), seeds {seeds} (the run's seed + 0, 1, ...; the reference draws one set, seed 0). Magnitude baseline: squared-weight-norm importance, same search, no rearrangement/tuning.",
         p.batch_size,
         if p.teacher == "original" { "unpruned-model" } else { "√C (official code)" },
         p.solver.label(),
@@ -1148,7 +1157,10 @@ fn record(
     finetuned: &[FinetuneSummary],
 ) -> Result<RunRecord> {
     let mut rec = RunRecord::new(p.model == "tiny");
-    rec.table("table", main_table(file, p, ctx, results, wall, finetuned));
+    rec.table(
+        "table",
+        main_table(file, p, ctx, results, wall, finetuned, &sources),
+    );
     for r in results {
         let k = if r.headline {
             format!("{}.c{}", r.task, r.constraint)
