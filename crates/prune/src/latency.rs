@@ -299,3 +299,48 @@ pub fn encoder_latency(
     })
     .median_s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_interpolate_between_sorted_values() {
+        let v = [1.0, 2.0, 4.0, 8.0];
+        assert_eq!(quantile(&v, 0.0), 1.0);
+        assert_eq!(quantile(&v, 1.0), 8.0);
+        assert_eq!(quantile(&v, 0.5), 3.0);
+        assert!((quantile(&v, 0.25) - 1.75).abs() < 1e-12);
+        assert!(quantile(&[], 0.5).is_nan());
+    }
+
+    #[test]
+    fn interpolation_check_compares_median_error_with_median_noise() {
+        let check = |n, interpolated_s, measured_s, noise_s| InterpolationCheck {
+            neurons: n,
+            interpolated_s,
+            measured_s,
+            noise_s,
+        };
+        let report = LutReport {
+            lut: LatencyLut {
+                mha: vec![1.0],
+                ffn: vec![1.0],
+            },
+            batch: 1,
+            seq: 1,
+            runs: 1,
+            ffn_stride: 2,
+            checks: vec![
+                check(1, 1.0, 1.1, 0.3),
+                check(2, 2.0, 1.7, 0.2),
+                check(3, 3.0, 3.0, 0.1),
+            ],
+        };
+        let (err, noise) = report.interpolation_vs_noise();
+        assert!(
+            (err - 0.1).abs() < 1e-12 && (noise - 0.2).abs() < 1e-12,
+            "{err} {noise}"
+        );
+    }
+}
