@@ -625,6 +625,26 @@ struct Drawn {
     seconds: f64,
 }
 
+/// The whole method (Fisher, search, rearrangement, tuning) at constraint `c`.
+fn full_method(
+    c: f64,
+    seq_len: f64,
+    teacher: Teacher,
+    solver: Solver,
+    latency: Option<crate::search::LatencyLut>,
+) -> PruneOptions {
+    PruneOptions {
+        constraint: c,
+        criterion: Criterion::Fisher,
+        seq_len,
+        rearrange: true,
+        tune: true,
+        teacher,
+        solver,
+        latency,
+    }
+}
+
 /// The sample sets drawn so far, by (size, seed).
 struct Draws {
     drawn: BTreeMap<(usize, u64), Drawn>,
@@ -712,16 +732,7 @@ fn run_cells<M: EncoderTask>(
             let mut first_tuned = None;
             for (i, &seed) in st.seeds.iter().enumerate() {
                 let d = draw.get(t, model, st.num_samples, seed, device)?;
-                let opts = PruneOptions {
-                    constraint: c,
-                    criterion: Criterion::Fisher,
-                    seq_len: t.seq_len,
-                    rearrange: true,
-                    tune: true,
-                    teacher,
-                    solver: st.solver,
-                    latency: None,
-                };
+                let opts = full_method(c, t.seq_len, teacher, st.solver, None);
                 let res = prune(model, &d.samples, Some(&d.grads), &opts, device)?;
                 let key = (st.num_samples, seed, c.to_bits());
                 let (search, rearranged) = match stage_metrics.get(&key) {
@@ -853,16 +864,7 @@ fn run_cells<M: EncoderTask>(
             let seed = head.seeds[0];
             let d = draw.get(t, model, head.num_samples, seed, device)?;
             for &c in &lp.constraints {
-                let opts = PruneOptions {
-                    constraint: c,
-                    criterion: Criterion::Fisher,
-                    seq_len: t.seq_len,
-                    rearrange: true,
-                    tune: true,
-                    teacher,
-                    solver: head.solver,
-                    latency: Some(lut.clone()),
-                };
+                let opts = full_method(c, t.seq_len, teacher, head.solver, Some(lut.clone()));
                 let res = prune(model, &d.samples, Some(&d.grads), &opts, device)?;
                 let search = t.dev_metric(Some(&res.search), device)?;
                 let tuned = t.dev_metric(Some(&res.tuned), device)?;
@@ -955,7 +957,11 @@ impl Paper for GluePruning {
             if !missing.is_empty() {
                 let Some(ft) = &p.finetune else {
                     finetuned_checkpoint(&ctx.resolver, &p.model, &missing[0])?;
-                    unreachable!("finetuned_checkpoint failed above");
+                    bail!(
+                        "no fine-tuned {} checkpoint for {missing:?} and profile `{}` has no `finetune` stage: run `just reproduce glue-finetune --profile mini` first",
+                        p.model,
+                        ctx.profile
+                    );
                 };
                 println!(
                     "stage 1/2: no fine-tuned {} checkpoint for {}: fine-tuning {} with glue-finetune's `{ft}` profile (saved to {}; later runs reuse them)",
