@@ -16,6 +16,11 @@ pub enum DeviceChoice {
     Wgpu,
     Vulkan,
     Cuda(usize),
+    /// LibTorch on the CPU (burn-tch): PyTorch's own kernels, the fastest CPU path here.
+    Tch,
+    /// LibTorch on CUDA device N: the CUDA path that builds offline (burn's `cuda` downloads
+    /// LLVM at build time).
+    TchCuda(usize),
 }
 
 impl DeviceChoice {
@@ -27,13 +32,21 @@ impl DeviceChoice {
             "wgpu" => Self::Wgpu,
             "vulkan" => Self::Vulkan,
             "cuda" => Self::Cuda(0),
-            other => match other.strip_prefix("cuda:") {
-                Some(idx) => Self::Cuda(
+            "tch" | "libtorch" | "tch-cpu" => Self::Tch,
+            "tch-cuda" => Self::TchCuda(0),
+            other => {
+                let index = |idx: &str| {
                     idx.parse()
-                        .map_err(|_| CoreError::UnknownDevice(other.to_string()))?,
-                ),
-                None => return Err(CoreError::UnknownDevice(other.to_string())),
-            },
+                        .map_err(|_| CoreError::UnknownDevice(other.to_string()))
+                };
+                if let Some(idx) = other.strip_prefix("cuda:") {
+                    Self::Cuda(index(idx)?)
+                } else if let Some(idx) = other.strip_prefix("tch-cuda:") {
+                    Self::TchCuda(index(idx)?)
+                } else {
+                    return Err(CoreError::UnknownDevice(other.to_string()));
+                }
+            }
         })
     }
 
@@ -45,12 +58,14 @@ impl DeviceChoice {
             Self::Wgpu => "wgpu",
             Self::Vulkan => "vulkan",
             Self::Cuda(_) => "cuda",
+            Self::Tch | Self::TchCuda(_) => "tch",
         }
     }
 
     pub fn label(&self) -> String {
         match self {
             Self::Cuda(i) => format!("cuda:{i}"),
+            Self::TchCuda(i) => format!("tch-cuda:{i}"),
             other => other.feature().to_string(),
         }
     }
@@ -89,8 +104,75 @@ impl DeviceChoice {
                 #[allow(unreachable_code)]
                 Err(missing())
             }
+            // burn 0.22 marks burn-tch deprecated in favour of CubeCL backends, but on machines
+            // without network access at build time it is the only CUDA path, and on CPU it runs
+            // PyTorch's kernels (issue 12 measured 1.05x PyTorch vs flex's 0.47x).
+            Self::Tch => {
+                #[cfg(feature = "tch")]
+                #[allow(deprecated)]
+                return Ok(Device::libtorch());
+                #[allow(unreachable_code)]
+                Err(missing())
+            }
+            Self::TchCuda(_idx) => {
+                #[cfg(feature = "tch")]
+                {
+                    let found = tch_cuda_device_count();
+                    if *_idx >= found {
+                        return Err(CoreError::NoCudaDevice {
+                            requested: self.label(),
+                            found,
+                        });
+                    }
+                    #[allow(deprecated)]
+                    return Ok(Device::libtorch_cuda(*_idx));
+                }
+                #[allow(unreachable_code)]
+                Err(missing())
+            }
         }
     }
+
+    /// Whether this backend's cargo feature is compiled into this build.
+    pub fn is_compiled(&self) -> bool {
+        !matches!(self.device(), Err(CoreError::BackendNotCompiled { .. }))
+    }
+}
+
+/// The LibTorch device for backend-parity tests (`KILN_TCH_PARITY_DEVICE`, default `tch`; a
+/// GPU machine sets `tch-cuda`), or `None` after a logged skip when this build has no `tch`
+/// feature. `just test` builds with it and sets `KILN_REQUIRE_TCH`, which turns a missing
+/// feature into a failure, so CI cannot pass without running the parity tests.
+pub fn tch_parity_device() -> Option<Device> {
+    let choice = std::env::var("KILN_TCH_PARITY_DEVICE").unwrap_or_else(|_| "tch".into());
+    let built = DeviceChoice::parse(&choice).and_then(|c| match c {
+        DeviceChoice::Tch | DeviceChoice::TchCuda(_) => c.device(),
+        other => Err(CoreError::UnknownDevice(format!(
+            "{} (KILN_TCH_PARITY_DEVICE must name a LibTorch device: tch, tch-cuda, tch-cuda:N)",
+            other.label()
+        ))),
+    });
+    match built {
+        Ok(d) => Some(d),
+        Err(e @ CoreError::BackendNotCompiled { .. }) => {
+            if std::env::var_os("KILN_REQUIRE_TCH").is_some() {
+                panic!("KILN_REQUIRE_TCH is set but the tch backend is unavailable: {e}");
+            }
+            crate::paths::skip_optional(
+                "tch parity (built without the `tch` feature; `just test` or `just test-tch` builds it)",
+            );
+            None
+        }
+        Err(e) => panic!("tch parity device `{choice}`: {e}"),
+    }
+}
+
+/// CUDA devices LibTorch can see (0 with a CPU-only torch or no driver).
+#[cfg(feature = "tch")]
+fn tch_cuda_device_count() -> usize {
+    #[allow(deprecated)]
+    let n = tch::Cuda::device_count();
+    n.max(0) as usize
 }
 
 /// Parses and builds a device in one step.
@@ -102,9 +184,16 @@ pub fn parse_device(s: &str) -> Result<Device, CoreError> {
 pub fn backend_name(device: &Device) -> String {
     let dbg = format!("{:?}", device.clone().inner());
     let lower = dbg.to_ascii_lowercase();
-    for name in [
-        "flex", "ndarray", "cuda", "vulkan", "wgpu", "metal", "libtorch",
-    ] {
+    // LibTorch first: its CUDA device prints as `LibTorch(Cuda(0))`.
+    if lower.contains("libtorch") {
+        return if lower.contains("cuda") {
+            "tch-cuda"
+        } else {
+            "tch"
+        }
+        .to_string();
+    }
+    for name in ["flex", "ndarray", "cuda", "vulkan", "wgpu", "metal"] {
         if lower.contains(name) {
             return name.to_string();
         }
@@ -126,6 +215,18 @@ mod tests {
         assert_eq!(DeviceChoice::parse("cuda").unwrap(), DeviceChoice::Cuda(0));
         assert!(DeviceChoice::parse("tpu").is_err());
         assert!(DeviceChoice::parse("cuda:x").is_err());
+        assert_eq!(DeviceChoice::parse("tch").unwrap(), DeviceChoice::Tch);
+        assert_eq!(DeviceChoice::parse("libtorch").unwrap(), DeviceChoice::Tch);
+        assert_eq!(
+            DeviceChoice::parse("tch-cuda").unwrap(),
+            DeviceChoice::TchCuda(0)
+        );
+        assert_eq!(
+            DeviceChoice::parse("tch-cuda:2").unwrap(),
+            DeviceChoice::TchCuda(2)
+        );
+        assert_eq!(DeviceChoice::TchCuda(2).label(), "tch-cuda:2");
+        assert!(DeviceChoice::parse("tch-cuda:").is_err());
     }
 
     #[test]
@@ -139,5 +240,20 @@ mod tests {
     fn missing_backend_names_the_feature() {
         let err = parse_device("cuda:0").unwrap_err().to_string();
         assert!(err.contains("--features cuda"), "{err}");
+    }
+
+    #[cfg(not(feature = "tch"))]
+    #[test]
+    fn missing_tch_names_the_feature() {
+        let err = parse_device("tch-cuda:0").unwrap_err().to_string();
+        assert!(err.contains("--features tch"), "{err}");
+        assert!(!DeviceChoice::Tch.is_compiled());
+    }
+
+    #[cfg(feature = "tch")]
+    #[test]
+    fn tch_cpu_builds_and_is_named() {
+        let d = parse_device("tch").unwrap();
+        assert_eq!(backend_name(&d), "tch");
     }
 }

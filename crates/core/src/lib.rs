@@ -11,7 +11,7 @@ pub mod progress;
 pub mod run;
 pub mod timing;
 
-pub use device::{backend_name, parse_device, DeviceChoice};
+pub use device::{backend_name, parse_device, tch_parity_device, DeviceChoice};
 pub use error::CoreError;
 pub use fsutil::{atomic_write, sha256_file};
 pub use run::RunMeta;

@@ -3,6 +3,7 @@
 //! the same model in PyTorch (transformers) in the same run, and the ratio.
 
 use anyhow::Result;
+use burn::module::Module;
 use burn::tensor::Device;
 use kiln_core::{DeviceChoice, RunMeta};
 use kiln_experiment::bench::{run_peer, write_table, BenchArgs};
@@ -201,5 +202,115 @@ pub fn encoder(a: &BenchArgs) -> Result<()> {
         &out.join("encoder.json"),
         serde_json::to_string_pretty(&meta)?.as_bytes(),
     )?;
+    Ok(())
+}
+
+/// `kiln bench --only finetune`: fine-tuning step throughput of all-MiniLM-L6-v2 with a
+/// two-way classification head (what glue-finetune and glue-pruning's first stage run), batch
+/// `--batch`, length `--seq`: forward, cross-entropy, backward, per-tensor norm clipping and
+/// AdamW through [`kiln_models::finetune::train_step`], dropout on; beside the same step in
+/// PyTorch (HF `BertForSequenceClassification`, `torch.optim.AdamW`, `clip_grad_norm_`) in the
+/// same run.
+pub fn finetune_step(a: &BenchArgs) -> Result<()> {
+    use kiln_models::finetune::{optimizer, train_step, FinetuneConfig};
+    let Some(model_dir) = a.model.clone().or_else(|| {
+        let d = a.cache_root().join("all-MiniLM-L6-v2");
+        d.join("model.safetensors").exists().then_some(d)
+    }) else {
+        anyhow::bail!("the finetune benchmark needs all-MiniLM-L6-v2: run `just fetch all-MiniLM-L6-v2` or pass --model");
+    };
+    let iters = a.iters.max(3);
+    let cfg = FinetuneConfig {
+        epochs: 1.0,
+        batch_size: a.batch,
+        learning_rate: 2e-5,
+        warmup_ratio: 0.0,
+        weight_decay: 0.01,
+        max_grad_norm: 1.0,
+        seed: 0,
+        evals: 1,
+        group_by_length: false,
+    };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let n = a.batch * a.seq;
+    let batch = kiln_data::Batch {
+        ids: (0..n).map(|_| rng.random_range(1000..30000)).collect(),
+        type_ids: vec![0; n],
+        mask: vec![1; n],
+        labels: (0..a.batch).map(|i| (i % 2) as f32).collect(),
+        batch: a.batch,
+        seq: a.seq,
+        index: (0..a.batch).collect(),
+        spans: Vec::new(),
+    };
+    let mut rows: Vec<(String, f64)> = Vec::new();
+    for choice in &a.devices() {
+        let device: Device = choice.device()?;
+        println!(
+            "bench: fine-tuning step on {} (batch {}, seq {}, {iters} timed steps)...",
+            choice.label(),
+            a.batch,
+            a.seq
+        );
+        device.seed(0);
+        let (model, _) = kiln_models::bert::load_classifier(&model_dir, 2, &device)?;
+        let ad = device.clone().autodiff();
+        let mut model = Some(model.to_device(&ad).train());
+        let mut optim = optimizer(&cfg);
+        let mut failed = None;
+        let t = kiln_core::timing::time_it(&device, 2, iters, || {
+            match train_step(model.take().expect("model"), &mut optim, &batch, 2e-5, &ad) {
+                Ok((m, _)) => model = Some(m),
+                Err(e) => failed = Some(e),
+            }
+        });
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
+        println!(
+            "  {}: {:.1} sequences/s ({:.3} s per step)",
+            choice.label(),
+            a.batch as f64 / t.median_s,
+            t.median_s
+        );
+        rows.push((choice.label(), t.median_s));
+    }
+    let args = [
+        model_dir.display().to_string(),
+        a.batch.to_string(),
+        a.seq.to_string(),
+        iters.to_string(),
+    ];
+    let peer = run_peer("peer_bert_train.py", &args)?.map(|(m, v)| {
+        println!(
+            "  pytorch: {:.1} sequences/s ({m:.3} s per step)",
+            a.batch as f64 / m
+        );
+        (format!("pytorch {}", v["torch"].as_str().unwrap_or("")), m)
+    });
+    let mut table = Table::new(
+        format!(
+            "Fine-tuning step throughput, all-MiniLM-L6-v2 + classification head, batch {}, seq {}, fp32",
+            a.batch, a.seq
+        ),
+        &["backend", "sequences/s", "s/step", "vs PyTorch"],
+    );
+    for (name, m) in rows.iter().chain(peer.iter()) {
+        table.push(vec![
+            Cell::text(name),
+            Cell::num(a.batch as f64 / m, 1),
+            Cell::num(*m, 4),
+            Cell::opt(peer.as_ref().map(|p| p.1 / m), 2),
+        ]);
+    }
+    table.note(format!(
+        "one step = forward (dropout 0.1) + cross-entropy + backward + clipping + AdamW (eps 1e-8, weight decay 0.01), loss read back to the host; median of {iters} steps after 2 warm-up steps; {}",
+        BenchArgs::threads_note()
+    ));
+    match &peer {
+        Some(_) => table.note("PyTorch: HF BertForSequenceClassification (eager attention), torch.optim.AdamW, clip_grad_norm_(1.0) (global norm; kiln clips each tensor, as burn does), same weights, shapes and thread count"),
+        None => table.note("no PyTorch peer in this run (set KILN_PEER_PYTHON to a Python with torch + transformers)"),
+    }
+    write_table(&a.dir(), "finetune_step", &table)?;
     Ok(())
 }

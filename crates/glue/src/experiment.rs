@@ -195,7 +195,10 @@ impl Paper for GlueFinetune {
     }
 
     fn benches(&self) -> &'static [Bench] {
-        &[("encoder", crate::bench::encoder)]
+        &[
+            ("encoder", crate::bench::encoder),
+            ("finetune", crate::bench::finetune_step),
+        ]
     }
 }
 

@@ -35,4 +35,6 @@ pub enum ModelError {
     Mask(String),
     #[error("{0}")]
     Invalid(String),
+    #[error("training loss became {loss}; lower the learning rate or check the labels")]
+    NonFiniteLoss { loss: f64 },
 }

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use burn::optim::grad_clipping::GradientClippingConfig;
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::Device;
 use kiln_data::{make_batches_grouped, metrics, Encoded};
 use serde::{Deserialize, Serialize};
@@ -216,6 +216,36 @@ pub struct RunLabels<'a> {
     pub main_metric: &'a str,
 }
 
+/// The optimiser every head trains with: AdamW (eps 1e-8, the config's weight decay) with
+/// per-tensor norm clipping at `max_grad_norm`.
+pub fn optimizer(cfg: &FinetuneConfig) -> ModuleOptimizer {
+    AdamWConfig::new()
+        .with_epsilon(1e-8)
+        .with_weight_decay(cfg.weight_decay as f32)
+        .with_grad_clipping(Some(GradientClippingConfig::Norm(cfg.max_grad_norm as f32)))
+        .init()
+}
+
+/// One training step at learning rate `lr`: the batch's mean loss, backward, clipping and the
+/// AdamW update, on `model` living on the autodiff device `ad`. Returns the updated model and
+/// the loss (read back to the host: the loop stops on a non-finite loss before updating).
+/// `train` runs exactly this per batch; `kiln bench --only finetune` times it.
+pub fn train_step<M: EncoderTask>(
+    model: M,
+    optim: &mut ModuleOptimizer,
+    batch: &kiln_data::Batch,
+    lr: f64,
+    ad: &Device,
+) -> Result<(M, f64), ModelError> {
+    let loss = model.batch_loss(batch, None, ad)?;
+    let lv = loss.clone().into_scalar::<f32>() as f64;
+    if !lv.is_finite() {
+        return Err(ModelError::NonFiniteLoss { loss: lv });
+    }
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    Ok((optim.step(lr, model, grads), lv))
+}
+
 /// The loop every head trains with: AdamW, linear warmup then linear decay, clipping, a
 /// NaN-loss stop, and `cfg.evals` dev evaluations (`evaluate` gets the model in eval mode).
 /// `batches(epoch)` yields one epoch's batches (`per_epoch` of them).
@@ -238,11 +268,7 @@ pub fn train<M: EncoderTask>(
     let ad = device.clone().autodiff();
     device.seed(cfg.seed);
     let mut model = model.to_device(&ad).train();
-    let mut optim = AdamWConfig::new()
-        .with_epsilon(1e-8)
-        .with_weight_decay(cfg.weight_decay as f32)
-        .with_grad_clipping(Some(GradientClippingConfig::Norm(cfg.max_grad_norm as f32)))
-        .init();
+    let mut optim = optimizer(cfg);
     let total = ((per_epoch as f64) * cfg.epochs).ceil().max(1.0) as usize;
     let warmup = (cfg.warmup_ratio * total as f64).round() as usize;
     let eval_at: Vec<usize> = (1..=cfg.evals.max(1))
@@ -272,16 +298,17 @@ pub fn train<M: EncoderTask>(
             } else {
                 cfg.learning_rate * (total - step) as f64 / (total - warmup).max(1) as f64
             };
-            let loss = model.batch_loss(&b, None, &ad)?;
-            let lv: f64 = loss.clone().into_scalar::<f32>() as f64;
-            if !lv.is_finite() {
-                pb.abandon();
-                return Err(ModelError::Invalid(format!(
-                    "{name}: training loss became {lv} at step {step} (lr {lr:.2e}); lower the learning rate or check the labels"
-                )));
-            }
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(lr, model, grads);
+            let lv;
+            (model, lv) = match train_step(model, &mut optim, &b, lr, &ad) {
+                Ok(r) => r,
+                Err(ModelError::NonFiniteLoss { loss }) => {
+                    pb.abandon();
+                    return Err(ModelError::Invalid(format!(
+                        "{name}: training loss became {loss} at step {step} (lr {lr:.2e}); lower the learning rate or check the labels"
+                    )));
+                }
+                Err(e) => return Err(e),
+            };
             step += 1;
             loss_sum += lv;
             loss_n += 1;
