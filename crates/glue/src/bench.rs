@@ -6,17 +6,10 @@ use anyhow::Result;
 use burn::module::Module;
 use burn::tensor::Device;
 use kiln_core::{DeviceChoice, RunMeta};
-use kiln_experiment::bench::{run_peer, write_table, BenchArgs};
+use kiln_experiment::bench::{interleaved, write_table, BenchArgs, Interleaved};
 use kiln_models::{BertConfig, BertModel, EncoderInput};
 use kiln_report::{Cell, Table};
 use rand::{Rng, SeedableRng};
-
-struct Row {
-    backend: String,
-    seqs_per_s: f64,
-    median_s: f64,
-    gflops: f64,
-}
 
 /// Forward FLOPs of a BERT encoder (multiply-add = 2 FLOPs), for GFLOP/s reporting.
 pub fn encoder_flops(c: &BertConfig, batch: usize, seq: usize) -> f64 {
@@ -35,7 +28,7 @@ fn bench_device(
     model_dir: Option<&std::path::PathBuf>,
     choice: &DeviceChoice,
     a: &BenchArgs,
-) -> Result<(Row, BertConfig, String)> {
+) -> Result<(f64, BertConfig, String)> {
     let device: Device = choice.device()?;
     let (model, config, what) = match model_dir {
         Some(d) => {
@@ -71,102 +64,104 @@ fn bench_device(
         let out = model.forward(&input, None);
         out.last_hidden_state.into_data()
     });
-    let flops = encoder_flops(&config, a.batch, a.seq);
-    Ok((
-        Row {
-            backend: choice.label(),
-            seqs_per_s: a.batch as f64 / t.median_s,
-            median_s: t.median_s,
-            gflops: flops / t.median_s / 1e9,
-        },
-        config,
-        what,
-    ))
+    Ok((t.median_s, config, what))
 }
 
-fn peer(model_dir: &std::path::Path, a: &BenchArgs) -> Result<Option<Row>> {
-    let args = [
-        model_dir.display().to_string(),
-        a.batch.to_string(),
-        a.seq.to_string(),
-        a.iters.to_string(),
-    ];
-    Ok(run_peer("peer_bert.py", &args)?.map(|(median, v)| Row {
-        backend: format!("pytorch {}", v["torch"].as_str().unwrap_or("")),
-        seqs_per_s: a.batch as f64 / median,
-        median_s: median,
-        gflops: 0.0,
-    }))
-}
-
-/// Encoder forward throughput of all-MiniLM-L6-v2 on each device, and PyTorch's.
+/// Encoder forward throughput of all-MiniLM-L6-v2 on each device, and PyTorch's, in alternating
+/// rounds.
 pub fn encoder(a: &BenchArgs) -> Result<()> {
     let out = a.dir();
     let model_dir = a.model.clone().or_else(|| {
         let d = a.cache_root().join("all-MiniLM-L6-v2");
         d.join("model.safetensors").exists().then_some(d)
     });
-    let mut rows = Vec::new();
     let mut config = None;
     let mut what = String::new();
-    for d in &a.devices() {
-        println!(
-            "bench: encoder forward on {} (batch {}, seq {}, {} timed runs)...",
-            d.label(),
-            a.batch,
-            a.seq,
-            a.iters
-        );
-        let (r, c, w) = bench_device(model_dir.as_ref(), d, a)?;
-        println!(
-            "  {}: {:.1} sequences/s ({:.3} s per batch, {:.1} GFLOP/s)",
-            r.backend, r.seqs_per_s, r.median_s, r.gflops
-        );
-        rows.push(r);
-        config = Some(c);
-        what = w;
-    }
-    let peer_row = match &model_dir {
-        Some(m) => peer(m, a)?,
-        None => None,
+    let peer_args: Vec<String> = match &model_dir {
+        Some(m) => vec![
+            m.display().to_string(),
+            a.batch.to_string(),
+            a.seq.to_string(),
+            a.iters.to_string(),
+        ],
+        None => Vec::new(),
     };
-    let base = rows.first().map(|r| r.seqs_per_s).unwrap_or(f64::NAN);
+    println!(
+        "bench: encoder forward (batch {}, seq {}, {} timed runs, {} rounds)...",
+        a.batch, a.seq, a.iters, a.rounds
+    );
+    let res = interleaved(
+        a,
+        |d| {
+            let (s, c, w) = bench_device(model_dir.as_ref(), d, a)?;
+            config = Some(c);
+            what = w;
+            Ok(s)
+        },
+        model_dir.as_ref().map(|_| ("peer_bert.py", &peer_args[..])),
+    )?;
+    let flops = config
+        .as_ref()
+        .map(|c| encoder_flops(c, a.batch, a.seq))
+        .unwrap_or(f64::NAN);
     let mut table = Table::new(
         format!(
             "Encoder forward throughput, all-MiniLM-L6-v2, batch {}, seq {}, fp32",
             a.batch, a.seq
         ),
-        &["backend", "sequences/s", "s/batch", "GFLOP/s", "vs PyTorch"],
+        &[
+            "backend",
+            "sequences/s",
+            "s/batch",
+            "GFLOP/s",
+            "vs PyTorch [range over rounds]",
+        ],
     );
     let mut metrics = std::collections::BTreeMap::new();
-    for r in rows.iter().chain(peer_row.iter()) {
-        let ratio = peer_row.as_ref().map(|p| r.seqs_per_s / p.seqs_per_s);
+    for (name, times) in res.kiln.iter().chain(res.peer.iter()) {
+        let s = Interleaved::seconds(times);
+        let is_peer = res.peer.as_ref().is_some_and(|p| &p.0 == name);
         table.push(vec![
-            Cell::text(&r.backend),
-            Cell::num(r.seqs_per_s, 1),
-            Cell::num(r.median_s, 4),
-            if r.gflops > 0.0 {
-                Cell::num(r.gflops, 1)
-            } else {
+            Cell::text(name),
+            Cell::num(a.batch as f64 / s, 1),
+            Cell::num(s, 4),
+            if is_peer {
                 Cell::opt(None, 1)
+            } else {
+                Cell::num(flops / s / 1e9, 1)
             },
-            Cell::opt(ratio, 2),
+            Cell::text(if is_peer {
+                "1.00".to_string()
+            } else {
+                res.ratio_text(times)
+            }),
         ]);
         metrics.insert(
-            format!("{}.seqs_per_s", r.backend.replace(' ', "_")),
-            r.seqs_per_s,
+            format!("{}.seqs_per_s", name.replace(' ', "_")),
+            a.batch as f64 / s,
         );
+        if let Some((m, lo, hi)) = res.ratio(times).filter(|_| !is_peer) {
+            metrics.insert(format!("{}.vs_pytorch", name.replace(' ', "_")), m);
+            metrics.insert(format!("{}.vs_pytorch_min", name.replace(' ', "_")), lo);
+            metrics.insert(format!("{}.vs_pytorch_max", name.replace(' ', "_")), hi);
+        }
     }
-    match &peer_row {
-        Some(p) => {
-            let msg = format!("kiln ({}) / PyTorch throughput = {:.2}x", rows[0].backend, base / p.seqs_per_s);
+    match &res.peer {
+        Some(_) => {
+            let (name, times) = &res.kiln[0];
+            let msg = format!(
+                "kiln ({name}) / PyTorch throughput = {} (median of {} alternating rounds, each the median of {} runs after 2 warm-up runs)",
+                res.ratio_text(times),
+                times.len(),
+                a.iters
+            );
             println!("{msg}");
             table.note(msg);
         }
         None => table.note("no PyTorch peer in this run (set KILN_PEER_PYTHON to a Python with torch + transformers)"),
     }
     table.note(format!(
-        "model: {what}; threads: RAYON_NUM_THREADS={}",
+        "model: {what}; threads: RAYON_NUM_THREADS={} (tch: OMP_NUM_THREADS, set to the same by scripts/with-torch)",
         std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "unset (all cores)".into())
     ));
     if let Some(c) = &config {
@@ -243,71 +238,67 @@ pub fn finetune_step(a: &BenchArgs) -> Result<()> {
         index: (0..a.batch).collect(),
         spans: Vec::new(),
     };
-    let mut rows: Vec<(String, f64)> = Vec::new();
-    for choice in &a.devices() {
-        let device: Device = choice.device()?;
-        println!(
-            "bench: fine-tuning step on {} (batch {}, seq {}, {iters} timed steps)...",
-            choice.label(),
-            a.batch,
-            a.seq
-        );
-        device.seed(0);
-        let (model, _) = kiln_models::bert::load_classifier(&model_dir, 2, &device)?;
-        let ad = device.clone().autodiff();
-        let mut model = Some(model.to_device(&ad).train());
-        let mut optim = optimizer(&cfg);
-        let mut failed = None;
-        let t = kiln_core::timing::time_it(&device, 2, iters, || {
-            match train_step(model.take().expect("model"), &mut optim, &batch, 2e-5, &ad) {
-                Ok((m, _)) => model = Some(m),
-                Err(e) => failed = Some(e),
-            }
-        });
-        if let Some(e) = failed {
-            return Err(e.into());
-        }
-        println!(
-            "  {}: {:.1} sequences/s ({:.3} s per step)",
-            choice.label(),
-            a.batch as f64 / t.median_s,
-            t.median_s
-        );
-        rows.push((choice.label(), t.median_s));
-    }
-    let args = [
+    let peer_args = [
         model_dir.display().to_string(),
         a.batch.to_string(),
         a.seq.to_string(),
         iters.to_string(),
     ];
-    let peer = run_peer("peer_bert_train.py", &args)?.map(|(m, v)| {
-        println!(
-            "  pytorch: {:.1} sequences/s ({m:.3} s per step)",
-            a.batch as f64 / m
-        );
-        (format!("pytorch {}", v["torch"].as_str().unwrap_or("")), m)
-    });
+    println!(
+        "bench: fine-tuning step (batch {}, seq {}, {iters} timed steps, {} rounds)...",
+        a.batch, a.seq, a.rounds
+    );
+    let res = interleaved(
+        a,
+        |choice| {
+            let device: Device = choice.device()?;
+            device.seed(0);
+            let (model, _) = kiln_models::bert::load_classifier(&model_dir, 2, &device)?;
+            let ad = device.clone().autodiff();
+            let mut model = Some(model.to_device(&ad).train());
+            let mut optim = optimizer(&cfg);
+            let mut failed = None;
+            let t = kiln_core::timing::time_it(&device, 2, iters, || {
+                let Some(m) = model.take() else { return };
+                match train_step(m, &mut optim, &batch, 2e-5, &ad) {
+                    Ok((m, _)) => model = Some(m),
+                    Err(e) => failed = Some(e),
+                }
+            });
+            match failed {
+                Some(e) => Err(e.into()),
+                None => Ok(t.median_s),
+            }
+        },
+        Some(("peer_bert_train.py", &peer_args[..])),
+    )?;
     let mut table = Table::new(
         format!(
             "Fine-tuning step throughput, all-MiniLM-L6-v2 + classification head, batch {}, seq {}, fp32",
             a.batch, a.seq
         ),
-        &["backend", "sequences/s", "s/step", "vs PyTorch"],
+        &["backend", "sequences/s", "s/step", "vs PyTorch [range over rounds]"],
     );
-    for (name, m) in rows.iter().chain(peer.iter()) {
+    for (name, times) in res.kiln.iter().chain(res.peer.iter()) {
+        let s = Interleaved::seconds(times);
+        let is_peer = res.peer.as_ref().is_some_and(|p| &p.0 == name);
         table.push(vec![
             Cell::text(name),
-            Cell::num(a.batch as f64 / m, 1),
-            Cell::num(*m, 4),
-            Cell::opt(peer.as_ref().map(|p| p.1 / m), 2),
+            Cell::num(a.batch as f64 / s, 1),
+            Cell::num(s, 4),
+            Cell::text(if is_peer {
+                "1.00".to_string()
+            } else {
+                res.ratio_text(times)
+            }),
         ]);
     }
     table.note(format!(
-        "one step = forward (dropout 0.1) + cross-entropy + backward + clipping + AdamW (eps 1e-8, weight decay 0.01), loss read back to the host; median of {iters} steps after 2 warm-up steps; {}",
+        "one step = forward (dropout 0.1) + cross-entropy + backward + clipping + AdamW (eps 1e-8, weight decay 0.01), loss read back to the host; {} alternating rounds (kiln devices, then PyTorch), each the median of {iters} steps after 2 warm-up steps; {}",
+        a.rounds.max(1),
         BenchArgs::threads_note()
     ));
-    match &peer {
+    match &res.peer {
         Some(_) => table.note("PyTorch: HF BertForSequenceClassification (eager attention), torch.optim.AdamW, clip_grad_norm_(1.0) (global norm; kiln clips each tensor, as burn does), same weights, shapes and thread count"),
         None => table.note("no PyTorch peer in this run (set KILN_PEER_PYTHON to a Python with torch + transformers)"),
     }

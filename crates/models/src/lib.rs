@@ -5,6 +5,7 @@
 //! that are differentiable, and physical shrinking to a smaller model.
 
 pub mod bert;
+pub mod dense;
 pub mod error;
 pub mod finetune;
 pub mod gpt2;
@@ -14,5 +15,6 @@ pub use bert::{
     BertConfig, BertForQuestionAnswering, BertForSequenceClassification, BertModel, BertOutput,
     EncoderInput, EncoderMasks,
 };
+pub use dense::dense;
 pub use error::ModelError;
 pub use task::EncoderTask;

@@ -186,9 +186,11 @@ fn prepare_smoke_squad(task: &str, p: &Profile, ctx: &RunContext) -> Result<Prep
     config.max_position_embeddings = max_len.max(64);
     let model = BertForQuestionAnswering::new(&config, device);
     let (mut cfg, ..) = smoke_train_config(seed)?;
-    // The span task is learnt in a sudden transition (loss plateaus near ln 4 while the model
-    // only knows "answers are values"); 20 epochs at 1e-3 get past it (dev F1 100 in our runs,
-    // 14 epochs left it at 31).
+    // The span task is learnt in a sudden transition: the loss plateaus near ln 4 while the
+    // model only knows "answers are values" (dev F1 about 25), and whether 20 epochs at 1e-3 get
+    // past it depends on the seed and on float rounding (F1 100 at seed 42 until a change in
+    // summation order; 23 to 42 at seeds 42-44 after it; learning rates 3e-4 and 3e-3 and 30
+    // epochs did not help). The smoke run checks the span pipeline, not this model's quality.
     cfg.batch_size = 16;
     cfg.learning_rate = 1e-3;
     cfg.epochs = 20.0;

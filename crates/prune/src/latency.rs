@@ -142,7 +142,10 @@ pub fn measure_lut(
         let m = shrink(heads, n)?;
         let layer = &m.encoder.layer[0];
         let t = samples(device, warmup, runs, || {
-            let h = burn::tensor::activation::gelu(layer.intermediate.dense.forward(x.clone()));
+            let h = burn::tensor::activation::gelu(kiln_models::dense(
+                &layer.intermediate.dense,
+                x.clone(),
+            ));
             layer.output.forward_pub(h, x.clone()).into_data()
         });
         Ok((quantile(&t, 0.5),))

@@ -278,7 +278,7 @@ pub fn tune_masks(
                 g.a[k_h * n_h + k_h] += ntok * d as f64;
                 r[k_h] += rb[0];
             }
-            let t_ffn = layer.output.dense.forward(tr_t.ffn_act) + tr_t.attn_out;
+            let t_ffn = kiln_models::dense(&layer.output.dense, tr_t.ffn_act) + tr_t.attn_out;
             xt[i] = tr_t.out;
             caches.push(LayerCache { ctx_s, t_ffn });
         }

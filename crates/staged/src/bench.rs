@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use burn::tensor::Device;
-use kiln_experiment::bench::{run_peer, write_table, BenchArgs};
+use kiln_experiment::bench::{interleaved, write_table, BenchArgs, Interleaved};
 use kiln_report::{Cell, Table};
 use rand::{Rng, SeedableRng};
 
@@ -20,62 +20,65 @@ pub fn gpt2_train(a: &BenchArgs) -> Result<()> {
     let iters = a.iters.max(3);
     let mut table = Table::new(
         format!("GPT-2 decoder training throughput (staged-training): vocab {vocab}, d {d}, {layers} layers, {heads} heads, seq {seq}, batch {batch}, fp32"),
-        &["backend", "tokens/s", "s/step", "vs PyTorch"],
+        &["backend", "tokens/s", "s/step", "vs PyTorch [range over rounds]"],
     );
-    let mut rows: Vec<(String, f64)> = Vec::new();
-    for choice in &a.devices() {
-        let device: Device = choice.device()?;
-        println!("bench: GPT-2 training step on {}...", choice.label());
-        let c = Gpt2Config::new(vocab, seq, d, layers, heads);
-        device.seed(0);
-        let model = Gpt2Model::new(&c, &device);
-        let n = crate::schedule::non_embedding_params(layers, d);
-        let mut state = crate::TrainState::new(
-            c,
-            &model,
-            crate::schedule::Schedule::new(crate::schedule::lr_heuristic(n), 10, 1000),
-        );
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-        let flat: Vec<i64> = (0..batch * seq)
-            .map(|_| rng.random_range(0..vocab as i64))
-            .collect();
-        let ids = Tensor::<1, Int>::from_data(TensorData::new(flat, [batch * seq]), &device)
-            .reshape([batch, seq]);
-        let mut failed = None;
-        let t = kiln_core::timing::time_it(&device, 2, iters, || {
-            if let Err(e) = state.train_step(ids.clone(), &device) {
-                failed = Some(e);
-            }
-        });
-        if let Some(e) = failed {
-            return Err(e.into());
-        }
-        println!(
-            "  {}: {:.0} tokens/s ({:.3} s per step)",
-            choice.label(),
-            tokens / t.median_s,
-            t.median_s
-        );
-        rows.push((choice.label(), t.median_s));
-    }
     let args = [vocab, d, layers, heads, seq, batch, iters].map(|x| x.to_string());
-    let peer = run_peer("peer_gpt2_train.py", &args)?.map(|(m, v)| {
-        println!("  pytorch: {:.0} tokens/s ({m:.3} s per step)", tokens / m);
-        (format!("pytorch {}", v["torch"].as_str().unwrap_or("")), m)
-    });
-    for (name, m) in rows.iter().chain(peer.iter()) {
+    println!(
+        "bench: GPT-2 training step ({iters} timed steps, {} rounds)...",
+        a.rounds
+    );
+    let res = interleaved(
+        a,
+        |choice| {
+            let device: Device = choice.device()?;
+            let c = Gpt2Config::new(vocab, seq, d, layers, heads);
+            device.seed(0);
+            let model = Gpt2Model::new(&c, &device);
+            let n = crate::schedule::non_embedding_params(layers, d);
+            let mut state = crate::TrainState::new(
+                c,
+                &model,
+                crate::schedule::Schedule::new(crate::schedule::lr_heuristic(n), 10, 1000),
+            );
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+            let flat: Vec<i64> = (0..batch * seq)
+                .map(|_| rng.random_range(0..vocab as i64))
+                .collect();
+            let ids = Tensor::<1, Int>::from_data(TensorData::new(flat, [batch * seq]), &device)
+                .reshape([batch, seq]);
+            let mut failed = None;
+            let t = kiln_core::timing::time_it(&device, 2, iters, || {
+                if let Err(e) = state.train_step(ids.clone(), &device) {
+                    failed = Some(e);
+                }
+            });
+            match failed {
+                Some(e) => Err(e.into()),
+                None => Ok(t.median_s),
+            }
+        },
+        Some(("peer_gpt2_train.py", &args[..])),
+    )?;
+    for (name, times) in res.kiln.iter().chain(res.peer.iter()) {
+        let m = Interleaved::seconds(times);
+        let is_peer = res.peer.as_ref().is_some_and(|p| &p.0 == name);
         table.push(vec![
             Cell::text(name),
             Cell::num(tokens / m, 0),
-            Cell::num(*m, 4),
-            Cell::opt(peer.as_ref().map(|p| p.1 / m), 2),
+            Cell::num(m, 4),
+            Cell::text(if is_peer {
+                "1.00".to_string()
+            } else {
+                res.ratio_text(times)
+            }),
         ]);
     }
     table.note(format!(
-        "one step = forward + LM loss + backward + Adam (betas 0.9/0.98, eps 1e-6, no weight decay), dropout 0.1, random tokens; median of {iters} steps after 2 warm-up steps; {}",
+        "one step = forward + LM loss + backward + Adam (betas 0.9/0.98, eps 1e-6, no weight decay), dropout 0.1, random tokens; {} alternating rounds (kiln devices, then PyTorch), each the median of {iters} steps after 2 warm-up steps; {}",
+        a.rounds.max(1),
         BenchArgs::threads_note()
     ));
-    if peer.is_none() {
+    if res.peer.is_none() {
         table.note("no PyTorch peer in this run (set KILN_PEER_PYTHON to a Python with torch + transformers)");
     } else {
         table.note("PyTorch: HF GPT2LMHeadModel, torch.optim.AdamW (with bias correction), same shapes, same thread count");

@@ -7,6 +7,7 @@ use burn::tensor::activation::{gelu, relu, softmax};
 use burn::tensor::{Device, Int, Tensor};
 
 use super::{BertConfig, EncoderMasks};
+use crate::dense;
 
 /// Additive bias for masked key positions. HF uses `finfo(float32).min`; a large finite value
 /// gives the same probabilities (exp underflows to 0) and stays finite on every backend.
@@ -158,9 +159,9 @@ impl BertSelfAttention {
     /// `[b, heads, l, head_dim]`, for methods that read the attention (token pruning scores
     /// tokens by the attention they receive).
     pub fn probs_and_values(&self, x: Tensor<3>, bias: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
-        let q = self.split_heads(self.query.forward(x.clone()));
-        let k = self.split_heads(self.key.forward(x.clone()));
-        let v = self.split_heads(self.value.forward(x));
+        let q = self.split_heads(dense(&self.query, x.clone()));
+        let k = self.split_heads(dense(&self.key, x.clone()));
+        let v = self.split_heads(dense(&self.value, x));
         let scores = q.matmul(k.swap_dims(2, 3)) / (self.head_dim as f64).sqrt() + bias;
         (self.dropout.forward(softmax(scores, 3)), v)
     }
@@ -199,7 +200,7 @@ impl BertResidualOutput {
 
     fn forward(&self, x: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
         self.layer_norm
-            .forward(self.dropout.forward(self.dense.forward(x)) + residual)
+            .forward(self.dropout.forward(dense(&self.dense, x)) + residual)
     }
 
     /// dense -> dropout -> LayerNorm(residual + .), for block-level timing and reconstruction.
@@ -323,7 +324,7 @@ impl BertLayer {
 
     /// FFN activations after the nonlinearity, before any neuron mask.
     pub fn ffn_activation(&self, attn: Tensor<3>) -> Tensor<3> {
-        let h = self.intermediate.dense.forward(attn);
+        let h = dense(&self.intermediate.dense, attn);
         match self.intermediate.act {
             1 => relu(h),
             2 => burn::tensor::activation::gelu_approximate(h),

@@ -181,7 +181,7 @@ impl Gpt2Attention {
     fn forward(&self, x: Tensor<3>, bias: Tensor<4>) -> Tensor<3> {
         let [b, t, d] = x.dims();
         let dh = d / self.n_head;
-        let qkv = self.c_attn.forward(x); // [b, t, 3d]
+        let qkv = crate::dense(&self.c_attn, x); // [b, t, 3d]
         let split = |i: usize| {
             qkv.clone()
                 .narrow(2, i * d, d)
@@ -192,19 +192,19 @@ impl Gpt2Attention {
         let scores = q.matmul(k.swap_dims(2, 3)) / (dh as f64).sqrt() + bias;
         let probs = self.attn_dropout.forward(softmax(scores, 3));
         let ctx = probs.matmul(v).swap_dims(1, 2).reshape([b, t, d]);
-        self.resid_dropout.forward(self.c_proj.forward(ctx))
+        self.resid_dropout.forward(crate::dense(&self.c_proj, ctx))
     }
 }
 
 impl Gpt2Mlp {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let h = self.c_fc.forward(x);
+        let h = crate::dense(&self.c_fc, x);
         let h = match self.act {
             1 => gelu(h),
             2 => relu(h),
             _ => gelu_approximate(h),
         };
-        self.dropout.forward(self.c_proj.forward(h))
+        self.dropout.forward(crate::dense(&self.c_proj, h))
     }
 }
 
