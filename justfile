@@ -73,10 +73,10 @@ test-tch *args: (fetch "all-MiniLM-L6-v2")
 torch-info:
     scripts/with-torch python -c 'import os, torch; print("torch", torch.__version__, "at", os.path.dirname(torch.__file__)); print("CUDA build:", torch.version.cuda, "| devices visible:", torch.cuda.device_count()); print("threads:", torch.get_num_threads())'
 
-# Lints as CI would run them.
+# Lints as CI would run them (with the test suite's features, so that the wgpu and tch code is linted too).
 lint:
     cargo fmt --all -- --check
-    cargo clippy --release --workspace --all-targets -- -D warnings
+    scripts/with-torch cargo clippy --release --workspace --all-targets {{test_features}} -- -D warnings
 
 # Throughput benchmarks (results/bench/): encoder forward on flex and ndarray, GPT-2 training steps, and the pruned
 # vs dense speedup when glue-pruning's checkpoints exist. KILN_PEER_PYTHON adds PyTorch.
