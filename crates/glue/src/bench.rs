@@ -24,6 +24,14 @@ pub fn encoder_flops(c: &BertConfig, batch: usize, seq: usize) -> f64 {
     l * per_layer
 }
 
+/// `--model`, else the fetched all-MiniLM-L6-v2 in the cache, if any.
+fn minilm_dir(a: &BenchArgs) -> Option<std::path::PathBuf> {
+    a.model.clone().or_else(|| {
+        let d = a.cache_root().join("all-MiniLM-L6-v2");
+        d.join("model.safetensors").exists().then_some(d)
+    })
+}
+
 fn bench_device(
     model_dir: Option<&std::path::PathBuf>,
     choice: &DeviceChoice,
@@ -71,10 +79,7 @@ fn bench_device(
 /// rounds.
 pub fn encoder(a: &BenchArgs) -> Result<()> {
     let out = a.dir();
-    let model_dir = a.model.clone().or_else(|| {
-        let d = a.cache_root().join("all-MiniLM-L6-v2");
-        d.join("model.safetensors").exists().then_some(d)
-    });
+    let model_dir = minilm_dir(a);
     let mut config = None;
     let mut what = String::new();
     let peer_args: Vec<String> = match &model_dir {
@@ -208,10 +213,7 @@ pub fn encoder(a: &BenchArgs) -> Result<()> {
 /// same run.
 pub fn finetune_step(a: &BenchArgs) -> Result<()> {
     use kiln_models::finetune::{optimizer, train_step, FinetuneConfig};
-    let Some(model_dir) = a.model.clone().or_else(|| {
-        let d = a.cache_root().join("all-MiniLM-L6-v2");
-        d.join("model.safetensors").exists().then_some(d)
-    }) else {
+    let Some(model_dir) = minilm_dir(a) else {
         anyhow::bail!("the finetune benchmark needs all-MiniLM-L6-v2: run `just fetch all-MiniLM-L6-v2` or pass --model");
     };
     let iters = a.iters.max(3);
