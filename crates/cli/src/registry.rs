@@ -10,6 +10,7 @@ pub static EXPERIMENTS: &[&dyn Experiment] = &[
     &kiln_prune::GLUE_PRUNING,
     &kiln_ltp::LTP_GLUE,
     &kiln_staged::STAGED_TRAINING,
+    &kiln_dnas::DNAS_DLRM,
 ];
 
 /// The registered experiment `name`, or an error listing them.

@@ -340,3 +340,62 @@ fn staged_training_smoke_runs_end_to_end() {
         .unwrap();
     assert!((mean - last).abs() < 1e-4, "{mean} vs {last}");
 }
+
+#[test]
+fn dnas_dlrm_smoke_runs_end_to_end() {
+    let (_out, _cache, dir) = reproduce("dnas-dlrm", &[]);
+    assert_files(
+        &dir,
+        &[
+            "table.md",
+            "table.csv",
+            "run.json",
+            "synthetic_logloss_vs_flops.svg",
+            "synthetic_logloss_vs_params.png",
+            "synthetic_arch_probs_0.svg",
+            "predictions/synthetic/dlrm-baseline.csv",
+        ],
+    );
+    let table = std::fs::read_to_string(dir.join("table.md")).unwrap();
+    assert!(table.contains("SYNTHETIC"), "{table}");
+    for row in [
+        "DLRM baseline",
+        "DNAS mlp #0",
+        "random mlp #0",
+        "DNAS emb-dim #0",
+        "DNAS emb-card #0",
+        "random emb-card #0",
+    ] {
+        assert!(table.contains(row), "missing row {row}:\n{table}");
+    }
+    let meta = run_json(&dir);
+    // The baseline learns the planted interactions (a constant predictor's AUC is 0.5).
+    let auc = meta["metrics"]["synthetic.dlrm-baseline.test_auc"]
+        .as_f64()
+        .unwrap();
+    assert!(auc > 0.75, "baseline test AUC {auc}");
+    // Predictions: one row per test example; the log loss recomputed from the file is the
+    // reported one (single seed in smoke).
+    let csv = std::fs::read_to_string(dir.join("predictions/synthetic/dlrm-baseline.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("row,p_click,label"));
+    let (mut sum, mut n) = (0.0, 0usize);
+    for l in lines {
+        let f: Vec<f64> = l.split(',').map(|x| x.parse().unwrap()).collect();
+        let (p, y) = (f[1].clamp(1e-15, 1.0 - 1e-15), f[2]);
+        sum -= y * p.ln() + (1.0 - y) * (1.0 - p).ln();
+        n += 1;
+    }
+    assert_eq!(n, 1000);
+    let reported = meta["metrics"]["synthetic.dlrm-baseline.test_log_loss"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        (sum / n as f64 - reported).abs() < 1e-4,
+        "{} vs {reported}",
+        sum / n as f64
+    );
+    // Every derived architecture's FLOPs are recorded; the random controls sit at the DNAS cost.
+    let rows = meta["settings"]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 7);
+}

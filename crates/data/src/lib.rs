@@ -1,10 +1,12 @@
-//! kiln-data: dataset readers, tokenization, batching, task metrics and synthetic generators.
+//! kiln-data: dataset readers (GLUE, SQuAD, token corpora, CTR click logs), tokenization,
+//! batching, task metrics and synthetic generators.
 //!
 //! Nothing here depends on burn: batches are plain row-major id vectors that the model crates
 //! turn into tensors on whatever device the user chose.
 
 pub mod batch;
 pub mod corpus;
+pub mod ctr;
 pub mod error;
 pub mod glue;
 pub mod metrics;

@@ -6,6 +6,7 @@
 
 pub mod bert;
 pub mod dense;
+pub mod dlrm;
 pub mod error;
 pub mod finetune;
 pub mod gpt2;
@@ -16,5 +17,6 @@ pub use bert::{
     EncoderInput, EncoderMasks,
 };
 pub use dense::dense;
+pub use dlrm::{Dlrm, DlrmConfig, Interaction};
 pub use error::ModelError;
 pub use task::EncoderTask;
