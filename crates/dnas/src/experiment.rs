@@ -125,7 +125,7 @@ impl Paper for DnasDlrm {
     fn inputs(&self, _: &str, p: &Profile, args: &RunArgs) -> Result<String, String> {
         let r = kiln_experiment::Resolver::from_args(args);
         let mut found = Vec::new();
-        for d in &p.datasets {
+        for d in &args.tasks_or(&p.datasets) {
             match d.as_str() {
                 "synthetic" => found.push("synthetic click logs".to_string()),
                 "criteo-10k" | "avazu-10k" => {
@@ -189,7 +189,14 @@ impl Paper for DnasDlrm {
         p: &Profile,
     ) -> Result<RunRecord> {
         let mut outcomes = Vec::new();
-        for name in &p.datasets {
+        let datasets = ctx.args.tasks_or(&p.datasets);
+        if let Some(bad) = datasets.iter().find(|d| !p.datasets.contains(d)) {
+            bail!(
+                "--tasks {bad}: not a dataset of this profile; choose from {:?}",
+                p.datasets
+            );
+        }
+        for name in &datasets {
             let data = load(name, p, ctx)?;
             outcomes.push(run_dataset(name, &data, p, ctx)?);
         }
@@ -220,7 +227,7 @@ pub struct Prepared {
 
 fn load(name: &str, p: &Profile, ctx: &RunContext) -> Result<Prepared> {
     let opts = ReadOptions {
-        lenient: p.lenient,
+        lenient: p.lenient || ctx.args.lenient,
         ..if p.hash > 0 {
             ReadOptions::modulo(p.hash)
         } else {
@@ -361,7 +368,8 @@ pub struct DatasetOutcome {
     pub rows: Vec<Row>,
     pub test_rows: Vec<usize>,
     pub test_labels: Vec<f32>,
-    pub probs: Vec<(String, Vec<(f64, Vec<Vec<f64>>)>, Vec<String>)>,
+    /// Per plotted choice: its title, the probability trace and the option names.
+    pub probs: Vec<(String, ProbTrace, Vec<String>)>,
     pub stats: String,
 }
 
@@ -680,7 +688,8 @@ fn run_dataset(
     })
 }
 
-type ProbTrace = Vec<(f64, Vec<Vec<f64>>)>;
+/// `(architecture epochs, probabilities per choice vector)` over a search.
+pub type ProbTrace = Vec<(f64, Vec<Vec<f64>>)>;
 
 fn select_probs(trace: &ProbTrace, pick: &[usize]) -> ProbTrace {
     trace
@@ -807,7 +816,7 @@ fn record(
                 .map(|((i, q), y)| vec![i.to_string(), format!("{q:.6}"), format!("{y:.0}")])
                 .collect();
             rec.predictions_csv(
-                &format!("{}/{}.csv", o.name, slug(&r.label)),
+                &format!("{}/{}", o.name, slug(&r.label)),
                 &["row", "p_click", "label"],
                 &csv,
             );

@@ -140,7 +140,7 @@ pub fn train_dlrm(
     let model = Dlrm::new(cfg, &mut rng, device)?;
     model.check(train)?;
     let b = tc.batch_size;
-    let per_epoch = if b == 0 { 0 } else { train.len() / b };
+    let per_epoch = train.len().checked_div(b).unwrap_or(0);
     if per_epoch == 0 {
         return Err(DnasError::Invalid(format!(
             "batch size {b} leaves no full batch in {} training rows",

@@ -36,7 +36,7 @@ pub struct RunArgs {
     /// KILN_CACHE, else datasets/cache in the checkout.
     #[arg(long)]
     pub cache: Option<PathBuf>,
-    /// Comma-separated subset of the profile's tasks (e.g. sst2,mrpc).
+    /// Comma-separated subset of the profile's tasks (e.g. sst2,mrpc) or datasets (criteo-10k).
     #[arg(long, value_delimiter = ',')]
     pub tasks: Option<Vec<String>>,
     /// Seed of every generator the run draws from (data order, initialisation, sampling).
@@ -51,6 +51,10 @@ pub struct RunArgs {
     /// Override the number of epochs of every task.
     #[arg(long)]
     pub epochs: Option<f64>,
+    /// Count and skip malformed rows of row-oriented data (click logs) instead of stopping at
+    /// the first; the run prints how many were skipped and the first line numbers.
+    #[arg(long)]
+    pub lenient: bool,
 }
 
 impl RunArgs {
@@ -70,6 +74,7 @@ impl RunArgs {
             no_download: true,
             train_examples: None,
             epochs: None,
+            lenient: false,
         }
     }
 

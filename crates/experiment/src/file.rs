@@ -54,6 +54,9 @@ pub struct ProfileInfo {
     pub tasks: Vec<String>,
     #[serde(default)]
     pub corpus: Option<String>,
+    /// Click-log experiments name datasets rather than tasks.
+    #[serde(default)]
+    pub datasets: Vec<String>,
 }
 
 impl ProfileInfo {
@@ -68,6 +71,9 @@ impl ProfileInfo {
         }
         if let Some(c) = &self.corpus {
             v.push(format!("corpus: {c}"));
+        }
+        if !self.datasets.is_empty() {
+            v.push(format!("datasets: {}", self.datasets.join(", ")));
         }
         v.join("; ")
     }
