@@ -65,6 +65,9 @@ pub struct MlpSpaceSettings {
     pub arch_lr: f64,
     #[serde(default = "yes")]
     pub exact_cost: bool,
+    /// The official supernet head (ReLU + clamp) instead of kiln's sigmoid; a labelled ablation.
+    #[serde(default)]
+    pub official_relu_head: bool,
 }
 fn yes() -> bool {
     true
@@ -610,6 +613,7 @@ fn run_dataset(
                     layers: p.mlp.layers,
                     interaction: p.interaction,
                     exact_cost: p.mlp.exact_cost,
+                    official_relu_head: p.mlp.official_relu_head,
                 };
                 let net = MlpSearch::new(&c, OpCosts::flops(), &mut rng, device);
                 let cfg = search_config(p, p.mlp.arch_lr, p.mlp.lambda, seed);

@@ -20,7 +20,8 @@
 //!
 //! Where kiln deliberately departs from the official code (spec §5.1, §5.2, pitfalls):
 //! * the MLP supernet's top MLP ends in a sigmoid (the official one ends in ReLU + clamp,
-//!   whose gradient dies outside (0, 1));
+//!   whose gradient dies outside (0, 1); `official_relu_head = true` restores it as an
+//!   ablation, under which the one-hot reduction to the standalone DLRM no longer holds);
 //! * architecture derivation follows the intended semantics (the chosen path from the output,
 //!   emitted input-to-output); the official defects are not reproduced;
 //! * the expected MLP cost propagates the probability mass of skips (exact); the official
@@ -30,7 +31,7 @@
 //! * the BCE is PyTorch's (log clamped at −100) on probabilities rather than a 1e-9 clamp of
 //!   p, which in float32 cannot keep `1 − p` away from 0.
 //!
-//! Not implemented: an interaction-type search space (the released code has only a fixed
+//! Not implemented: a bit-exact mode of the official derivation defects, an interaction-type search space (the released code has only a fixed
 //! dot / cat choice, which [`kiln_models::dlrm::Interaction`] offers), the "frequency"
 //! category dropping (declared but not implemented in the reference), the multi-GPU tuner
 //! (the experiment runs its grid in one process), and the toy CNN of the extension example.

@@ -108,6 +108,12 @@ pub struct MlpSpaceConfig {
     pub interaction: Interaction,
     #[serde(default = "yes")]
     pub exact_cost: bool,
+    /// The official supernet's top MLP: ReLU on its last layer and the prediction clamped to
+    /// [1e-9, 1 − 1e-9] (pitfall 15; in float32 the upper bound is 1, so outputs ≥ 1 get no
+    /// gradient). Off by default: kiln's supernet ends in a sigmoid like the retrained DLRM, and
+    /// only then does the one-hot reduction to the standalone DLRM hold.
+    #[serde(default)]
+    pub official_relu_head: bool,
 }
 fn yes() -> bool {
     true
@@ -122,7 +128,12 @@ impl MlpSearch {
             .map(|&r| dlrm_table(r, c.d, rng, device))
             .collect();
         let top_in = c.interaction.out_width(c.table_rows.len(), c.d);
-        let top = SuperMlp::new(top_in, 1, c.layers, &c.widths, Last::Sigmoid, rng, device);
+        let head = if c.official_relu_head {
+            Last::Relu
+        } else {
+            Last::Sigmoid
+        };
+        let top = SuperMlp::new(top_in, 1, c.layers, &c.widths, head, rng, device);
         Self {
             bottom,
             tables,
@@ -165,7 +176,10 @@ impl SuperNet for MlpSearch {
             })
             .collect();
         let x = interaction_of(self.interaction).apply(z0, embs);
-        let p = to_batch(self.top.forward(x, mt));
+        let mut p = to_batch(self.top.forward(x, mt));
+        if !self.top.sigmoid_last {
+            p = p.clamp(1e-9, 1.0 - 1e-9);
+        }
         let cost = self.bottom.expected_cost(mb, &self.costs, self.exact_cost)
             + self.top.expected_cost(mt, &self.costs, self.exact_cost);
         (p, cost)

@@ -44,6 +44,7 @@ fn mlp_space(layers: usize) -> MlpSearch {
         layers,
         interaction: Interaction::Dot,
         exact_cost: true,
+        official_relu_head: false,
     };
     MlpSearch::new(
         &c,
@@ -310,6 +311,7 @@ fn hand_built_choice_derives_input_to_output_widths() {
         layers: 4,
         interaction: Interaction::Dot,
         exact_cost: true,
+        official_relu_head: false,
     };
     let net = MlpSearch::new(
         &c,
@@ -604,4 +606,46 @@ fn the_same_seed_gives_the_same_search() {
     assert_eq!(a.1, b.1);
     assert_eq!(a.2, b.2);
     assert_eq!(a.2.len(), 3, "3 archs sampled after 2 arch epochs");
+}
+
+#[test]
+fn official_relu_head_is_relu_then_clamp_and_the_default_is_a_sigmoid() {
+    let d = data();
+    let r = rows(&d);
+    let make = |official: bool| {
+        let c = MlpSpaceConfig {
+            n_dense: d.n_dense,
+            d: 8,
+            table_rows: d.counts.clone(),
+            widths: vec![4, 8],
+            layers: 3,
+            interaction: Interaction::Dot,
+            exact_cost: true,
+            official_relu_head: official,
+        };
+        MlpSearch::new(
+            &c,
+            OpCosts::flops(),
+            &mut ChaCha8Rng::seed_from_u64(1),
+            &dev(),
+        )
+    };
+    let (off, ours) = (make(true), make(false));
+    let sizes = off.choice_sizes();
+    let choice = vec![0; sizes.len()];
+    let masks = one_hot_masks(&sizes, &choice, r.len(), &dev());
+    // Same weights (same seed), different heads: the official one is the standalone MLP's ReLU
+    // output clamped to [1e-9, 1]; kiln's is its sigmoid.
+    let p_off = host(off.forward(&r, &masks, &dev()).0);
+    let p_ours = host(ours.forward(&r, &masks, &dev()).0);
+    let relu = host(off.standalone(&choice).forward(&r, &dev()));
+    for ((a, b), z) in p_off.iter().zip(&p_ours).zip(&relu) {
+        assert!((a - z.clamp(1e-9, 1.0)).abs() < 1e-6, "{a} vs clamp({z})");
+        assert!(*b > 0.0 && *b < 1.0);
+    }
+    assert!(
+        max_diff(&p_off, &p_ours) > 1e-3,
+        "the two heads must differ"
+    );
+    // With the corrected head the one-hot reduction holds (checked above for every space).
 }

@@ -45,6 +45,7 @@ fn a_search_is_the_same_on_tch_and_flex() {
             layers: 3,
             interaction: Interaction::Dot,
             exact_cost: true,
+            official_relu_head: false,
         };
         let net = MlpSearch::new(
             &c,
