@@ -10,6 +10,7 @@
 //! Loaders run in order, without shuffling, and skip the final incomplete batch: the split was
 //! shuffled once up front ("total" randomisation, pitfall 5).
 
+use std::ops::Range;
 use std::time::Instant;
 
 use burn::module::Module;
@@ -55,10 +56,10 @@ pub struct SearchConfig {
 
 /// One sampled architecture (the official sample record).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ArchSample {
+pub struct ArchSample<A = DlrmConfig> {
     pub index: usize,
     pub choice: Vec<usize>,
-    pub config: DlrmConfig,
+    pub config: A,
     /// Its cost in the space's unit (FLOPs or parameters).
     pub cost: f64,
     /// `softmax(θ)` when it was drawn.
@@ -80,11 +81,11 @@ pub struct StepLog {
     pub grad_norm: f64,
 }
 
-pub struct SearchOutcome<N> {
+pub struct SearchOutcome<N, A = DlrmConfig> {
     pub net: N,
     pub theta: Theta,
     pub plan: Vec<Segment>,
-    pub samples: Vec<ArchSample>,
+    pub samples: Vec<ArchSample<A>>,
     pub log: Vec<StepLog>,
     /// `(architecture epochs done, softmax(θ))` after every architecture step.
     pub probs: Vec<(f64, Vec<Vec<f64>>)>,
@@ -122,10 +123,43 @@ pub fn step<N: SuperNet>(
     rng: &mut ChaCha8Rng,
     ad: &Device,
 ) -> Result<(N, Theta, StepLog), DnasError> {
-    let b = rows.len();
+    step_with(
+        net,
+        theta,
+        stage,
+        rows.len(),
+        |n: &N, masks: &[Tensor<2>]| {
+            let (p, cost) = n.forward(rows, masks, ad);
+            (bce(p, rows.label_tensor(ad)), cost)
+        },
+        tau,
+        lr,
+        cfg,
+        optim,
+        rng,
+        ad,
+    )
+}
+
+/// [`step`] for any supernet: `batch_loss` gives the task loss (a scalar) and the expected cost
+/// per example `[b]` of this step's batch under the masks (the extension point of the
+/// framework: only the supernet, its data and its loss change, spec §7).
+#[allow(clippy::too_many_arguments)]
+pub fn step_with<N: Module>(
+    net: N,
+    theta: Theta,
+    stage: Stage,
+    b: usize,
+    batch_loss: impl FnOnce(&N, &[Tensor<2>]) -> (Tensor<1>, Tensor<1>),
+    tau: f64,
+    lr: f64,
+    cfg: &SearchConfig,
+    optim: &mut Optimisers,
+    rng: &mut ChaCha8Rng,
+    ad: &Device,
+) -> Result<(N, Theta, StepLog), DnasError> {
     let masks = theta.soft_sample(tau, b, rng, ad);
-    let (p, cost) = net.forward(rows, &masks, ad);
-    let task = bce(p, rows.label_tensor(ad));
+    let (task, cost) = batch_loss(&net, &masks);
     let loss = cfg.cost.apply(task.clone(), cost.clone());
     let mut grads = loss.backward();
     let n2 = match (grad_sq_norm(&net, &grads), grad_sq_norm(&theta, &grads)) {
@@ -199,8 +233,54 @@ pub fn search<N: SuperNet>(
     arch_rows: &CtrRows,
     cfg: &SearchConfig,
     device: &Device,
-    mut on_step: impl FnMut(&StepLog, usize, usize),
+    on_step: impl FnMut(&StepLog, usize, usize),
 ) -> Result<SearchOutcome<N>, DnasError> {
+    let sizes = net.choice_sizes();
+    search_with(
+        net,
+        &sizes,
+        weights_rows.len(),
+        arch_rows.len(),
+        cfg,
+        device,
+        |n: &N, split, r: Range<usize>, masks: &[Tensor<2>], ad: &Device| {
+            let rows = match split {
+                Split::Weights => weights_rows.slice(r.start, r.end),
+                Split::Arch => arch_rows.slice(r.start, r.end),
+            };
+            let (p, cost) = n.forward(&rows, masks, ad);
+            (bce(p, rows.label_tensor(ad)), cost)
+        },
+        |n: &N, choice: &[usize]| (n.derive(choice), n.arch_cost(choice)),
+        on_step,
+    )
+}
+
+/// Which split a batch comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// The weights split (warm-up and weights segments).
+    Weights,
+    /// The architecture split (mask segments).
+    Arch,
+}
+
+/// [`search`] for any supernet with `sizes` choice vectors over a weights split of
+/// `weights_len` rows and an architecture split of `arch_len`: `batch_loss` gives a batch's task
+/// loss and per-example cost (the rows `range` of `split`), `derive` the architecture and its
+/// cost for hard choices. The toy CNN of the extension example runs through it.
+#[allow(clippy::too_many_arguments)]
+pub fn search_with<N: Module, A>(
+    net: N,
+    sizes: &[usize],
+    weights_len: usize,
+    arch_len: usize,
+    cfg: &SearchConfig,
+    device: &Device,
+    mut batch_loss: impl FnMut(&N, Split, Range<usize>, &[Tensor<2>], &Device) -> (Tensor<1>, Tensor<1>),
+    derive: impl Fn(&N, &[usize]) -> (A, f64),
+    mut on_step: impl FnMut(&StepLog, usize, usize),
+) -> Result<SearchOutcome<N, A>, DnasError> {
     let started = Instant::now();
     let samples = parse_samples(&cfg.samples).map_err(DnasError::Invalid)?;
     let segments = plan(
@@ -212,29 +292,28 @@ pub fn search<N: SuperNet>(
         &samples,
     );
     let b = cfg.batch_size;
-    if b == 0 || weights_rows.len() < b || arch_rows.len() < b {
+    if b == 0 || weights_len < b || arch_len < b {
         return Err(DnasError::Invalid(format!(
             "batch size {b} needs at least one full batch in both splits (weights {} rows, architecture {} rows)",
-            weights_rows.len(),
-            arch_rows.len()
+            weights_len,
+            arch_len
         )));
     }
     let ad = device.clone().autodiff();
-    let sizes = net.choice_sizes();
     let mut net = net.to_device(&ad).train();
-    let mut theta = Theta::zeros(&sizes, &ad);
+    let mut theta = Theta::zeros(sizes, &ad);
     let mut optim = Optimisers::default();
     let mut noise = ChaCha8Rng::seed_from_u64(cfg.seed);
     let mut sampler = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5A5A_5A5A);
     let total_steps: usize = segments
         .iter()
         .map(|s| {
-            let rows = if s.stage == Stage::Mask {
-                arch_rows
+            let len = if s.stage == Stage::Mask {
+                arch_len
             } else {
-                weights_rows
+                weights_len
             };
-            let (full, nominal) = batch_counts(rows.len(), b);
+            let (full, nominal) = batch_counts(len, b);
             let (skip, train) = s.batches(nominal);
             train.min(full.saturating_sub(skip))
         })
@@ -245,17 +324,34 @@ pub fn search<N: SuperNet>(
     let mut done = 0usize;
     let mut weights_done = 0.0;
     for seg in &segments {
-        let (rows, lr) = match seg.stage {
-            Stage::Mask => (arch_rows, lr_at(cfg.arch_lr, cfg.lr_base, seg.start)),
-            _ => (weights_rows, lr_at(cfg.weights_lr, cfg.lr_base, seg.start)),
+        let (split, len, lr) = match seg.stage {
+            Stage::Mask => (
+                Split::Arch,
+                arch_len,
+                lr_at(cfg.arch_lr, cfg.lr_base, seg.start),
+            ),
+            _ => (
+                Split::Weights,
+                weights_len,
+                lr_at(cfg.weights_lr, cfg.lr_base, seg.start),
+            ),
         };
-        let (full, nominal) = batch_counts(rows.len(), b);
+        let (full, nominal) = batch_counts(len, b);
         let (skip, train) = seg.batches(nominal);
         let end = (skip + train).min(full);
         for (k, i) in (skip..end).enumerate() {
-            let batch = rows.slice(i * b, (i + 1) * b);
-            let (n, t, mut entry) = step(
-                net, theta, seg.stage, &batch, seg.tau, lr, cfg, &mut optim, &mut noise, &ad,
+            let (n, t, mut entry) = step_with(
+                net,
+                theta,
+                seg.stage,
+                b,
+                |n: &N, m: &[Tensor<2>]| batch_loss(n, split, i * b..(i + 1) * b, m, &ad),
+                seg.tau,
+                lr,
+                cfg,
+                &mut optim,
+                &mut noise,
+                &ad,
             )
             .map_err(|e| match e {
                 DnasError::NonFinite { stage, loss, .. } => DnasError::NonFinite {
@@ -281,10 +377,11 @@ pub fn search<N: SuperNet>(
         }
         for _ in 0..seg.sample {
             let choice = theta.hard_sample(&mut sampler);
+            let (config, cost) = derive(&net, &choice);
             out_samples.push(ArchSample {
                 index: out_samples.len(),
-                config: net.derive(&choice),
-                cost: net.arch_cost(&choice),
+                config,
+                cost,
                 choice,
                 probs: theta.probs(),
                 weights_epochs: weights_done,
