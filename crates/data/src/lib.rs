@@ -14,6 +14,7 @@ pub mod parquet_reader;
 pub mod squad;
 pub mod synthetic;
 pub mod tokenize;
+pub mod vqa_eval;
 
 pub use batch::{make_batches, make_batches_grouped, Batch, Encoded};
 pub use error::DataError;
