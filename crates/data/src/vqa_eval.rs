@@ -29,8 +29,9 @@ const MANUAL: [(&str, &str); 12] = [
 
 const ARTICLES: [&str; 3] = ["a", "an", "the"];
 
-/// The official contractions table, verbatim (its capitalised keys never match after
-/// lower-casing, as in the official code).
+/// The official contractions table (GT-Vision-Lab/VQA, BSD licence), entry for entry: exact
+/// scores need exactly this table. Its capitalised keys never match after lower-casing, as in
+/// the official code.
 const CONTRACTIONS: [(&str, &str); 120] = [
     ("aint", "ain't"),
     ("arent", "aren't"),
