@@ -63,22 +63,6 @@ impl Space {
     }
 }
 
-fn interaction_of(code: usize) -> Interaction {
-    match code {
-        0 => Interaction::Dot,
-        1 => Interaction::DotSelf,
-        _ => Interaction::Cat,
-    }
-}
-
-fn code_of(i: Interaction) -> usize {
-    match i {
-        Interaction::Dot => 0,
-        Interaction::DotSelf => 1,
-        Interaction::Cat => 2,
-    }
-}
-
 fn to_batch(p: Tensor<2>) -> Tensor<1> {
     let b = p.dims()[0];
     p.reshape([b])
@@ -138,7 +122,7 @@ impl MlpSearch {
             bottom,
             tables,
             top,
-            interaction: code_of(c.interaction),
+            interaction: c.interaction.code(),
             costs,
             exact_cost: c.exact_cost,
         }
@@ -175,7 +159,7 @@ impl SuperNet for MlpSearch {
                 w.select(0, rows.ids(f, r, device))
             })
             .collect();
-        let x = interaction_of(self.interaction).apply(z0, embs);
+        let x = Interaction::from_code(self.interaction).apply(z0, embs);
         let mut p = to_batch(self.top.forward(x, mt));
         if !self.top.sigmoid_last {
             p = p.clamp(1e-9, 1.0 - 1e-9);
@@ -192,7 +176,7 @@ impl SuperNet for MlpSearch {
             self.bottom.derive(cb),
             top[1..top.len() - 1].to_vec(),
             self.tables.iter().map(|t| t.dims()[0]).collect(),
-            interaction_of(self.interaction),
+            Interaction::from_code(self.interaction),
         )
     }
 
@@ -246,7 +230,7 @@ impl EmbDimSearch {
             bottom,
             emb,
             top,
-            interaction: code_of(c.interaction),
+            interaction: c.interaction.code(),
         }
     }
 }
@@ -270,7 +254,7 @@ impl SuperNet for EmbDimSearch {
             .into_iter()
             .map(|e| pad_to(e, d))
             .collect();
-        let x = interaction_of(self.interaction).apply(z0, embs);
+        let x = Interaction::from_code(self.interaction).apply(z0, embs);
         (to_batch(self.top.forward(x)), self.emb.expected_cost(masks))
     }
 
@@ -283,7 +267,7 @@ impl SuperNet for EmbDimSearch {
             top_hidden: top[1..top.len() - 1].to_vec(),
             table_rows: self.emb.tables.iter().map(|t| t.dims()[0]).collect(),
             table_dims: self.emb.chosen_dims(choice),
-            interaction: interaction_of(self.interaction),
+            interaction: Interaction::from_code(self.interaction),
         }
     }
 
@@ -341,7 +325,7 @@ impl EmbCardSearch {
             bottom,
             emb,
             top,
-            interaction: code_of(c.interaction),
+            interaction: c.interaction.code(),
         }
     }
 }
@@ -360,7 +344,7 @@ impl SuperNet for EmbCardSearch {
         let z0 = self.bottom.forward(rows.dense_tensor(device));
         let d = z0.dims()[1];
         let embs = self.emb.forward(rows, masks, d, device);
-        let x = interaction_of(self.interaction).apply(z0, embs);
+        let x = Interaction::from_code(self.interaction).apply(z0, embs);
         (to_batch(self.top.forward(x)), self.emb.expected_cost(masks))
     }
 
@@ -374,7 +358,7 @@ impl SuperNet for EmbCardSearch {
             top_hidden: top[1..top.len() - 1].to_vec(),
             table_rows: self.emb.chosen_rows(choice),
             table_dims: vec![d; n],
-            interaction: interaction_of(self.interaction),
+            interaction: Interaction::from_code(self.interaction),
         }
     }
 

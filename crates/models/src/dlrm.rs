@@ -188,6 +188,23 @@ pub enum Interaction {
 }
 
 impl Interaction {
+    /// The `usize` a module stores (burn modules hold plain constants, not enums).
+    pub fn code(self) -> usize {
+        match self {
+            Interaction::Dot => 0,
+            Interaction::DotSelf => 1,
+            Interaction::Cat => 2,
+        }
+    }
+
+    pub fn from_code(code: usize) -> Self {
+        match code {
+            0 => Interaction::Dot,
+            1 => Interaction::DotSelf,
+            _ => Interaction::Cat,
+        }
+    }
+
     /// Width of the interaction output for `n_cat` embeddings of width `d`.
     pub fn out_width(self, n_cat: usize, d: usize) -> usize {
         let t = n_cat + 1;
@@ -372,14 +389,6 @@ pub struct Dlrm {
     pub interaction: usize,
 }
 
-fn interaction_code(i: Interaction) -> usize {
-    match i {
-        Interaction::Dot => 0,
-        Interaction::DotSelf => 1,
-        Interaction::Cat => 2,
-    }
-}
-
 /// `x` `[B, w]` zero-padded on the right to `[B, d]`.
 pub fn pad_to(x: Tensor<2>, d: usize) -> Tensor<2> {
     let [b, w] = x.dims();
@@ -411,16 +420,12 @@ impl Dlrm {
             bottom,
             tables,
             top,
-            interaction: interaction_code(cfg.interaction),
+            interaction: cfg.interaction.code(),
         })
     }
 
     pub fn interaction(&self) -> Interaction {
-        match self.interaction {
-            0 => Interaction::Dot,
-            1 => Interaction::DotSelf,
-            _ => Interaction::Cat,
-        }
+        Interaction::from_code(self.interaction)
     }
 
     /// The shape this model has.
