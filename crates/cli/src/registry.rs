@@ -11,6 +11,7 @@ pub static EXPERIMENTS: &[&dyn Experiment] = &[
     &kiln_ltp::LTP_GLUE,
     &kiln_staged::STAGED_TRAINING,
     &kiln_dnas::DNAS_DLRM,
+    &kiln_clipvil::CLIP_VIL,
 ];
 
 /// The registered experiment `name`, or an error listing them.

@@ -399,3 +399,67 @@ fn dnas_dlrm_smoke_runs_end_to_end() {
     let rows = meta["settings"]["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 7);
 }
+
+#[test]
+fn clip_vil_smoke_runs_end_to_end() {
+    let (_out, _cache, dir) = reproduce("clip-vil", &[]);
+    assert_files(
+        &dir,
+        &[
+            "table.md",
+            "table.csv",
+            "run.json",
+            "dev_accuracy.svg",
+            "predictions/test_annotations.json",
+            "predictions/rn-pythia_test_results.json",
+        ],
+    );
+    let table = std::fs::read_to_string(dir.join("table.md")).unwrap();
+    assert!(table.contains("SYNTHETIC"), "{table}");
+    for row in [
+        "question-only",
+        "image-only (RN)",
+        "RN + Pythia",
+        "ViT + Pythia",
+        "ViT + MCAN",
+        "majority answer",
+    ] {
+        assert!(table.contains(row), "missing row {row}:\n{table}");
+    }
+    let meta = run_json(&dir);
+    let m = |k: &str| meta["metrics"][k].as_f64().unwrap();
+    // The scenes are built so the question alone is worth ~50%: a head that looks at the image
+    // must do clearly better than the question-only baseline.
+    assert!(
+        m("rn-pythia.test_accuracy") > m("question-only.test_accuracy") + 10.0,
+        "RN + Pythia {} vs question-only {}",
+        m("rn-pythia.test_accuracy"),
+        m("question-only.test_accuracy")
+    );
+    // The results file is in the official format, one answer per test question, and its
+    // accuracy recomputed against the annotations file is the reported one.
+    let results: Vec<serde_json::Value> = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("predictions/rn-pythia_test_results.json")).unwrap(),
+    )
+    .unwrap();
+    let ann: Vec<serde_json::Value> = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("predictions/test_annotations.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(results.len(), ann.len());
+    let truth: std::collections::HashMap<u64, String> = ann
+        .iter()
+        .map(|a| {
+            (
+                a["question_id"].as_u64().unwrap(),
+                a["answers"][0]["answer"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let right = results
+        .iter()
+        .filter(|r| truth[&r["question_id"].as_u64().unwrap()] == r["answer"].as_str().unwrap())
+        .count();
+    let acc = 100.0 * right as f64 / results.len() as f64;
+    assert!((acc - m("rn-pythia.test_accuracy")).abs() < 1e-6, "{acc}");
+}

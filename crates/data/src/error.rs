@@ -21,6 +21,13 @@ pub enum DataError {
     Layout { path: PathBuf, msg: String },
     #[error("{path}: tokenizer: {msg}")]
     Tokenizer { path: PathBuf, msg: String },
+    #[error("{path}: image not found (referenced by {referenced_by}); check the image folder (for vqa2_yesno: shared/data/vqa2_yesno/images_112, see MANIFEST.md) or drop the questions that use it")]
+    MissingImage {
+        path: PathBuf,
+        referenced_by: String,
+    },
+    #[error("{path}: cannot decode image: {msg}; the file is corrupt or not an image: fetch it again (see MANIFEST.md)")]
+    Image { path: PathBuf, msg: String },
     #[error("{0}")]
     Invalid(String),
 }

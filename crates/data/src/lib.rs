@@ -5,6 +5,7 @@
 //! turn into tensors on whatever device the user chose.
 
 pub mod batch;
+pub mod clip_bpe;
 pub mod corpus;
 pub mod ctr;
 pub mod error;
@@ -14,7 +15,9 @@ pub mod parquet_reader;
 pub mod squad;
 pub mod synthetic;
 pub mod tokenize;
+pub mod vqa;
 pub mod vqa_eval;
+pub mod vqa_v2;
 
 pub use batch::{make_batches, make_batches_grouped, Batch, Encoded};
 pub use error::DataError;

@@ -57,6 +57,9 @@ pub struct ProfileInfo {
     /// Click-log experiments name datasets rather than tasks.
     #[serde(default)]
     pub datasets: Vec<String>,
+    /// Experiments with one named data source (clip-vil: `synthetic`, `vqa2-yesno`, `vqa-v2`).
+    #[serde(default)]
+    pub data: Option<String>,
 }
 
 impl ProfileInfo {
@@ -74,6 +77,9 @@ impl ProfileInfo {
         }
         if !self.datasets.is_empty() {
             v.push(format!("datasets: {}", self.datasets.join(", ")));
+        }
+        if let Some(d) = &self.data {
+            v.push(format!("data: {d}"));
         }
         v.join("; ")
     }

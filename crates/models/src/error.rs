@@ -16,7 +16,7 @@ pub enum ModelError {
     Config { path: PathBuf, msg: String },
     #[error("{path}: corrupt or truncated safetensors file: {msg}; re-download it")]
     CorruptWeights { path: PathBuf, msg: String },
-    #[error("{path}: tensor `{tensor}` has shape {found:?} but config.json implies {expected:?}; the config and weights belong to different models")]
+    #[error("{path}: tensor `{tensor}` has shape {found:?} but the model's config implies {expected:?}; the config and weights belong to different models")]
     ShapeMismatch {
         path: PathBuf,
         tensor: String,

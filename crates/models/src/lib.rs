@@ -2,9 +2,12 @@
 //!
 //! The BERT-family encoder ([`bert`]) mirrors HF `modeling_bert.py` so that checkpoints load
 //! by name, and adds what the pruning papers need: multiplicative per-head and per-neuron masks
-//! that are differentiable, and physical shrinking to a smaller model.
+//! that are differentiable, and physical shrinking to a smaller model. [`clip`] holds CLIP's image
+//! and text towers with loaders for the OpenAI/open_clip and HF layouts and CLIP-ViL's grid
+//! features; [`dlrm`] the DLRM click model; [`gpt2`] a GPT-2 decoder.
 
 pub mod bert;
+pub mod clip;
 pub mod dense;
 pub mod dlrm;
 pub mod error;
