@@ -265,3 +265,34 @@ pub fn load_hf_vision(
     let projected = m.load_hf(&mut sd)?;
     Ok((m, config, projected))
 }
+
+/// CLIP's image-text logits: `exp(logit_scale) · cos(image_i, text_j)`, `[images, texts]`
+/// (softmax over a row ranks the texts for an image, as zero-shot classification does).
+pub fn similarity(
+    image_embeds: Tensor<2>,
+    text_embeds: Tensor<2>,
+    logit_scale: Tensor<1>,
+) -> Tensor<2> {
+    let unit = |x: Tensor<2>| {
+        let n = x.clone().powi_scalar(2).sum_dim(1).sqrt();
+        x / n
+    };
+    unit(image_embeds).matmul(unit(text_embeds).transpose()) * logit_scale.exp().reshape([1, 1])
+}
+
+/// A full OpenAI/open_clip CLIP file (image tower under `visual.*`, text tower at the top
+/// level): both towers, every tensor of the file used.
+pub fn load_open_clip_model(
+    path: &Path,
+    visual: &VisualConfig,
+    text: &TextConfig,
+    device: &Device,
+) -> Result<(ClipVisual, ClipText), ModelError> {
+    let mut sd = StateDict::read(path)?;
+    let mut v = ClipVisual::new(visual, device)?;
+    v.load_open_clip(&mut sd)?;
+    let mut t = ClipText::new(text, device)?;
+    t.load_open_clip(&mut sd)?;
+    sd.finish("")?;
+    Ok((v, t))
+}
