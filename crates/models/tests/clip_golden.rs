@@ -85,8 +85,14 @@ fn vit_config(case: &serde_json::Value) -> VisualConfig {
     })
 }
 
-fn check_tower(dir: &Path, case: &serde_json::Value, config: VisualConfig, grid_key: &str) {
-    let device = Device::flex();
+fn check_tower(
+    dir: &Path,
+    case: &serde_json::Value,
+    config: VisualConfig,
+    grid_key: &str,
+    device: &Device,
+) {
+    let device = device.clone();
     let weights = dir.join(case["weights"].as_str().unwrap());
     let m = load_open_clip_visual(&weights, &config, &device).unwrap();
     let emb = m.embed(input(case, "embed_input", &device)).unwrap();
@@ -114,21 +120,51 @@ fn check_tower(dir: &Path, case: &serde_json::Value, config: VisualConfig, grid_
 fn modified_resnet_matches_open_clip() {
     let Some((dir, g)) = reference() else { return };
     let case = &g["cases"]["rn_tiny"];
-    check_tower(&dir, case, rn_config(case), "grid_output_nchw");
+    check_tower(
+        &dir,
+        case,
+        rn_config(case),
+        "grid_output_nchw",
+        &Device::flex(),
+    );
 }
 
 #[test]
 fn vit_matches_open_clip_with_an_interpolated_grid() {
     let Some((dir, g)) = reference() else { return };
     let case = &g["cases"]["vit_tiny"];
-    check_tower(&dir, case, vit_config(case), "grid_output_nhwc");
+    check_tower(
+        &dir,
+        case,
+        vit_config(case),
+        "grid_output_nhwc",
+        &Device::flex(),
+    );
+}
+
+/// The same goldens through LibTorch (`tch`, in `just test`'s build).
+#[test]
+fn towers_match_the_goldens_on_libtorch() {
+    let Some((dir, g)) = reference() else { return };
+    let Some(tch) = kiln_core::tch_parity_device() else {
+        return;
+    };
+    let rn = &g["cases"]["rn_tiny"];
+    check_tower(&dir, rn, rn_config(rn), "grid_output_nchw", &tch);
+    let vit = &g["cases"]["vit_tiny"];
+    check_tower(&dir, vit, vit_config(vit), "grid_output_nhwc", &tch);
+    check_hf(&dir, &g, &tch);
 }
 
 #[test]
 fn hf_vision_model_matches_transformers() {
     let Some((dir, g)) = reference() else { return };
+    check_hf(&dir, &g, &Device::flex());
+}
+
+fn check_hf(dir: &Path, g: &serde_json::Value, device: &Device) {
     let case = &g["cases"]["hf_clip_vision_tiny"];
-    let device = Device::flex();
+    let device = device.clone();
     let (m, config, projected) = load_hf_vision(&dir.join("hf_clip_vision_tiny"), &device).unwrap();
     assert!(projected);
     assert_eq!(
