@@ -62,6 +62,9 @@ pub struct RowSettings {
     #[serde(default)]
     pub train: Option<TrainConfig>,
 }
+fn d_min_count() -> usize {
+    kiln_data::vqa_v2::BUTD_MIN_COUNT
+}
 fn d_kind() -> String {
     "clip".into()
 }
@@ -92,6 +95,10 @@ pub struct Profile {
     /// Keep the towers fixed (CLIP-ViL's direct fine-tuning trains heads on frozen grids).
     #[serde(default)]
     pub freeze_encoder: bool,
+    /// VQA v2: answers kept in the vocabulary need this many train+val questions (BUTD: 9,
+    /// which gives the standard 3,129).
+    #[serde(default = "d_min_count")]
+    pub answer_min_count: usize,
     pub encoders: std::collections::BTreeMap<String, VisualConfig>,
     pub head: HeadSettings,
     pub rows: Vec<RowSettings>,
@@ -476,8 +483,15 @@ fn vqa_v2(p: &Profile, ctx: &RunContext) -> Result<Prepared> {
             .iter()
             .chain(&val)
             .filter_map(|e| e.annotation.as_ref()),
-        BUTD_MIN_COUNT,
+        p.answer_min_count,
     );
+    if table.is_empty() {
+        bail!(
+            "{}: no answer occurs in {} or more train+val questions; lower `answer_min_count` (BUTD uses {BUTD_MIN_COUNT} on the full data)",
+            dir.display(),
+            p.answer_min_count
+        );
+    }
     if p.train_questions > 0 {
         train.truncate(p.train_questions);
     }
