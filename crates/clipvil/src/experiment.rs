@@ -722,42 +722,6 @@ fn run_row(r: &RowSettings, p: &Profile, data: &Prepared, ctx: &RunContext) -> R
     })
 }
 
-fn mean_sd(v: &[f64]) -> (f64, f64) {
-    let n = v.len().max(1) as f64;
-    let m = v.iter().sum::<f64>() / n;
-    let var = if v.len() > 1 {
-        v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (m, var.sqrt())
-}
-
-fn pm(v: &[f64]) -> Cell {
-    let (m, s) = mean_sd(v);
-    if v.len() > 1 {
-        Cell::text(format!("{m:.2} ± {s:.2}"))
-    } else {
-        Cell::text(format!("{m:.2}"))
-    }
-}
-
-fn slug(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect::<String>()
-        .split('-')
-        .filter(|x| !x.is_empty())
-        .collect::<Vec<_>>()
-        .join("-")
-}
-
 fn describe(v: &VisualConfig) -> String {
     match v {
         VisualConfig::ResNet(c) => format!("ModifiedResNet {:?} w{}", c.layers, c.width),
@@ -817,16 +781,22 @@ fn record(
                 },
             ),
             Cell::text(format!("{:.3e}", r.params as f64)),
-            pm(&dev),
-            pm(&test),
-            pm(&novel),
-            Cell::num(mean_sd(&secs).0, 0),
+            Cell::mean_sd(&dev, 2),
+            Cell::mean_sd(&test, 2),
+            Cell::mean_sd(&novel, 2),
+            Cell::num(kiln_report::mean_sd(&secs).0, 0),
             Cell::opt(paper, 2),
         ]);
-        let key = slug(&s.label);
-        rec.metric(format!("{key}.dev_accuracy"), mean_sd(&dev).0);
-        rec.metric(format!("{key}.test_accuracy"), mean_sd(&test).0);
-        rec.metric(format!("{key}.test_novel_accuracy"), mean_sd(&novel).0);
+        let key = kiln_report::slug(&s.label);
+        rec.metric(format!("{key}.dev_accuracy"), kiln_report::mean_sd(&dev).0);
+        rec.metric(
+            format!("{key}.test_accuracy"),
+            kiln_report::mean_sd(&test).0,
+        );
+        rec.metric(
+            format!("{key}.test_novel_accuracy"),
+            kiln_report::mean_sd(&novel).0,
+        );
         // The official results format, one file per row: question ids and answer strings.
         let results: Vec<serde_json::Value> = data
             .test

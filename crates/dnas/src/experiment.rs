@@ -463,7 +463,7 @@ fn push_row(
         test_p: runs[0].test_p.clone(),
         label,
     };
-    let (m, s) = mean_sd(&row.test.iter().map(|x| x.log_loss).collect::<Vec<_>>());
+    let (m, s) = kiln_report::mean_sd(&row.test.iter().map(|x| x.log_loss).collect::<Vec<_>>());
     println!(
         "  {:<10} {:<8} {:<60} test log loss {m:.4} ± {s:.4}",
         row.kind,
@@ -716,42 +716,6 @@ fn mean_probs(trace: &ProbTrace) -> ProbTrace {
         .collect()
 }
 
-fn mean_sd(v: &[f64]) -> (f64, f64) {
-    let n = v.len().max(1) as f64;
-    let m = v.iter().sum::<f64>() / n;
-    let var = if v.len() > 1 {
-        v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (m, var.sqrt())
-}
-
-fn pm(v: &[f64], decimals: usize) -> Cell {
-    let (m, s) = mean_sd(v);
-    if v.len() > 1 {
-        Cell::text(format!("{m:.decimals$} ± {s:.decimals$}"))
-    } else {
-        Cell::num(m, decimals)
-    }
-}
-
-fn slug(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect::<String>()
-        .split('-')
-        .filter(|x| !x.is_empty())
-        .collect::<Vec<_>>()
-        .join("-")
-}
-
 fn record(
     ctx: &RunContext,
     file: &ExperimentFile<Profile>,
@@ -797,18 +761,18 @@ fn record(
                 Cell::text(&o.name),
                 Cell::text(&r.label),
                 Cell::text(summary(&r.config)),
-                pm(&ll, 4),
-                pm(&auc, 4),
-                pm(&cal, 3),
+                Cell::mean_sd(&ll, 4),
+                Cell::mean_sd(&auc, 4),
+                Cell::mean_sd(&cal, 3),
                 Cell::text(format!("{:.3e}", r.params)),
                 Cell::text(format!("{:.3e}", r.flops)),
                 Cell::opt(r.search_seconds, 1),
                 Cell::num(r.train_seconds, 1),
                 Cell::opt(paper, 4),
             ]);
-            let key = format!("{}.{}", o.name, slug(&r.label));
-            rec.metric(format!("{key}.test_log_loss"), mean_sd(&ll).0);
-            rec.metric(format!("{key}.test_auc"), mean_sd(&auc).0);
+            let key = format!("{}.{}", o.name, kiln_report::slug(&r.label));
+            rec.metric(format!("{key}.test_log_loss"), kiln_report::mean_sd(&ll).0);
+            rec.metric(format!("{key}.test_auc"), kiln_report::mean_sd(&auc).0);
             rec.metric(format!("{key}.params"), r.params);
             rec.metric(format!("{key}.flops"), r.flops);
             // Per-example test predictions of the first seed: row index in the source file.
@@ -820,7 +784,7 @@ fn record(
                 .map(|((i, q), y)| vec![i.to_string(), format!("{q:.6}"), format!("{y:.0}")])
                 .collect();
             rec.predictions_csv(
-                &format!("{}/{}", o.name, slug(&r.label)),
+                &format!("{}/{}", o.name, kiln_report::slug(&r.label)),
                 &["row", "p_click", "label"],
                 &csv,
             );
@@ -859,7 +823,10 @@ fn record(
                         let x = if f == 0 { r.flops } else { r.params };
                         (
                             x,
-                            mean_sd(&r.test.iter().map(|s| s.log_loss).collect::<Vec<_>>()).0,
+                            kiln_report::mean_sd(
+                                &r.test.iter().map(|s| s.log_loss).collect::<Vec<_>>(),
+                            )
+                            .0,
                         )
                     })
                     .collect();

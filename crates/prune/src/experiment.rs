@@ -491,21 +491,9 @@ struct Cellres {
     predictions: Option<Preds>,
 }
 
-/// Mean and sample standard deviation.
-fn mean_sd(v: &[f64]) -> (f64, f64) {
-    let n = v.len().max(1) as f64;
-    let m = v.iter().sum::<f64>() / n;
-    let var = if v.len() > 1 {
-        v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (m, var.sqrt())
-}
-
 impl Cellres {
     fn stat(&self, f: impl Fn(&SeedRun) -> f64) -> (f64, f64) {
-        mean_sd(&self.runs.iter().map(f).collect::<Vec<_>>())
+        kiln_report::mean_sd(&self.runs.iter().map(f).collect::<Vec<_>>())
     }
     fn cell(&self, f: impl Fn(&SeedRun) -> f64) -> Cell {
         let (m, sd) = self.stat(f);

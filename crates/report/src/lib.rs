@@ -12,6 +12,36 @@ pub use table::{Cell, Table};
 
 pub use kiln_core::RunMeta;
 
+/// Mean and sample standard deviation (n − 1; 0 for a single value) of per-seed results.
+pub fn mean_sd(v: &[f64]) -> (f64, f64) {
+    let n = v.len().max(1) as f64;
+    let m = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 {
+        v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (m, var.sqrt())
+}
+
+/// A row label as a metric key or file stem: lowercase ASCII alphanumerics, every other run of
+/// characters one `-` (`"ViT + Pythia, no positions"` → `vit-pythia-no-positions`).
+pub fn slug(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect::<String>()
+        .split('-')
+        .filter(|x| !x.is_empty())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
 /// Report errors.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {

@@ -15,6 +15,15 @@ impl Cell {
     pub fn num(v: f64, decimals: usize) -> Self {
         Cell::Num(Some(v), decimals)
     }
+    /// `mean ± sd` over seeds ([`crate::mean_sd`]), or the value alone for one seed.
+    pub fn mean_sd(v: &[f64], decimals: usize) -> Self {
+        let (m, s) = crate::mean_sd(v);
+        if v.len() > 1 {
+            Self::text(format!("{m:.decimals$} ± {s:.decimals$}"))
+        } else {
+            Self::num(m, decimals)
+        }
+    }
     pub fn opt(v: Option<f64>, decimals: usize) -> Self {
         Cell::Num(v, decimals)
     }
