@@ -4,7 +4,8 @@
 //! by name, and adds what the pruning papers need: multiplicative per-head and per-neuron masks
 //! that are differentiable, and physical shrinking to a smaller model. [`clip`] holds CLIP's image
 //! and text towers with loaders for the OpenAI/open_clip and HF layouts and CLIP-ViL's grid
-//! features; [`dlrm`] the DLRM click model; [`gpt2`] a GPT-2 decoder.
+//! features; [`dlrm`] the DLRM click model; [`gpt2`] a GPT-2 decoder; [`seq2seq`] a fairseq-style
+//! Transformer encoder-decoder with beam search, generic over where its weights come from.
 
 pub mod bert;
 pub mod clip;
@@ -13,6 +14,7 @@ pub mod dlrm;
 pub mod error;
 pub mod finetune;
 pub mod gpt2;
+pub mod seq2seq;
 pub mod task;
 
 pub use bert::{
