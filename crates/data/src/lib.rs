@@ -5,9 +5,12 @@
 //! turn into tensors on whatever device the user chose.
 
 pub mod batch;
+pub mod bleu;
+pub mod bpe;
 pub mod clip_bpe;
 pub mod corpus;
 pub mod ctr;
+pub mod detok;
 pub mod error;
 pub mod glue;
 pub mod metrics;
@@ -15,6 +18,7 @@ pub mod parquet_reader;
 pub mod squad;
 pub mod synthetic;
 pub mod tokenize;
+pub mod translation;
 pub mod vqa;
 pub mod vqa_eval;
 pub mod vqa_v2;
