@@ -12,6 +12,7 @@ pub static EXPERIMENTS: &[&dyn Experiment] = &[
     &kiln_staged::STAGED_TRAINING,
     &kiln_dnas::DNAS_DLRM,
     &kiln_clipvil::CLIP_VIL,
+    &kiln_lottery::ONE_LAYER_LOTTERY,
 ];
 
 /// The registered experiment `name`, or an error listing them.

@@ -463,3 +463,42 @@ fn clip_vil_smoke_runs_end_to_end() {
     let acc = 100.0 * right as f64 / results.len() as f64;
     assert!((acc - m("rn-pythia.test_accuracy")).abs() < 1e-6, "{acc}");
 }
+
+#[test]
+fn one_layer_lottery_smoke_runs_end_to_end() {
+    let (_out, _cache, dir) = reproduce("one-layer-lottery", &[]);
+    assert_files(
+        &dir,
+        &[
+            "table.md",
+            "table.csv",
+            "run.json",
+            "translations/synthetic/ref.detok.txt",
+            "translations/synthetic/trained-transformer_s1.detok.txt",
+            "translations/synthetic/one-layer-masked-k-0-5_s1.detok.txt",
+        ],
+    );
+    let table = std::fs::read_to_string(dir.join("table.md")).unwrap();
+    assert!(table.contains("SYNTHETIC"), "{table}");
+    assert!(
+        table.contains("version:2.4.3"),
+        "no sacreBLEU signature:\n{table}"
+    );
+    let meta = run_json(&dir);
+    let m = |k: &str| meta["metrics"][k].as_f64().unwrap();
+    // The mapping is learnable: the trained model must translate most of it, and the masked
+    // random model must learn something beyond chance.
+    assert!(
+        m("synthetic.trained-transformer.sacrebleu") > 40.0,
+        "{table}"
+    );
+    assert!(
+        m("synthetic.one-layer-masked-k-0-5.sacrebleu") > 10.0,
+        "{table}"
+    );
+    let hyps = std::fs::read_to_string(
+        dir.join("translations/synthetic/trained-transformer_s1.detok.txt"),
+    )
+    .unwrap();
+    assert_eq!(hyps.lines().count(), 100);
+}

@@ -20,20 +20,34 @@
 //!   `kiln_data::{bleu, detok}`.
 //!
 //! Choices where the spec leaves room or the reference differs, each deliberate:
-//! - masks are computed with a full argsort of `|S|` per tensor per forward pass, exactly
-//!   `n − ⌊(1−k)n⌋` kept; decoding uses the materialised `W ⊙ M` (the same numbers);
+//! - masks are recomputed every forward pass, exactly `n − ⌊(1−k)n⌋` kept per tensor: by a
+//!   linear-time selection on the host on CPU backends (flex's argsort is ~8x slower), by an
+//!   on-device argsort elsewhere (a unit test checks the two agree); decoding uses the
+//!   materialised `W ⊙ M` (the same numbers, no per-step masking);
+//! - "pre-trained embeddings" are the trained baseline's tables from the same run (corpus,
+//!   seed, width): the authors' embedding files are on Google Drive only and their provenance
+//!   is unverified (spec §5); files in their format can be read with `data::read_embeddings`;
 //! - random weights and scores are drawn on the host from the run's seed (ChaCha8), so a
 //!   masked model is exactly reproducible from the seed and its mask bits on any backend;
 //! - float32 throughout (the reference trains in fp16 with fp32 master scores);
 //! - the paper selects the checkpoint with the best validation BLEU; the mini profile scores
 //!   the last one (no validation decoding inside its budget), said in its table.
 
+pub mod data;
 pub mod error;
 pub mod mask;
 pub mod model;
 pub mod train;
 
+#[cfg(feature = "experiment")]
+pub mod bench;
+#[cfg(feature = "experiment")]
+pub mod experiment;
+
 pub use error::LotteryError;
 pub use mask::{kept, supermask, MaskedProj, MaskedTable};
 pub use model::{build, counts, masked_shape, materialize, Embeddings, Init, LotteryConfig, Share};
 pub use train::{train, translate, TrainConfig, Trained};
+
+#[cfg(feature = "experiment")]
+pub static ONE_LAYER_LOTTERY: experiment::OneLayerLottery = experiment::OneLayerLottery;

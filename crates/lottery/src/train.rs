@@ -128,7 +128,9 @@ pub fn train<P: Projection, T: TokenTable>(
                 return Err(LotteryError::NonFinite { update, loss: l });
             }
             let mut grads = GradientsParams::from_grads((loss / ntok as f64).backward(), &model);
-            clip_grad_norm(&model, &mut grads, tc.clip_norm);
+            if tc.clip_norm > 0.0 {
+                clip_grad_norm(&model, &mut grads, tc.clip_norm);
+            }
             update += 1;
             let lr = tc.lr.at(update);
             model = optim.step(lr, model, grads);

@@ -58,10 +58,21 @@ pub struct LayerCache {
 impl LayerCache {
     /// Keeps rows `index` (beam reordering, finished-sentence removal).
     pub fn select(&mut self, index: &Tensor<1, burn::tensor::Int>) {
-        for kv in [&mut self.self_kv, &mut self.cross_kv]
-            .into_iter()
-            .flatten()
-        {
+        self.select_self(index);
+        self.select_cross(index);
+    }
+
+    /// Reorders only the self-attention cache: enough when beams move within their sentence,
+    /// since every beam of a sentence holds the same encoder keys and values.
+    pub fn select_self(&mut self, index: &Tensor<1, burn::tensor::Int>) {
+        if let Some(kv) = &mut self.self_kv {
+            kv.0 = kv.0.clone().select(0, index.clone());
+            kv.1 = kv.1.clone().select(0, index.clone());
+        }
+    }
+
+    pub fn select_cross(&mut self, index: &Tensor<1, burn::tensor::Int>) {
+        if let Some(kv) = &mut self.cross_kv {
             kv.0 = kv.0.clone().select(0, index.clone());
             kv.1 = kv.1.clone().select(0, index.clone());
         }

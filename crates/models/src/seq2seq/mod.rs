@@ -508,22 +508,25 @@ impl<P: Projection, T: TokenTable> Seq2Seq<P, T> {
         let pos = Tensor::<1, Int>::arange(PAD as i64 + 1..(PAD + 1 + t) as i64, &device)
             .reshape([1, t])
             .expand([b, t]);
-        let mut x = embed_tokens(dec.embed.table(), &dec.positions, prev, pos, &dec.dropout);
+        let table = dec.embed.table();
+        let mut x = embed_tokens(table.clone(), &dec.positions, prev, pos, &dec.dropout);
         let causal = causal_bias(t, &device);
         for layer in &dec.layers {
             x = layer.forward(x, causal.clone(), enc);
         }
-        self.output_logits(x)
+        self.output_logits(x, table)
     }
 
-    fn output_logits(&self, mut x: Tensor<3>) -> Tensor<3> {
+    /// `table` is the decoder's effective embedding, computed once per pass (a masked table's
+    /// mask is a selection over every entry) and reused by the tied output projection.
+    fn output_logits(&self, mut x: Tensor<3>, table: Tensor<2>) -> Tensor<3> {
         let dec = &self.decoder;
         if let Some(n) = &dec.final_norm {
             x = n.forward(x);
         }
         match &dec.output {
             Some(p) => project(p, x),
-            None => linear(x, dec.embed.table().transpose(), None),
+            None => linear(x, table.transpose(), None),
         }
     }
 
@@ -549,11 +552,12 @@ impl<P: Projection, T: TokenTable> Seq2Seq<P, T> {
         let [b, _] = tokens.dims();
         let device = tokens.device();
         let pos = Tensor::<2, Int>::full([b, 1], (PAD + 1 + step) as i64, &device);
-        let mut x = embed_tokens(dec.embed.table(), &dec.positions, tokens, pos, &dec.dropout);
+        let table = dec.embed.table();
+        let mut x = embed_tokens(table.clone(), &dec.positions, tokens, pos, &dec.dropout);
         for (layer, cache) in dec.layers.iter().zip(caches.iter_mut()) {
             x = layer.step(x, enc, cache);
         }
-        let logits = self.output_logits(x);
+        let logits = self.output_logits(x, table);
         let v = logits.dims()[2];
         log_softmax(logits.reshape([b, v]), 1)
     }
@@ -755,26 +759,29 @@ pub fn clip_grad_norm<M: Module>(
         .into_iter()
         .filter(|(id, _)| seen.insert(*id))
         .collect();
-    fn sq<const D: usize>(g: &burn::optim::GradientsParams, id: ParamId) -> f64 {
-        g.get::<D>(id)
-            .map(|t| t.powi_scalar(2).sum().into_scalar::<f32>() as f64)
-            .unwrap_or(0.0)
+    // One device sum and one host read for the whole norm, not one per tensor.
+    fn sq<const D: usize>(g: &burn::optim::GradientsParams, id: ParamId) -> Option<Tensor<1>> {
+        g.get::<D>(id).map(|t| t.powi_scalar(2).sum())
     }
     fn scale<const D: usize>(g: &mut burn::optim::GradientsParams, id: ParamId, s: f64) {
         if let Some(t) = g.remove::<D>(id) {
             g.register::<D>(id, t * s);
         }
     }
-    let total: f64 = ids
+    let parts: Vec<Tensor<1>> = ids
         .iter()
-        .map(|&(id, d)| match d {
+        .filter_map(|&(id, d)| match d {
             1 => sq::<1>(grads, id),
             2 => sq::<2>(grads, id),
             3 => sq::<3>(grads, id),
             4 => sq::<4>(grads, id),
-            _ => 0.0,
+            _ => None,
         })
-        .sum();
+        .collect();
+    if parts.is_empty() {
+        return 0.0;
+    }
+    let total = Tensor::cat(parts, 0).sum().into_scalar::<f32>() as f64;
     let norm = total.sqrt();
     if max_norm > 0.0 && norm > max_norm {
         let s = max_norm / (norm + 1e-6);

@@ -1,0 +1,641 @@
+//! `one-layer-lottery`: BLEU of the one-layer randomly weighted Transformer (masks only)
+//! beside a fully trained Transformer of the same shape and training budget, per corpus.
+//!
+//! Each row trains over the profile's seeds, translates the test set with beam search,
+//! detokenises, and scores with sacreBLEU's corpus BLEU (13a, exp smoothing; its signature is
+//! printed) and, for tokenised corpora (IWSLT14), with fairseq's tokenized BLEU, the number
+//! the paper reports. Hypotheses and references are written as text files so either BLEU can
+//! be recomputed with the field's own tools.
+
+use anyhow::{bail, Context, Result};
+use burn::module::Module;
+use kiln_core::progress;
+use kiln_data::bleu::{corpus_bleu, tokenized_bleu};
+use kiln_experiment::{ExperimentFile, Paper, RunArgs, RunContext, RunRecord};
+use kiln_models::seq2seq::{BeamConfig, Seq2Seq, Seq2SeqConfig, TokenTable};
+use kiln_report::Cell;
+use serde::{Deserialize, Serialize};
+
+use crate::data::{self, Corpus, Text};
+use crate::model::{
+    build, counts, masked_shape, materialize, Embeddings, Init, LotteryConfig, Share,
+};
+use crate::train::{train, translate, TrainConfig};
+
+pub const NAME: &str = "one-layer-lottery";
+
+pub struct OneLayerLottery;
+
+/// The trained baselines' (encoder, decoder) embedding tables by (width, seed).
+type TrainedEmbeddings = std::collections::HashMap<(usize, u64), (Vec<f32>, Vec<f32>)>;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Shape {
+    pub d_model: usize,
+    pub ffn: usize,
+    pub heads: usize,
+    pub layers: usize,
+    pub dropout: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RowKind {
+    /// A fully trained Transformer (fairseq's defaults: biases, LayerNorm gains).
+    Trained,
+    /// The masked random model.
+    Masked,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmbeddingSource {
+    /// Random, frozen, masked (the headline).
+    Random,
+    /// The embedding tables of this run's trained baseline (same corpus and seed), frozen,
+    /// scaled and masked as the reference does with its `--encoder-embed-path`.
+    Trained,
+    /// The same tables, frozen, not masked (`--embed-no-mask`).
+    TrainedUnmasked,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RowSettings {
+    pub label: String,
+    pub kind: RowKind,
+    #[serde(default)]
+    pub keep: Option<f64>,
+    #[serde(default)]
+    pub init: Option<Init>,
+    #[serde(default)]
+    pub share: Option<Share>,
+    #[serde(default = "d_embeddings")]
+    pub embeddings: EmbeddingSource,
+    /// Width multiplier for d and ffn (the paper's wider models).
+    #[serde(default = "d_one")]
+    pub width: usize,
+    /// Only these corpora (all when empty).
+    #[serde(default)]
+    pub corpora: Vec<String>,
+    /// Seeds for this row (the profile's when empty).
+    #[serde(default)]
+    pub seeds: Vec<u64>,
+    /// Key of `[paper]` per corpus, e.g. `{ iwslt14 = "iwslt14_masked" }`.
+    #[serde(default)]
+    pub paper: std::collections::BTreeMap<String, String>,
+    /// `baseline`, `headline` or `ablation`.
+    #[serde(default = "d_group")]
+    pub group: String,
+}
+fn d_embeddings() -> EmbeddingSource {
+    EmbeddingSource::Random
+}
+fn d_one() -> usize {
+    1
+}
+fn d_group() -> String {
+    "ablation".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CorpusSettings {
+    /// `synthetic`, `multi30k`, `iwslt14-mini`, or `prepared` (a fairseq-prepared folder under
+    /// `--data-dir`).
+    pub kind: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Multi30k: joint BPE merges to learn.
+    #[serde(default)]
+    pub bpe_merges: usize,
+    /// Use the first N training pairs (0: all).
+    #[serde(default)]
+    pub max_train: usize,
+    /// Prepared corpora: folder under `--data-dir`, languages.
+    #[serde(default)]
+    pub folder: Option<String>,
+    #[serde(default)]
+    pub src: Option<String>,
+    #[serde(default)]
+    pub tgt: Option<String>,
+    #[serde(default)]
+    pub tokenized: bool,
+    /// Dictionary threshold: tokens seen fewer times in training become <unk>.
+    #[serde(default)]
+    pub threshold: u64,
+    /// Synthetic: [train, test, vocab].
+    #[serde(default)]
+    pub synthetic: Vec<usize>,
+}
+
+impl CorpusSettings {
+    fn label(&self) -> String {
+        self.name.clone().unwrap_or_else(|| self.kind.clone())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BeamSettings {
+    pub beam: usize,
+    pub len_penalty: f64,
+    pub max_len_a: f64,
+    pub max_len_b: usize,
+    pub batch: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Profile {
+    pub description: String,
+    pub data: String,
+    pub corpora: Vec<CorpusSettings>,
+    pub shape: Shape,
+    /// Training pairs longer than this (BPE tokens, either side) are dropped.
+    pub max_len: usize,
+    /// The trained baseline's recipe and the masked model's (the README's commands).
+    pub train_trained: TrainConfig,
+    pub train_masked: TrainConfig,
+    pub beam: BeamSettings,
+    pub rows: Vec<RowSettings>,
+    pub seeds: Vec<u64>,
+}
+
+impl Paper for OneLayerLottery {
+    type Profile = Profile;
+    const NAME: &'static str = NAME;
+
+    fn inputs(&self, _: &str, p: &Profile, args: &RunArgs) -> Result<String, String> {
+        let r = kiln_experiment::Resolver::from_args(args);
+        let mut found = Vec::new();
+        for c in &p.corpora {
+            match c.kind.as_str() {
+                "synthetic" => found.push("synthetic translation task".to_string()),
+                "multi30k" => match r.find_file("multi30k/raw/train.de.gz") {
+                    Some(f) => found.push(format!("Multi30k at {}", f.path.display())),
+                    None => return Err("no multi30k/raw/ under the data roots; pass --data-dir (the folder holding multi30k/)".into()),
+                },
+                "iwslt14-mini" => match r.find_file("iwslt14/train_samples/first.de") {
+                    Some(f) => found.push(format!("IWSLT14 samples at {}", f.path.display())),
+                    None => return Err("no iwslt14/train_samples/ under the data roots; pass --data-dir (the folder holding iwslt14/)".into()),
+                },
+                "prepared" => {
+                    let Some(dir) = &args.data_dir else {
+                        return Err(format!("corpus `{}` needs --data-dir holding {}/ (fairseq-prepared train/test files)", c.label(), c.folder.clone().unwrap_or_default()));
+                    };
+                    let folder = dir.join(c.folder.clone().unwrap_or_default());
+                    let f = folder.join(format!("train.{}", c.src.clone().unwrap_or_default()));
+                    if !f.exists() {
+                        return Err(format!("{}: missing (fairseq prepare script output expected: train/test.{{src,tgt}} with BPE applied)", f.display()));
+                    }
+                    found.push(format!("{} at {}", c.label(), folder.display()));
+                }
+                other => return Err(format!("unknown corpus kind `{other}`")),
+            }
+        }
+        Ok(found.join("; "))
+    }
+
+    fn validate(&self, p: &Profile) -> Result<()> {
+        let f = format!("experiments/{NAME}.toml");
+        if p.seeds.is_empty() || p.rows.is_empty() || p.corpora.is_empty() {
+            bail!("{f}: seeds, rows and corpora must be non-empty");
+        }
+        if !p.shape.d_model.is_multiple_of(p.shape.heads) {
+            bail!(
+                "{f}: d_model {} is not a multiple of heads {}",
+                p.shape.d_model,
+                p.shape.heads
+            );
+        }
+        let labels: Vec<String> = p.corpora.iter().map(|c| c.label()).collect();
+        for r in &p.rows {
+            for c in &r.corpora {
+                if !labels.contains(c) {
+                    bail!(
+                        "{f}: row `{}` names corpus `{c}`, not in {labels:?}",
+                        r.label
+                    );
+                }
+            }
+            if let Some(k) = r.keep {
+                if !(k > 0.0 && k <= 1.0) {
+                    bail!("{f}: row `{}`: keep {k} must lie in (0, 1]", r.label);
+                }
+            }
+            if r.kind == RowKind::Masked
+                && r.embeddings != EmbeddingSource::Random
+                && !p
+                    .rows
+                    .iter()
+                    .any(|b| b.kind == RowKind::Trained && b.width == r.width)
+            {
+                bail!("{f}: row `{}` takes the trained baseline's embeddings, but no trained row of width ×{} exists", r.label, r.width);
+            }
+        }
+        Ok(())
+    }
+
+    fn run(
+        &self,
+        ctx: &RunContext,
+        file: &ExperimentFile<Profile>,
+        p: &Profile,
+    ) -> Result<RunRecord> {
+        let mut rec = RunRecord::new(p.data == "synthetic");
+        let mut t = ctx.main_table(
+            &file.title,
+            p.data == "synthetic",
+            &[
+                "corpus",
+                "model",
+                "k",
+                "init",
+                "embeddings",
+                "d/ffn",
+                "stored",
+                "seeds",
+                "sacreBLEU",
+                "tokenized BLEU",
+                "% of trained",
+                "train s",
+                "updates",
+                "paper",
+            ],
+        );
+        let mut signature = String::new();
+        let mut descriptions = Vec::new();
+        let mut all_rows = Vec::new();
+        for cs in &p.corpora {
+            let corpus = load_corpus(cs, p, ctx)?;
+            eprintln!(
+                "{}: {} train pairs, {} test; vocab {} / {}",
+                corpus.name,
+                corpus.train.len(),
+                corpus.test_src.len(),
+                corpus.src_dict.len(),
+                corpus.tgt_dict.len()
+            );
+            descriptions.push(format!(
+                "{} Dictionaries {} (source) / {} (target) symbols from the training text{}; {:.2}% of test source tokens are <unk>{}.",
+                corpus.description,
+                corpus.src_dict.len(),
+                corpus.tgt_dict.len(),
+                if cs.threshold > 1 { format!(" (tokens seen fewer than {} times are <unk>, fairseq-preprocess's --thresholdsrc/--thresholdtgt)", cs.threshold) } else { String::new() },
+                100.0 * corpus.test_unk,
+                if corpus.dropped > 0 { format!("; {} training pairs longer than {} tokens dropped", corpus.dropped, p.max_len) } else { String::new() }
+            ));
+            let refs_detok: Vec<String> = corpus.test_ref.iter().map(|r| corpus.detok(r)).collect();
+            let cname = cs.label();
+            rec.file(
+                &format!("translations/{cname}/ref.detok.txt"),
+                lines(&refs_detok),
+            );
+            if corpus.text == Text::MosesTokenized {
+                rec.file(
+                    &format!("translations/{cname}/ref.tok.txt"),
+                    lines(&corpus.test_ref),
+                );
+            }
+            let mut trained_embeddings: TrainedEmbeddings = Default::default();
+            let mut baseline_bleu: std::collections::HashMap<usize, Vec<f64>> = Default::default();
+            for r in p
+                .rows
+                .iter()
+                .filter(|r| r.corpora.is_empty() || r.corpora.contains(&cname))
+            {
+                let seeds = if r.seeds.is_empty() {
+                    &p.seeds
+                } else {
+                    &r.seeds
+                };
+                let mut sacre = Vec::new();
+                let mut tok = Vec::new();
+                let mut secs = Vec::new();
+                let mut updates = 0;
+                let mut stored = String::new();
+                for &seed in seeds {
+                    let out =
+                        run_row(r, p, &corpus, seed ^ ctx.seed, &mut trained_embeddings, ctx)?;
+                    let hyps_detok: Vec<String> =
+                        out.hyps.iter().map(|h| corpus.detok(h)).collect();
+                    let s = corpus_bleu(&hyps_detok, &[&refs_detok])
+                        .with_context(|| format!("sacreBLEU for row `{}`", r.label))?;
+                    signature = s.signature();
+                    sacre.push(s.score);
+                    if corpus.text == Text::MosesTokenized {
+                        let tb = tokenized_bleu(&out.hyps, &corpus.test_ref)?;
+                        tok.push(tb.score);
+                        rec.file(
+                            &format!(
+                                "translations/{cname}/{}_s{seed}.tok.txt",
+                                kiln_report::slug(&r.label)
+                            ),
+                            lines(&out.hyps),
+                        );
+                    }
+                    rec.file(
+                        &format!(
+                            "translations/{cname}/{}_s{seed}.detok.txt",
+                            kiln_report::slug(&r.label)
+                        ),
+                        lines(&hyps_detok),
+                    );
+                    eprintln!("{cname} / {}: seed {seed}: sacreBLEU {:.2}{} ({:.0} s train, {:.0} s decode)", r.label, s.score, tok.last().map_or(String::new(), |b| format!(", tokenized BLEU {b:.2}")), out.train_seconds, out.decode_seconds);
+                    secs.push(out.train_seconds);
+                    updates = out.updates;
+                    stored = out.stored;
+                }
+                let headline = if tok.is_empty() { &sacre } else { &tok };
+                if r.kind == RowKind::Trained {
+                    baseline_bleu.insert(r.width, headline.clone());
+                }
+                let pct = baseline_bleu
+                    .get(&r.width)
+                    .filter(|_| r.kind == RowKind::Masked)
+                    .map(|b| {
+                        100.0 * kiln_report::mean_sd(headline).0
+                            / kiln_report::mean_sd(b).0.max(1e-9)
+                    });
+                let paper = r.paper.get(&cname).and_then(|k| file.paper.get(k));
+                let lc = row_lottery(r);
+                let (d, f) = (p.shape.d_model * r.width, p.shape.ffn * r.width);
+                t.push(vec![
+                    Cell::text(&cname),
+                    Cell::text(&r.label),
+                    Cell::text(if r.kind == RowKind::Masked {
+                        format!("{}", lc.keep)
+                    } else {
+                        "—".into()
+                    }),
+                    Cell::text(if r.kind == RowKind::Masked {
+                        lc.init.name().to_string()
+                    } else {
+                        "fairseq".into()
+                    }),
+                    Cell::text(match (r.kind, r.embeddings) {
+                        (RowKind::Trained, _) => "trained",
+                        (_, EmbeddingSource::Random) => "random, masked",
+                        (_, EmbeddingSource::Trained) => "trained, fixed, masked",
+                        (_, EmbeddingSource::TrainedUnmasked) => "trained, fixed",
+                    }),
+                    Cell::text(format!("{d}/{f}")),
+                    Cell::text(stored),
+                    Cell::text(format!("{seeds:?}")),
+                    Cell::mean_sd(&sacre, 2),
+                    if tok.is_empty() {
+                        Cell::text("—")
+                    } else {
+                        Cell::mean_sd(&tok, 2)
+                    },
+                    Cell::opt(pct, 0),
+                    Cell::num(kiln_report::mean_sd(&secs).0, 0),
+                    Cell::text(updates.to_string()),
+                    Cell::opt(paper, 2),
+                ]);
+                let key = format!(
+                    "{}.{}",
+                    kiln_report::slug(&cname),
+                    kiln_report::slug(&r.label)
+                );
+                rec.metric(format!("{key}.sacrebleu"), kiln_report::mean_sd(&sacre).0);
+                if !tok.is_empty() {
+                    rec.metric(
+                        format!("{key}.tokenized_bleu"),
+                        kiln_report::mean_sd(&tok).0,
+                    );
+                }
+                all_rows.push(serde_json::json!({"corpus": cname, "row": r.label, "seeds": seeds, "sacrebleu": sacre, "tokenized_bleu": tok, "train_seconds": secs}));
+            }
+        }
+        t.note(format!("sacreBLEU: corpus BLEU on detokenised hypotheses vs detokenised references, kiln_data::bleu (sacreBLEU's algorithm, signature `{signature}`). Tokenized BLEU: fairseq-generate's BLEU4 on the lowercased Moses tokens after BPE removal, the number the paper reports for IWSLT14. Mean ± sd over each row's seeds (combined with the run seed {}); `% of trained` divides the row's mean by the trained row's of the same corpus and width (tokenized BLEU where there is one, else sacreBLEU).", ctx.seed));
+        t.note(format!(
+            "Model: fairseq post-LN Transformer, {} + {} layers, d {} / ffn {} / {} heads (×width), dropout {}. Masked rows: no biases, affine-free LayerNorm, tied decoder input/output embedding, one random encoder layer and one random decoder layer shared across depth (unless the row says otherwise), per-layer masks, only scores trained. `stored`: what a model needs on disk (trained: float32 parameters; masked: the seed of its random weights plus one bit per score).",
+            p.shape.layers, p.shape.layers, p.shape.d_model, p.shape.ffn, p.shape.heads, p.shape.dropout
+        ));
+        t.note(format!(
+            "Training budget, the same for every row of a corpus: at most {} updates or {} epochs of ≤{} tokens; trained rows: Adam (0.9, {}), inverse-sqrt lr {} with {} warm-up updates, weight decay {}, clip {}; masked rows: lr {}, warm-up {}, weight decay {}, clip {}; label smoothing {}. Decoding: beam {}, length penalty {}, max length {}·src + {}. The last checkpoint is scored (the paper picks the best by validation BLEU).",
+            p.train_masked.max_updates, p.train_masked.max_epochs, p.train_masked.max_tokens, p.train_trained.beta2, p.train_trained.lr.peak, p.train_trained.lr.warmup, p.train_trained.weight_decay, p.train_trained.clip_norm,
+            p.train_masked.lr.peak, p.train_masked.lr.warmup, p.train_masked.weight_decay, p.train_masked.clip_norm, p.train_masked.label_smoothing,
+            p.beam.beam, p.beam.len_penalty, p.beam.max_len_a, p.beam.max_len_b
+        ));
+        for d in descriptions {
+            t.note(format!("Data: {d}"));
+        }
+        if p.data != "paper" {
+            t.note("The paper column is the paper's IWSLT14 / WMT14 result at full scale (wide models, 55-100 epochs on 160k-4.5M pairs, GPUs); the rows here are small models on small corpora within minutes of CPU, so compare the ratio to the trained baseline (`% of trained`; the paper: 29.45 of ~34.8, 85%, masks only; 98% with fixed pre-trained embeddings), not the BLEU.");
+        }
+        if p.data == "synthetic" {
+            t.note(
+                "SYNTHETIC: checks the machinery end to end; says nothing about the paper's claim.",
+            );
+        }
+        rec.table("table", t);
+        rec.setting("rows", &all_rows);
+        Ok(rec)
+    }
+
+    fn benches(&self) -> &'static [kiln_experiment::Bench] {
+        &[("lottery", crate::bench::lottery)]
+    }
+}
+
+fn lines(v: &[String]) -> Vec<u8> {
+    let mut s = v.join("\n");
+    s.push('\n');
+    s.into_bytes()
+}
+
+fn load_corpus(cs: &CorpusSettings, p: &Profile, ctx: &RunContext) -> Result<Corpus> {
+    Ok(match cs.kind.as_str() {
+        "synthetic" => {
+            let [n, m, v]: [usize; 3] = cs.synthetic.clone().try_into().map_err(|_| {
+                anyhow::anyhow!("experiments/{NAME}.toml: synthetic = [train, test, vocab]")
+            })?;
+            data::synthetic(n, m, v, ctx.seed)
+        }
+        "multi30k" => {
+            let f = ctx.resolver.file("multi30k/raw/train.de.gz")?;
+            let dir = f.path.parent().context("multi30k folder")?.to_path_buf();
+            data::multi30k(&dir, cs.bpe_merges, cs.max_train, p.max_len, cs.threshold)?
+        }
+        "iwslt14-mini" => {
+            let f = ctx.resolver.file("iwslt14/train_samples/first.de")?;
+            let dir = f
+                .path
+                .parent()
+                .and_then(|x| x.parent())
+                .context("iwslt14 folder")?
+                .to_path_buf();
+            data::iwslt14_mini(&dir, p.max_len, cs.threshold)?
+        }
+        _ => {
+            let dir = ctx
+                .args
+                .data_dir
+                .clone()
+                .context("--data-dir")?
+                .join(cs.folder.clone().unwrap_or_default());
+            let text = if cs.tokenized {
+                Text::MosesTokenized
+            } else {
+                Text::Raw
+            };
+            let mut c = data::prepared(
+                &dir,
+                &cs.label(),
+                cs.src.as_deref().unwrap_or("de"),
+                cs.tgt.as_deref().unwrap_or("en"),
+                text,
+                p.max_len,
+                cs.threshold,
+            )?;
+            if cs.max_train > 0 {
+                c.train.truncate(cs.max_train);
+            }
+            c
+        }
+    })
+}
+
+fn row_lottery(r: &RowSettings) -> LotteryConfig {
+    let d = LotteryConfig::default();
+    LotteryConfig {
+        keep: r.keep.unwrap_or(d.keep),
+        init: r.init.unwrap_or(d.init),
+        share: r.share.unwrap_or(d.share),
+        ..d
+    }
+}
+
+struct RowOut {
+    hyps: Vec<String>,
+    train_seconds: f64,
+    decode_seconds: f64,
+    updates: usize,
+    stored: String,
+}
+
+fn run_row(
+    r: &RowSettings,
+    p: &Profile,
+    corpus: &Corpus,
+    seed: u64,
+    trained_embeddings: &mut TrainedEmbeddings,
+    ctx: &RunContext,
+) -> Result<RowOut> {
+    let s = &p.shape;
+    let mut cfg = Seq2SeqConfig::iwslt_de_en(corpus.src_dict.len(), corpus.tgt_dict.len());
+    cfg.d_model = s.d_model * r.width;
+    cfg.ffn = s.ffn * r.width;
+    cfg.heads = s.heads;
+    cfg.encoder_layers = s.layers;
+    cfg.decoder_layers = s.layers;
+    cfg.dropout = s.dropout;
+    let beam = BeamConfig {
+        beam: p.beam.beam,
+        len_penalty: p.beam.len_penalty,
+        max_len_a: p.beam.max_len_a,
+        max_len_b: p.beam.max_len_b,
+        min_len: 1,
+    };
+    let label = format!("{} {} s{seed}", corpus.name, r.label);
+    ctx.device.seed(seed);
+    let (model, train_seconds, updates, stored) = match r.kind {
+        RowKind::Trained => {
+            let m = Seq2Seq::dense(&cfg, seed, &ctx.device)?;
+            let params = m.num_params();
+            let out = fit(m, corpus, &p.train_trained, seed, &label, ctx)?;
+            let to_host = |t: &kiln_models::seq2seq::DenseTable| -> Vec<f32> {
+                t.table()
+                    .into_data()
+                    .convert::<f32>()
+                    .try_into_vec::<f32>()
+                    .unwrap_or_default()
+            };
+            trained_embeddings.insert(
+                (r.width, seed),
+                (
+                    to_host(&out.model.encoder.embed),
+                    to_host(&out.model.decoder.embed),
+                ),
+            );
+            (
+                out.model,
+                out.seconds,
+                out.updates,
+                format!("{:.2} M floats", params as f64 / 1e6),
+            )
+        }
+        RowKind::Masked => {
+            let emb = match r.embeddings {
+                EmbeddingSource::Random => Embeddings::RandomMasked,
+                e => {
+                    let (enc, dec) = trained_embeddings.get(&(r.width, seed)).cloned().with_context(|| format!("row `{}` needs the trained baseline of width ×{} and seed {seed} to run first (put it earlier in `rows`)", r.label, r.width))?;
+                    Embeddings::Fixed {
+                        encoder: enc,
+                        decoder: dec,
+                        masked: e == EmbeddingSource::Trained,
+                    }
+                }
+            };
+            let m = build(
+                &masked_shape(cfg.clone()),
+                &row_lottery(r),
+                &emb,
+                seed,
+                &ctx.device,
+            )?;
+            let (weights, scores) = counts(&m);
+            let fixed = if matches!(emb, Embeddings::Fixed { .. }) {
+                format!(
+                    " + {:.2} M fixed embedding floats",
+                    ((corpus.src_dict.len() + corpus.tgt_dict.len()) * cfg.d_model) as f64 / 1e6
+                )
+            } else {
+                String::new()
+            };
+            let out = fit(m, corpus, &p.train_masked, seed, &label, ctx)?;
+            let stored = format!(
+                "seed + {:.2} M bits ({:.2} M random weights){fixed}",
+                scores as f64 / 1e6,
+                weights as f64 / 1e6
+            );
+            (materialize(&out.model), out.seconds, out.updates, stored)
+        }
+    };
+    let t0 = std::time::Instant::now();
+    let bar = progress::bar(corpus.test_src.len() as u64, &format!("{label} decode"));
+    let ids = translate(
+        &model,
+        &corpus.test_src,
+        &beam,
+        p.beam.batch,
+        &ctx.device,
+        |d, _| bar.set_position(d as u64),
+    );
+    bar.finish_and_clear();
+    Ok(RowOut {
+        hyps: ids.iter().map(|h| corpus.hyp_text(h)).collect(),
+        train_seconds,
+        decode_seconds: t0.elapsed().as_secs_f64(),
+        updates,
+        stored,
+    })
+}
+
+fn fit<P: kiln_models::seq2seq::Projection, T: TokenTable>(
+    m: Seq2Seq<P, T>,
+    corpus: &Corpus,
+    tc: &TrainConfig,
+    seed: u64,
+    label: &str,
+    ctx: &RunContext,
+) -> Result<crate::train::Trained<P, T>> {
+    let bar = progress::bar(0, label);
+    let out = train(m, &corpus.train, tc, seed, &ctx.device, |u, total, l| {
+        bar.set_length(total as u64);
+        bar.set_position(u as u64);
+        bar.set_message(format!("loss {l:.3}"));
+    })
+    .with_context(|| format!("training {label}"))?;
+    bar.finish_and_clear();
+    Ok(out)
+}
