@@ -34,10 +34,16 @@ pub struct Corpus {
     /// Test references after BPE removal (tokenised text for IWSLT, raw for Multi30k).
     pub test_ref: Vec<String>,
     pub text: Text,
+    /// The target language, for Moses detokenisation before sacreBLEU.
+    pub tgt_lang: Lang,
     /// Share of test source tokens outside the training dictionary.
     pub test_unk: f64,
     /// Pairs dropped from training for exceeding the length limit.
     pub dropped: usize,
+    /// Validation sources and references (same forms as the test's), for checkpoint
+    /// selection; empty when the corpus has no held-out validation split.
+    pub valid_src: Vec<Vec<u32>>,
+    pub valid_ref: Vec<String>,
 }
 
 impl Corpus {
@@ -46,10 +52,25 @@ impl Corpus {
         remove_bpe(&self.tgt_dict.decode(ids))
     }
 
+    /// Adds a validation split (BPE'd pairs, encoded with the training dictionaries).
+    fn with_valid(mut self, valid_text: &[(String, String)]) -> Self {
+        self.valid_src = valid_text
+            .iter()
+            .map(|p| self.src_dict.encode_line(&p.0, false))
+            .collect();
+        self.valid_ref = valid_text.iter().map(|p| remove_bpe(&p.1)).collect();
+        self
+    }
+
+    fn with_tgt_lang(mut self, lang: Lang) -> Self {
+        self.tgt_lang = lang;
+        self
+    }
+
     /// What sacreBLEU reads (detokenised when the corpus is tokenised).
     pub fn detok(&self, s: &str) -> String {
         match self.text {
-            Text::MosesTokenized => detokenize_line(s, Lang::En),
+            Text::MosesTokenized => detokenize_line(s, self.tgt_lang),
             Text::Raw => s.to_string(),
         }
     }
@@ -95,11 +116,21 @@ fn build(
     text: Text,
     max_len: usize,
     threshold: u64,
+    joined: bool,
 ) -> Corpus {
     // fairseq-preprocess: separate dictionaries padded to a multiple of 8; tokens seen fewer
     // than `threshold` times become <unk> (its --thresholdsrc/--thresholdtgt, default 0).
-    let src_dict = Dictionary::build(train_text.iter().map(|p| p.0.as_str()), threshold, 8);
-    let tgt_dict = Dictionary::build(train_text.iter().map(|p| p.1.as_str()), threshold, 8);
+    let (src_dict, tgt_dict) = if joined {
+        // fairseq-preprocess --joined-dictionary: one dictionary counted over both sides.
+        let both = train_text.iter().flat_map(|p| [p.0.as_str(), p.1.as_str()]);
+        let d = Dictionary::build(both, threshold, 8);
+        (d.clone(), d)
+    } else {
+        (
+            Dictionary::build(train_text.iter().map(|p| p.0.as_str()), threshold, 8),
+            Dictionary::build(train_text.iter().map(|p| p.1.as_str()), threshold, 8),
+        )
+    };
     let (train, dropped) = encode_pairs(&src_dict, &tgt_dict, &train_text, max_len);
     let test_src: Vec<Vec<u32>> = test_text
         .iter()
@@ -116,7 +147,10 @@ fn build(
         test_src,
         test_ref,
         text,
+        tgt_lang: Lang::En,
         dropped,
+        valid_src: Vec::new(),
+        valid_ref: Vec::new(),
     }
 }
 
@@ -136,6 +170,7 @@ pub fn multi30k(
         &dir.join("test_2016_flickr.de.gz"),
         &dir.join("test_2016_flickr.en.gz"),
     )?;
+    let valid = read_parallel(&dir.join("val.de.gz"), &dir.join("val.en.gz"))?;
     let train: Vec<(String, String)> = train
         .into_iter()
         .take(if max_train == 0 {
@@ -159,10 +194,11 @@ pub fn multi30k(
     };
     let (tr, te) = (apply(&train), apply(&test));
     let description = format!(
-        "Multi30k de→en ({}): {} train pairs (raw, cased), joint BPE with {} merges learnt on them; test_2016_flickr {} pairs",
+        "Multi30k de→en ({}): {} train pairs (raw, cased), joint BPE with {} merges learnt on them; val {} pairs; test_2016_flickr {} pairs",
         dir.display(),
         tr.len(),
         bpe.merges().len(),
+        valid.len(),
         te.len()
     );
     // References are the raw test lines (BPE removal restores them exactly).
@@ -174,8 +210,11 @@ pub fn multi30k(
         Text::Raw,
         max_len,
         threshold,
+        false,
     );
     c.test_ref = test.into_iter().map(|p| p.1).collect();
+    let mut c = c.with_valid(&apply(&valid));
+    c.valid_ref = valid.into_iter().map(|p| p.1).collect();
     Ok(c)
 }
 
@@ -209,11 +248,14 @@ pub fn iwslt14_mini(iwslt: &Path, max_len: usize, threshold: u64) -> Result<Corp
         Text::MosesTokenized,
         max_len,
         threshold,
+        false,
     ))
 }
 
 /// A fairseq-prepared corpus folder (`train/valid/test.{src,tgt}`, BPE applied), e.g.
-/// prepare-iwslt14.sh's output or a WMT14 folder in the same layout (paper profile).
+/// prepare-iwslt14.sh's output or a WMT14 folder in the same layout (paper profiles).
+/// `joined`: one dictionary over both languages (WMT14's `--joined-dictionary`). Moses
+/// detokenisation follows the target language (German rules for `de`, English otherwise).
 pub fn prepared(
     dir: &Path,
     name: &str,
@@ -222,14 +264,22 @@ pub fn prepared(
     text: Text,
     max_len: usize,
     threshold: u64,
+    joined: bool,
 ) -> Result<Corpus, LotteryError> {
     let f = |split: &str, lang: &str| dir.join(format!("{split}.{lang}"));
     let train = read_parallel(&f("train", src), &f("train", tgt))?;
     let test = read_parallel(&f("test", src), &f("test", tgt))?;
+    // prepare-iwslt14.sh and the WMT scripts write a valid split; checkpoint selection needs it.
+    let valid = if f("valid", src).exists() {
+        read_parallel(&f("valid", src), &f("valid", tgt))?
+    } else {
+        Vec::new()
+    };
     let description = format!(
-        "{name} ({}): {} train pairs, test {} pairs",
+        "{name} ({}): {} train pairs, valid {} pairs, test {} pairs",
         dir.display(),
         train.len(),
+        valid.len(),
         test.len()
     );
     Ok(build(
@@ -240,7 +290,10 @@ pub fn prepared(
         text,
         max_len,
         threshold,
-    ))
+        joined,
+    )
+    .with_valid(&valid)
+    .with_tgt_lang(if tgt == "de" { Lang::De } else { Lang::En }))
 }
 
 /// SYNTHETIC: a reversible token mapping. Source sentences of 3-10 words from `vocab` words;
@@ -261,7 +314,16 @@ pub fn synthetic(n_train: usize, n_test: usize, vocab: usize, seed: u64) -> Corp
     let train: Vec<(String, String)> = (0..n_train).map(|_| sent(&mut rng)).collect();
     let test: Vec<(String, String)> = (0..n_test).map(|_| sent(&mut rng)).collect();
     let description = format!("SYNTHETIC: {n_train} train / {n_test} test sentence pairs of 3-10 words over {vocab} words; target = source reversed with every word renamed (seed {seed})");
-    build("synthetic", description, train, test, Text::Raw, 1024, 0)
+    build(
+        "synthetic",
+        description,
+        train,
+        test,
+        Text::Raw,
+        1024,
+        0,
+        false,
+    )
 }
 
 /// Reads an embedding file in the reference's text format (a header line, then `token v_1 …

@@ -20,7 +20,7 @@ use crate::data::{self, Corpus, Text};
 use crate::model::{
     build, counts, masked_shape, materialize, Embeddings, Init, LotteryConfig, Share,
 };
-use crate::train::{train, translate, TrainConfig};
+use crate::train::{train, translate, Checkpoint, TrainConfig, Validate};
 
 pub const NAME: &str = "one-layer-lottery";
 
@@ -36,6 +36,9 @@ pub struct Shape {
     pub heads: usize,
     pub layers: usize,
     pub dropout: f64,
+    /// Dropout on attention weights (0 for IWSLT14, 0.1 for the WMT14 big models).
+    #[serde(default)]
+    pub attention_dropout: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,6 +77,13 @@ pub struct RowSettings {
     /// Width multiplier for d and ffn (the paper's wider models).
     #[serde(default = "d_one")]
     pub width: usize,
+    /// Attention heads when the row differs from the profile's shape (WMT14's 1536-wide model
+    /// has 24).
+    #[serde(default)]
+    pub heads: Option<usize>,
+    /// Attention dropout when the row differs from the profile's shape.
+    #[serde(default)]
+    pub attention_dropout: Option<f64>,
     /// Only these corpora (all when empty).
     #[serde(default)]
     pub corpora: Vec<String>,
@@ -122,6 +132,9 @@ pub struct CorpusSettings {
     /// Dictionary threshold: tokens seen fewer times in training become <unk>.
     #[serde(default)]
     pub threshold: u64,
+    /// Prepared corpora: one dictionary over both languages (WMT14's joined dictionary).
+    #[serde(default)]
+    pub joined_dictionary: bool,
     /// Synthetic: [train, test, vocab].
     #[serde(default)]
     pub synthetic: Vec<usize>,
@@ -140,6 +153,18 @@ pub struct BeamSettings {
     pub max_len_a: f64,
     pub max_len_b: usize,
     pub batch: usize,
+    /// Maximum length when decoding the validation set for checkpoint selection (the
+    /// reference's `--eval-bleu-args`: 1.2·src + 10), which differs from the test's.
+    #[serde(default = "d_valid_a")]
+    pub valid_max_len_a: f64,
+    #[serde(default = "d_valid_b")]
+    pub valid_max_len_b: usize,
+}
+fn d_valid_a() -> f64 {
+    1.2
+}
+fn d_valid_b() -> usize {
+    10
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -185,6 +210,13 @@ impl Paper for OneLayerLottery {
                     if !f.exists() {
                         return Err(format!("{}: missing (fairseq prepare script output expected: train/test.{{src,tgt}} with BPE applied)", f.display()));
                     }
+                    let selects = [&p.train_trained, &p.train_masked]
+                        .iter()
+                        .any(|t| t.checkpoint == Checkpoint::BestValid);
+                    let v = folder.join(format!("valid.{}", c.src.clone().unwrap_or_default()));
+                    if selects && !v.exists() {
+                        return Err(format!("{}: missing; this profile picks the checkpoint with the best validation BLEU, so the corpus needs its valid split", v.display()));
+                    }
                     found.push(format!("{} at {}", c.label(), folder.display()));
                 }
                 other => return Err(format!("unknown corpus kind `{other}`")),
@@ -214,6 +246,14 @@ impl Paper for OneLayerLottery {
                         r.label
                     );
                 }
+            }
+            let heads = r.heads.unwrap_or(p.shape.heads);
+            if heads == 0 || !(p.shape.d_model * r.width).is_multiple_of(heads) {
+                bail!(
+                    "{f}: row `{}`: d_model {} is not a multiple of {heads} heads",
+                    r.label,
+                    p.shape.d_model * r.width
+                );
             }
             if let Some(k) = r.keep {
                 if !(k > 0.0 && k <= 1.0) {
@@ -311,6 +351,7 @@ impl Paper for OneLayerLottery {
                 let mut secs = Vec::new();
                 let mut updates = 0;
                 let mut stored = String::new();
+                let mut checkpoints = Vec::new();
                 for &seed in seeds {
                     let out =
                         run_row(r, p, &corpus, seed ^ ctx.seed, &mut trained_embeddings, ctx)?;
@@ -338,7 +379,8 @@ impl Paper for OneLayerLottery {
                         ),
                         lines(&hyps_detok),
                     );
-                    eprintln!("{cname} / {}: seed {seed}: sacreBLEU {:.2}{} ({:.0} s train, {:.0} s decode)", r.label, s.score, tok.last().map_or(String::new(), |b| format!(", tokenized BLEU {b:.2}")), out.train_seconds, out.decode_seconds);
+                    eprintln!("{cname} / {}: seed {seed}: sacreBLEU {:.2}{} ({:.0} s train, {:.0} s decode; checkpoint: {})", r.label, s.score, tok.last().map_or(String::new(), |b| format!(", tokenized BLEU {b:.2}")), out.train_seconds, out.decode_seconds, out.checkpoint);
+                    checkpoints.push(out.checkpoint.clone());
                     secs.push(out.train_seconds);
                     updates = out.updates;
                     stored = out.stored;
@@ -376,7 +418,10 @@ impl Paper for OneLayerLottery {
                         (_, EmbeddingSource::Trained) => "trained, fixed, masked",
                         (_, EmbeddingSource::TrainedUnmasked) => "trained, fixed",
                     }),
-                    Cell::text(format!("{d}/{f}")),
+                    Cell::text(match r.heads {
+                        Some(h) => format!("{d}/{f}/{h}h"),
+                        None => format!("{d}/{f}"),
+                    }),
                     Cell::text(stored),
                     Cell::text(format!("{seeds:?}")),
                     Cell::mean_sd(&sacre, 2),
@@ -402,7 +447,7 @@ impl Paper for OneLayerLottery {
                         kiln_report::mean_sd(&tok).0,
                     );
                 }
-                all_rows.push(serde_json::json!({"corpus": cname, "row": r.label, "seeds": seeds, "sacrebleu": sacre, "tokenized_bleu": tok, "train_seconds": secs}));
+                all_rows.push(serde_json::json!({"corpus": cname, "row": r.label, "seeds": seeds, "sacrebleu": sacre, "tokenized_bleu": tok, "train_seconds": secs, "checkpoints": checkpoints}));
             }
         }
         t.note(format!("sacreBLEU: corpus BLEU on detokenised hypotheses vs detokenised references, kiln_data::bleu (sacreBLEU's algorithm, signature `{signature}`). Tokenized BLEU: fairseq-generate's BLEU4 on the lowercased Moses tokens after BPE removal, the number the paper reports for IWSLT14. Mean ± sd over each row's seeds (combined with the run seed {}); `% of trained` divides the row's mean by the trained row's of the same corpus and width (tokenized BLEU where there is one, else sacreBLEU).", ctx.seed));
@@ -411,10 +456,11 @@ impl Paper for OneLayerLottery {
             p.shape.layers, p.shape.layers, p.shape.d_model, p.shape.ffn, p.shape.heads, p.shape.dropout
         ));
         t.note(format!(
-            "Training budget, the same for every row of a corpus: at most {} updates or {} epochs of ≤{} tokens; trained rows: Adam (0.9, {}), inverse-sqrt lr {} with {} warm-up updates, weight decay {}, clip {}; masked rows: lr {}, warm-up {}, weight decay {}, clip {}; label smoothing {}. Decoding: beam {}, length penalty {}, max length {}·src + {}. The last checkpoint is scored (the paper picks the best by validation BLEU).",
+            "Training budget, the same for every row of a corpus: at most {} updates or {} epochs of ≤{} tokens; trained rows: Adam (0.9, {}), inverse-sqrt lr {} with {} warm-up updates, weight decay {}, clip {}; masked rows: lr {}, warm-up {}, weight decay {}, clip {}; label smoothing {}. Decoding: beam {}, length penalty {}, max length {}·src + {}. Checkpoint scored: trained rows {}, masked rows {}.",
             p.train_masked.max_updates, p.train_masked.max_epochs, p.train_masked.max_tokens, p.train_trained.beta2, p.train_trained.lr.peak, p.train_trained.lr.warmup, p.train_trained.weight_decay, p.train_trained.clip_norm,
             p.train_masked.lr.peak, p.train_masked.lr.warmup, p.train_masked.weight_decay, p.train_masked.clip_norm, p.train_masked.label_smoothing,
-            p.beam.beam, p.beam.len_penalty, p.beam.max_len_a, p.beam.max_len_b
+            p.beam.beam, p.beam.len_penalty, p.beam.max_len_a, p.beam.max_len_b,
+            checkpoint_words(p.train_trained.checkpoint), checkpoint_words(p.train_masked.checkpoint)
         ));
         for d in descriptions {
             t.note(format!("Data: {d}"));
@@ -486,6 +532,7 @@ fn load_corpus(cs: &CorpusSettings, p: &Profile, ctx: &RunContext) -> Result<Cor
                 text,
                 p.max_len,
                 cs.threshold,
+                cs.joined_dictionary,
             )?;
             if cs.max_train > 0 {
                 c.train.truncate(cs.max_train);
@@ -511,6 +558,8 @@ struct RowOut {
     decode_seconds: f64,
     updates: usize,
     stored: String,
+    /// Which checkpoint was scored.
+    checkpoint: String,
 }
 
 fn run_row(
@@ -529,6 +578,13 @@ fn run_row(
     cfg.encoder_layers = s.layers;
     cfg.decoder_layers = s.layers;
     cfg.dropout = s.dropout;
+    cfg.attention_dropout = s.attention_dropout;
+    if let Some(h) = r.heads {
+        cfg.heads = h;
+    }
+    if let Some(a) = r.attention_dropout {
+        cfg.attention_dropout = a;
+    }
     let beam = BeamConfig {
         beam: p.beam.beam,
         len_penalty: p.beam.len_penalty,
@@ -538,11 +594,13 @@ fn run_row(
     };
     let label = format!("{} {} s{seed}", corpus.name, r.label);
     ctx.device.seed(seed);
-    let (model, train_seconds, updates, stored) = match r.kind {
+    let (model, train_seconds, updates, stored, checkpoint) = match r.kind {
         RowKind::Trained => {
             let m = Seq2Seq::dense(&cfg, seed, &ctx.device)?;
             let params = m.num_params();
-            let out = fit(m, corpus, &p.train_trained, seed, &label, ctx)?;
+            let out = fit(m, corpus, &p.train_trained, seed, &label, ctx, |m| {
+                valid_bleu(m, corpus, p, ctx)
+            })?;
             let to_host = |t: &kiln_models::seq2seq::DenseTable| -> Vec<f32> {
                 t.table()
                     .into_data()
@@ -557,11 +615,13 @@ fn run_row(
                     to_host(&out.model.decoder.embed),
                 ),
             );
+            let chosen = chosen(&out, &p.train_trained);
             (
                 out.model,
                 out.seconds,
                 out.updates,
                 format!("{:.2} M floats", params as f64 / 1e6),
+                chosen,
             )
         }
         RowKind::Masked => {
@@ -592,13 +652,22 @@ fn run_row(
             } else {
                 String::new()
             };
-            let out = fit(m, corpus, &p.train_masked, seed, &label, ctx)?;
+            let out = fit(m, corpus, &p.train_masked, seed, &label, ctx, |m| {
+                valid_bleu(&materialize(m), corpus, p, ctx)
+            })?;
             let stored = format!(
                 "seed + {:.2} M bits ({:.2} M random weights){fixed}",
                 scores as f64 / 1e6,
                 weights as f64 / 1e6
             );
-            (materialize(&out.model), out.seconds, out.updates, stored)
+            let chosen = chosen(&out, &p.train_masked);
+            (
+                materialize(&out.model),
+                out.seconds,
+                out.updates,
+                stored,
+                chosen,
+            )
         }
     };
     let t0 = std::time::Instant::now();
@@ -618,7 +687,79 @@ fn run_row(
         decode_seconds: t0.elapsed().as_secs_f64(),
         updates,
         stored,
+        checkpoint,
     })
+}
+
+fn checkpoint_words(c: Checkpoint) -> String {
+    match c {
+        Checkpoint::Last => "the last (the paper picks IWSLT14's best by validation sacreBLEU and averages WMT14's last 10; no validation decoding fits this profile's budget)".into(),
+        Checkpoint::BestValid => "the epoch checkpoint with the best validation sacreBLEU (as the paper's IWSLT14 runs)".into(),
+        Checkpoint::AverageLast(n) => format!("the average of the last {n} epoch checkpoints (as the paper's WMT14 runs)"),
+    }
+}
+
+/// What checkpoint a row scores, in words for the log and the run record.
+fn chosen<P: kiln_models::seq2seq::Projection, T: TokenTable>(
+    out: &crate::train::Trained<P, T>,
+    tc: &TrainConfig,
+) -> String {
+    match tc.checkpoint {
+        Checkpoint::Last => format!("last (update {})", out.updates),
+        Checkpoint::BestValid => {
+            let best = out
+                .valid_scores
+                .iter()
+                .find(|(u, _)| *u == out.chosen_update)
+                .map_or(f64::NAN, |x| x.1);
+            format!(
+                "best valid sacreBLEU {best:.2} at update {} of {} (scores {:?})",
+                out.chosen_update,
+                out.updates,
+                out.valid_scores
+                    .iter()
+                    .map(|(u, b)| format!("{u}: {b:.2}"))
+                    .collect::<Vec<_>>()
+            )
+        }
+        Checkpoint::AverageLast(n) => {
+            format!(
+                "mean of the last {n} epoch checkpoints (up to update {})",
+                out.updates
+            )
+        }
+    }
+}
+
+/// sacreBLEU of `model`'s translations of the validation set (detokenised, as the reference's
+/// `--eval-bleu-detok moses` does), the score `Checkpoint::BestValid` maximises.
+fn valid_bleu<P: kiln_models::seq2seq::Projection, T: TokenTable>(
+    model: &Seq2Seq<P, T>,
+    corpus: &Corpus,
+    p: &Profile,
+    ctx: &RunContext,
+) -> f64 {
+    let beam = BeamConfig {
+        beam: p.beam.beam,
+        len_penalty: p.beam.len_penalty,
+        max_len_a: p.beam.valid_max_len_a,
+        max_len_b: p.beam.valid_max_len_b,
+        min_len: 1,
+    };
+    let ids = translate(
+        model,
+        &corpus.valid_src,
+        &beam,
+        p.beam.batch,
+        &ctx.device,
+        |_, _| {},
+    );
+    let hyps: Vec<String> = ids
+        .iter()
+        .map(|h| corpus.detok(&corpus.hyp_text(h)))
+        .collect();
+    let refs: Vec<String> = corpus.valid_ref.iter().map(|r| corpus.detok(r)).collect();
+    corpus_bleu(&hyps, &[&refs]).map_or(f64::NAN, |b| b.score)
 }
 
 fn fit<P: kiln_models::seq2seq::Projection, T: TokenTable>(
@@ -628,13 +769,36 @@ fn fit<P: kiln_models::seq2seq::Projection, T: TokenTable>(
     seed: u64,
     label: &str,
     ctx: &RunContext,
+    mut score: impl FnMut(&Seq2Seq<P, T>) -> f64,
 ) -> Result<crate::train::Trained<P, T>> {
     let bar = progress::bar(0, label);
-    let out = train(m, &corpus.train, tc, seed, &ctx.device, |u, total, l| {
-        bar.set_length(total as u64);
-        bar.set_position(u as u64);
-        bar.set_message(format!("loss {l:.3}"));
-    })
+    let mut scored = |m: &Seq2Seq<P, T>| {
+        bar.set_message("validating");
+        let s = score(m);
+        bar.println(format!("{label}: valid sacreBLEU {s:.2}"));
+        s
+    };
+    let validate: Option<Validate<'_, P, T>> = if tc.checkpoint == Checkpoint::BestValid {
+        if corpus.valid_src.is_empty() {
+            bail!("{label}: checkpoint = \"best_valid\" but corpus `{}` has no validation split (prepared corpora: add valid.<src>/valid.<tgt>; or set checkpoint = \"last\")", corpus.name);
+        }
+        Some(&mut scored)
+    } else {
+        None
+    };
+    let out = train(
+        m,
+        &corpus.train,
+        tc,
+        seed,
+        &ctx.device,
+        validate,
+        |u, total, l| {
+            bar.set_length(total as u64);
+            bar.set_position(u as u64);
+            bar.set_message(format!("loss {l:.3}"));
+        },
+    )
     .with_context(|| format!("training {label}"))?;
     bar.finish_and_clear();
     Ok(out)

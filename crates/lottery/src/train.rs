@@ -33,6 +33,27 @@ pub struct TrainConfig {
     /// Training stops after this many updates (or `max_epochs`, whichever comes first).
     pub max_updates: usize,
     pub max_epochs: usize,
+    /// Which parameters training returns; `last` when the profile says nothing.
+    #[serde(default)]
+    pub checkpoint: Checkpoint,
+}
+
+/// Which parameters a training run returns (spec §6-7). The candidates are the epoch-end
+/// checkpoints plus the state where training stopped, which fairseq also saves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Checkpoint {
+    /// The parameters after the last update (the mini profiles: no validation decoding fits
+    /// their budget).
+    #[default]
+    Last,
+    /// The checkpoint with the highest validation score (IWSLT14: `--best-checkpoint-metric
+    /// bleu`, sacreBLEU on the detokenised valid set); the first one wins ties, as fairseq
+    /// keeps a best checkpoint until a strictly better one arrives.
+    BestValid,
+    /// The mean of the last N checkpoints' parameters, every tensor included (WMT14:
+    /// `average_checkpoints.py --num-epoch-checkpoints 10`; masks come from averaged scores).
+    AverageLast(usize),
 }
 
 impl TrainConfig {
@@ -51,6 +72,7 @@ impl TrainConfig {
             max_tokens: 4096,
             max_updates: usize::MAX,
             max_epochs: 55,
+            checkpoint: Checkpoint::BestValid,
         }
     }
 
@@ -78,20 +100,39 @@ pub struct Trained<P: Projection, T: TokenTable> {
     pub updates: usize,
     pub seconds: f64,
     pub tokens_per_second: f64,
+    /// Validation score per candidate checkpoint (`(update, score)`), for `BestValid`.
+    pub valid_scores: Vec<(usize, f64)>,
+    /// The update count of the returned checkpoint (for averages, of the last one in it).
+    pub chosen_update: usize,
 }
 
+/// Scores a checkpoint (higher is better), e.g. BLEU of its translations of a validation set.
+pub type Validate<'a, P, T> = &'a mut dyn FnMut(&Seq2Seq<P, T>) -> f64;
+
 /// Trains `model` on `pairs`; `seed` orders the batches and drives dropout.
-/// `on_step(update, total, loss)` reports progress (`total` = planned updates).
+/// `on_step(update, total, loss)` reports progress (`total` = planned updates). `validate` is
+/// required by `Checkpoint::BestValid` and called once per candidate checkpoint.
 pub fn train<P: Projection, T: TokenTable>(
     model: Seq2Seq<P, T>,
     pairs: &[Pair],
     tc: &TrainConfig,
     seed: u64,
     device: &Device,
+    mut validate: Option<Validate<'_, P, T>>,
     mut on_step: impl FnMut(usize, usize, f64),
 ) -> Result<Trained<P, T>, LotteryError> {
     if pairs.is_empty() {
         return Err(LotteryError::Invalid("no training pairs".into()));
+    }
+    if tc.checkpoint == Checkpoint::BestValid && validate.is_none() {
+        return Err(LotteryError::Invalid(
+            "checkpoint = best_valid needs a validation set (the corpus has none: give it a valid split or use checkpoint = last)".into(),
+        ));
+    }
+    if tc.checkpoint == Checkpoint::AverageLast(0) {
+        return Err(LotteryError::Invalid(
+            "checkpoint = { average_last = 0 }: average at least one checkpoint".into(),
+        ));
     }
     let started = Instant::now();
     let ad = device.clone().autodiff();
@@ -111,6 +152,7 @@ pub fn train<P: Projection, T: TokenTable>(
     let mut curve = Vec::new();
     let mut update = 0;
     let mut tokens = 0usize;
+    let mut candidates = Candidates::default();
     'epochs: for epoch in 1..=tc.max_epochs {
         let batches = batch_by_size(pairs, tc.max_tokens, usize::MAX, Some(&mut rng))
             .map_err(LotteryError::Invalid)?;
@@ -149,15 +191,88 @@ pub fn train<P: Projection, T: TokenTable>(
             nll: sum_nll / sum_tok.max(1) as f64 / ln2,
             lr: tc.lr.at(update.max(1)),
         });
+        candidates.offer(&model.valid(), update, tc.checkpoint, &mut validate);
+    }
+    // Training that stopped inside an epoch (max_updates) still ends in a checkpoint.
+    if candidates.last_update != Some(update) {
+        candidates.offer(&model.valid(), update, tc.checkpoint, &mut validate);
     }
     let seconds = started.elapsed().as_secs_f64();
+    let (model, chosen_update) = match tc.checkpoint {
+        Checkpoint::Last => (model.valid(), update),
+        Checkpoint::BestValid => candidates.best.map(|(_, u, m)| (m, u)).ok_or_else(|| {
+            LotteryError::Invalid(format!(
+                "every validation score was NaN ({:?}); check the validation set",
+                candidates.scores
+            ))
+        })?,
+        Checkpoint::AverageLast(_) => {
+            let models: Vec<Seq2Seq<P, T>> = candidates.recent.into_iter().collect();
+            (
+                kiln_models::average_params(&models)
+                    .map_err(|e| LotteryError::Invalid(e.to_string()))?,
+                update,
+            )
+        }
+    };
     Ok(Trained {
-        model: model.valid(),
+        model,
         curve,
         updates: update,
         seconds,
         tokens_per_second: tokens as f64 / seconds.max(1e-9),
+        valid_scores: candidates.scores,
+        chosen_update,
     })
+}
+
+/// The checkpoints a run keeps in memory: the best validated one, or the last N for averaging.
+struct Candidates<P: Projection, T: TokenTable> {
+    best: Option<(f64, usize, Seq2Seq<P, T>)>,
+    recent: std::collections::VecDeque<Seq2Seq<P, T>>,
+    scores: Vec<(usize, f64)>,
+    last_update: Option<usize>,
+}
+
+impl<P: Projection, T: TokenTable> Default for Candidates<P, T> {
+    fn default() -> Self {
+        Self {
+            best: None,
+            recent: Default::default(),
+            scores: Vec::new(),
+            last_update: None,
+        }
+    }
+}
+
+impl<P: Projection, T: TokenTable> Candidates<P, T> {
+    fn offer(
+        &mut self,
+        model: &Seq2Seq<P, T>,
+        update: usize,
+        how: Checkpoint,
+        validate: &mut Option<Validate<'_, P, T>>,
+    ) {
+        self.last_update = Some(update);
+        match how {
+            Checkpoint::Last => {}
+            Checkpoint::BestValid => {
+                let Some(v) = validate.as_mut() else { return };
+                let score = v(model);
+                self.scores.push((update, score));
+                // NaN never wins; a later checkpoint must be strictly better.
+                if !score.is_nan() && self.best.as_ref().is_none_or(|(b, _, _)| score > *b) {
+                    self.best = Some((score, update, model.clone()));
+                }
+            }
+            Checkpoint::AverageLast(n) => {
+                self.recent.push_back(model.clone());
+                while self.recent.len() > n {
+                    self.recent.pop_front();
+                }
+            }
+        }
+    }
 }
 
 /// Beam-search translations of `srcs` (ids without `</s>`), in input order. Sentences are

@@ -119,7 +119,8 @@ fn train_steps(m: model::MaskedTransformer, steps: usize, wd: f64) -> model::Mas
     tc.lr.warmup = 1;
     tc.lr.peak = 0.5; // large, so masks move within a few steps
     tc.weight_decay = wd;
-    train(m, &pairs(), &tc, 3, &dev(), |_, _, _| {})
+    tc.checkpoint = Checkpoint::Last;
+    train(m, &pairs(), &tc, 3, &dev(), None, |_, _, _| {})
         .unwrap()
         .model
 }

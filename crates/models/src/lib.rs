@@ -7,6 +7,7 @@
 //! features; [`dlrm`] the DLRM click model; [`gpt2`] a GPT-2 decoder; [`seq2seq`] a fairseq-style
 //! Transformer encoder-decoder with beam search, generic over where its weights come from.
 
+pub mod average;
 pub mod bert;
 pub mod clip;
 pub mod dense;
@@ -17,6 +18,7 @@ pub mod gpt2;
 pub mod seq2seq;
 pub mod task;
 
+pub use average::average_params;
 pub use bert::{
     BertConfig, BertForQuestionAnswering, BertForSequenceClassification, BertModel, BertOutput,
     EncoderInput, EncoderMasks,

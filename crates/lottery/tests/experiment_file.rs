@@ -1,0 +1,58 @@
+//! Every profile of experiments/one-layer-lottery.toml parses into the typed settings and
+//! passes the experiment's own validation (the ablation and paper profiles are not run by the
+//! tests, so this is what keeps them from rotting).
+
+use kiln_experiment::Paper;
+use kiln_lottery::experiment::{OneLayerLottery, Profile};
+
+#[test]
+fn every_profile_parses_and_validates() {
+    let file = kiln_experiment::file::load::<Profile>("one-layer-lottery").unwrap();
+    for name in [
+        "smoke",
+        "mini",
+        "mini-ablations",
+        "mini-iwslt-long",
+        "paper",
+        "paper-wmt14",
+    ] {
+        let p = file
+            .profiles
+            .get(name)
+            .unwrap_or_else(|| panic!("profile {name} missing"));
+        OneLayerLottery
+            .validate(p)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    // The ablations cover what the spec lists: k, width, init, sharing, fixed embeddings.
+    let abl = &file.profiles["mini-ablations"];
+    assert!(abl.rows.iter().any(|r| r.keep == Some(0.3)));
+    assert!(abl.rows.iter().any(|r| r.width == 2));
+    assert!(abl.rows.iter().any(|r| r.init.is_some()));
+    assert!(abl.rows.iter().any(|r| r.share.is_some()));
+    assert!(abl
+        .rows
+        .iter()
+        .any(|r| r.embeddings != kiln_lottery::experiment::EmbeddingSource::Random));
+    // The paper profiles choose checkpoints as the paper's recipes do (spec §6-7).
+    use kiln_lottery::Checkpoint;
+    let iwslt = &file.profiles["paper"];
+    assert_eq!(iwslt.train_masked.checkpoint, Checkpoint::BestValid);
+    assert_eq!(iwslt.train_trained.checkpoint, Checkpoint::BestValid);
+    let wmt = &file.profiles["paper-wmt14"];
+    assert_eq!(wmt.train_masked.checkpoint, Checkpoint::AverageLast(10));
+    assert_eq!(wmt.train_masked.lr.peak, 1e-3);
+    assert_eq!(wmt.train_masked.max_epochs, 100);
+    let wider = wmt
+        .rows
+        .iter()
+        .find(|r| r.heads == Some(24))
+        .expect("the 1536-wide WMT row");
+    assert_eq!(wmt.shape.d_model * wider.width, 1536);
+    assert_eq!(wmt.shape.ffn * wider.width, 6144);
+    assert!(wmt.corpora[0].joined_dictionary);
+    assert_eq!(
+        file.profiles["mini"].train_masked.checkpoint,
+        Checkpoint::Last
+    );
+}
