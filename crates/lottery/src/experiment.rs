@@ -314,7 +314,7 @@ impl Paper for OneLayerLottery {
                 corpus.tgt_dict.len()
             );
             descriptions.push(format!(
-                "{} Dictionaries {} (source) / {} (target) symbols from the training text{}; {:.2}% of test source tokens are <unk>{}.",
+                "{}. Dictionaries {} (source) / {} (target) symbols from the training text{}; {:.2}% of test source tokens are <unk>{}.",
                 corpus.description,
                 corpus.src_dict.len(),
                 corpus.tgt_dict.len(),
@@ -352,6 +352,7 @@ impl Paper for OneLayerLottery {
                 let mut updates = 0;
                 let mut stored = String::new();
                 let mut checkpoints = Vec::new();
+                let mut curves = Vec::new();
                 for &seed in seeds {
                     let out =
                         run_row(r, p, &corpus, seed ^ ctx.seed, &mut trained_embeddings, ctx)?;
@@ -379,8 +380,9 @@ impl Paper for OneLayerLottery {
                         ),
                         lines(&hyps_detok),
                     );
-                    eprintln!("{cname} / {}: seed {seed}: sacreBLEU {:.2}{} ({:.0} s train, {:.0} s decode; checkpoint: {})", r.label, s.score, tok.last().map_or(String::new(), |b| format!(", tokenized BLEU {b:.2}")), out.train_seconds, out.decode_seconds, out.checkpoint);
+                    eprintln!("{cname} / {}: seed {seed}: sacreBLEU {:.2}{} ({:.0} s train, {:.0} s decode; training loss per epoch {:.2?}; checkpoint: {})", r.label, s.score, tok.last().map_or(String::new(), |b| format!(", tokenized BLEU {b:.2}")), out.train_seconds, out.decode_seconds, out.curve, out.checkpoint);
                     checkpoints.push(out.checkpoint.clone());
+                    curves.push(out.curve.clone());
                     secs.push(out.train_seconds);
                     updates = out.updates;
                     stored = out.stored;
@@ -447,7 +449,7 @@ impl Paper for OneLayerLottery {
                         kiln_report::mean_sd(&tok).0,
                     );
                 }
-                all_rows.push(serde_json::json!({"corpus": cname, "row": r.label, "seeds": seeds, "sacrebleu": sacre, "tokenized_bleu": tok, "train_seconds": secs, "checkpoints": checkpoints}));
+                all_rows.push(serde_json::json!({"corpus": cname, "row": r.label, "seeds": seeds, "sacrebleu": sacre, "tokenized_bleu": tok, "train_seconds": secs, "checkpoints": checkpoints, "train_loss_per_epoch": curves}));
             }
         }
         t.note(format!("sacreBLEU: corpus BLEU on detokenised hypotheses vs detokenised references, kiln_data::bleu (sacreBLEU's algorithm, signature `{signature}`). Tokenized BLEU: fairseq-generate's BLEU4 on the lowercased Moses tokens after BPE removal, the number the paper reports for IWSLT14. Mean ± sd over each row's seeds (combined with the run seed {}); `% of trained` divides the row's mean by the trained row's of the same corpus and width (tokenized BLEU where there is one, else sacreBLEU).", ctx.seed));
@@ -560,6 +562,8 @@ struct RowOut {
     stored: String,
     /// Which checkpoint was scored.
     checkpoint: String,
+    /// Training loss per epoch (fairseq's: base 2, per target token, label-smoothed).
+    curve: Vec<f64>,
 }
 
 fn run_row(
@@ -594,7 +598,7 @@ fn run_row(
     };
     let label = format!("{} {} s{seed}", corpus.name, r.label);
     ctx.device.seed(seed);
-    let (model, train_seconds, updates, stored, checkpoint) = match r.kind {
+    let (model, train_seconds, updates, stored, checkpoint, curve) = match r.kind {
         RowKind::Trained => {
             let m = Seq2Seq::dense(&cfg, seed, &ctx.device)?;
             let params = m.num_params();
@@ -616,12 +620,14 @@ fn run_row(
                 ),
             );
             let chosen = chosen(&out, &p.train_trained);
+            let curve = out.curve.iter().map(|c| c.loss).collect();
             (
                 out.model,
                 out.seconds,
                 out.updates,
                 format!("{:.2} M floats", params as f64 / 1e6),
                 chosen,
+                curve,
             )
         }
         RowKind::Masked => {
@@ -661,12 +667,14 @@ fn run_row(
                 weights as f64 / 1e6
             );
             let chosen = chosen(&out, &p.train_masked);
+            let curve = out.curve.iter().map(|c| c.loss).collect();
             (
                 materialize(&out.model),
                 out.seconds,
                 out.updates,
                 stored,
                 chosen,
+                curve,
             )
         }
     };
@@ -688,6 +696,7 @@ fn run_row(
         updates,
         stored,
         checkpoint,
+        curve,
     })
 }
 
