@@ -153,13 +153,15 @@ pub fn train<P: Projection, T: TokenTable>(
     let mut update = 0;
     let mut tokens = 0usize;
     let mut candidates = Candidates::default();
-    'epochs: for epoch in 1..=tc.max_epochs {
+    for epoch in 1..=tc.max_epochs {
         let batches = batch_by_size(pairs, tc.max_tokens, usize::MAX, Some(&mut rng))
             .map_err(LotteryError::Invalid)?;
         let (mut sum_loss, mut sum_nll, mut sum_tok) = (0.0, 0.0, 0usize);
+        let mut stop = false;
         for b in &batches {
             if update >= total {
-                break 'epochs;
+                stop = true;
+                break;
             }
             let batch = tensors(pairs, b, &ad);
             let logits = model.forward(&batch);
@@ -182,7 +184,11 @@ pub fn train<P: Projection, T: TokenTable>(
             tokens += batch.ntokens;
             on_step(update, total, l / ntok as f64);
         }
+        if sum_tok == 0 {
+            break;
+        }
         let ln2 = std::f64::consts::LN_2;
+        // A partial last epoch (training stopped at max_updates) gets its point too.
         curve.push(CurvePoint {
             update,
             epoch,
@@ -192,6 +198,9 @@ pub fn train<P: Projection, T: TokenTable>(
             lr: tc.lr.at(update.max(1)),
         });
         candidates.offer(&model.valid(), update, tc.checkpoint, &mut validate);
+        if stop {
+            break;
+        }
     }
     // Training that stopped inside an epoch (max_updates) still ends in a checkpoint.
     if candidates.last_update != Some(update) {

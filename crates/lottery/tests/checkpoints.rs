@@ -149,6 +149,9 @@ fn stopping_inside_an_epoch_still_offers_the_final_state() {
     .unwrap();
     assert_eq!(out.updates, 5);
     assert_eq!(out.chosen_update, 5);
+    // The partial second epoch has its own point on the loss curve.
+    assert_eq!(out.curve.len(), 2);
+    assert_eq!((out.curve[1].epoch, out.curve[1].update), (2, 5));
     assert_eq!(out.valid_scores.last().unwrap().0, 5);
 }
 
