@@ -76,6 +76,15 @@ impl Corpus {
     }
 }
 
+/// How the dictionaries are built (fairseq-preprocess's options).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DictOptions {
+    /// Tokens seen fewer times in training become <unk> (`--thresholdsrc/--thresholdtgt`).
+    pub threshold: u64,
+    /// One dictionary counted over both languages (`--joined-dictionary`, WMT14).
+    pub joined: bool,
+}
+
 fn encode_pairs(
     src: &Dictionary,
     tgt: &Dictionary,
@@ -115,11 +124,11 @@ fn build(
     test_text: Vec<(String, String)>,
     text: Text,
     max_len: usize,
-    threshold: u64,
-    joined: bool,
+    dict: DictOptions,
 ) -> Corpus {
     // fairseq-preprocess: separate dictionaries padded to a multiple of 8; tokens seen fewer
     // than `threshold` times become <unk> (its --thresholdsrc/--thresholdtgt, default 0).
+    let DictOptions { threshold, joined } = dict;
     let (src_dict, tgt_dict) = if joined {
         // fairseq-preprocess --joined-dictionary: one dictionary counted over both sides.
         let both = train_text.iter().flat_map(|p| [p.0.as_str(), p.1.as_str()]);
@@ -209,8 +218,10 @@ pub fn multi30k(
         te,
         Text::Raw,
         max_len,
-        threshold,
-        false,
+        DictOptions {
+            threshold,
+            joined: false,
+        },
     );
     c.test_ref = test.into_iter().map(|p| p.1).collect();
     let mut c = c.with_valid(&apply(&valid));
@@ -247,14 +258,16 @@ pub fn iwslt14_mini(iwslt: &Path, max_len: usize, threshold: u64) -> Result<Corp
         test,
         Text::MosesTokenized,
         max_len,
-        threshold,
-        false,
+        DictOptions {
+            threshold,
+            joined: false,
+        },
     ))
 }
 
 /// A fairseq-prepared corpus folder (`train/valid/test.{src,tgt}`, BPE applied), e.g.
 /// prepare-iwslt14.sh's output or a WMT14 folder in the same layout (paper profiles).
-/// `joined`: one dictionary over both languages (WMT14's `--joined-dictionary`). Moses
+/// `dict.joined`: one dictionary over both languages (WMT14's `--joined-dictionary`). Moses
 /// detokenisation follows the target language (German rules for `de`, English otherwise).
 pub fn prepared(
     dir: &Path,
@@ -263,8 +276,7 @@ pub fn prepared(
     tgt: &str,
     text: Text,
     max_len: usize,
-    threshold: u64,
-    joined: bool,
+    dict: DictOptions,
 ) -> Result<Corpus, LotteryError> {
     let f = |split: &str, lang: &str| dir.join(format!("{split}.{lang}"));
     let train = read_parallel(&f("train", src), &f("train", tgt))?;
@@ -282,18 +294,9 @@ pub fn prepared(
         valid.len(),
         test.len()
     );
-    Ok(build(
-        name,
-        description,
-        train,
-        test,
-        text,
-        max_len,
-        threshold,
-        joined,
-    )
-    .with_valid(&valid)
-    .with_tgt_lang(if tgt == "de" { Lang::De } else { Lang::En }))
+    Ok(build(name, description, train, test, text, max_len, dict)
+        .with_valid(&valid)
+        .with_tgt_lang(if tgt == "de" { Lang::De } else { Lang::En }))
 }
 
 /// SYNTHETIC: a reversible token mapping. Source sentences of 3-10 words from `vocab` words;
@@ -321,8 +324,7 @@ pub fn synthetic(n_train: usize, n_test: usize, vocab: usize, seed: u64) -> Corp
         test,
         Text::Raw,
         1024,
-        0,
-        false,
+        DictOptions::default(),
     )
 }
 

@@ -533,8 +533,10 @@ fn load_corpus(cs: &CorpusSettings, p: &Profile, ctx: &RunContext) -> Result<Cor
                 cs.tgt.as_deref().unwrap_or("en"),
                 text,
                 p.max_len,
-                cs.threshold,
-                cs.joined_dictionary,
+                data::DictOptions {
+                    threshold: cs.threshold,
+                    joined: cs.joined_dictionary,
+                },
             )?;
             if cs.max_train > 0 {
                 c.train.truncate(cs.max_train);
