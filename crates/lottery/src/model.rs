@@ -14,8 +14,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use kiln_models::seq2seq::{
-    normal, uniform, xavier_bound, DenseProj, DenseTable, Kind, Seq2Seq, Seq2SeqConfig, Side, Site,
-    PAD,
+    attention_weight, normal, uniform, DenseProj, DenseTable, Kind, Seq2Seq, Seq2SeqConfig, Side,
+    Site, PAD,
 };
 
 use crate::mask::{frozen, trainable, MaskedProj, MaskedTable};
@@ -195,22 +195,8 @@ pub fn build(
     };
     let weight = |site: Site, d_in: usize, d_out: usize| -> Vec<f32> {
         let rng = &mut wrng.borrow_mut();
-        match site.kind {
-            Kind::SelfQ
-            | Kind::SelfK
-            | Kind::SelfV
-            | Kind::CrossQ
-            | Kind::CrossK
-            | Kind::CrossV => uniform(
-                rng,
-                d_in * d_out,
-                xavier_bound(d_in, d_out, 1.0 / 2f64.sqrt()),
-            ),
-            Kind::SelfOut | Kind::CrossOut => {
-                uniform(rng, d_in * d_out, xavier_bound(d_in, d_out, 1.0))
-            }
-            _ => lc.init.draw(rng, d_in, d_out, scale),
-        }
+        attention_weight(site.kind, d_in, d_out, rng)
+            .unwrap_or_else(|| lc.init.draw(rng, d_in, d_out, scale))
     };
     let model = Seq2Seq::build(
         cfg,

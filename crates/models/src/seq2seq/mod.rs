@@ -258,6 +258,25 @@ pub fn tensor2(values: Vec<f32>, shape: [usize; 2], device: &Device) -> Tensor<2
     Tensor::from_data(TensorData::new(values, shape), device)
 }
 
+/// fairseq's `MultiheadAttention.reset_parameters`: Xavier-uniform with gain 1/√2 for the q, k
+/// and v projections and gain 1 for the output projection, whatever the model's `--init` says
+/// (the one-layer lottery keeps this too, spec §4). `None` for every other matrix.
+pub fn attention_weight(
+    kind: Kind,
+    d_in: usize,
+    d_out: usize,
+    rng: &mut ChaCha8Rng,
+) -> Option<Vec<f32>> {
+    let gain = match kind {
+        Kind::SelfQ | Kind::SelfK | Kind::SelfV | Kind::CrossQ | Kind::CrossK | Kind::CrossV => {
+            1.0 / 2f64.sqrt()
+        }
+        Kind::SelfOut | Kind::CrossOut => 1.0,
+        _ => return None,
+    };
+    Some(uniform(rng, d_in * d_out, xavier_bound(d_in, d_out, gain)))
+}
+
 /// fairseq's Xavier-uniform bound for a `[d_in, d_out]` matrix with `gain`.
 pub fn xavier_bound(d_in: usize, d_out: usize, gain: f64) -> f64 {
     gain * (6.0 / (d_in + d_out) as f64).sqrt()
@@ -275,19 +294,12 @@ impl DenseProj {
         rng: &mut ChaCha8Rng,
         device: &Device,
     ) -> Self {
-        let w = match site.kind {
-            Kind::SelfQ
-            | Kind::SelfK
-            | Kind::SelfV
-            | Kind::CrossQ
-            | Kind::CrossK
-            | Kind::CrossV => uniform(
-                rng,
-                d_in * d_out,
-                xavier_bound(d_in, d_out, 1.0 / 2f64.sqrt()),
-            ),
-            Kind::Output => normal(rng, d_in * d_out, (d_in as f64).powf(-0.5)),
-            _ => uniform(rng, d_in * d_out, xavier_bound(d_in, d_out, 1.0)),
+        let w = match attention_weight(site.kind, d_in, d_out, rng) {
+            Some(w) => w,
+            None if site.kind == Kind::Output => {
+                normal(rng, d_in * d_out, (d_in as f64).powf(-0.5))
+            }
+            None => uniform(rng, d_in * d_out, xavier_bound(d_in, d_out, 1.0)),
         };
         Self {
             weight: Param::from_tensor(tensor2(w, [d_in, d_out], device)),
