@@ -355,6 +355,8 @@ trait Real:
     + std::ops::Add<Output = Self>
     + std::ops::Sub<Output = Self>
     + std::ops::Mul<Output = Self>
+    + Send
+    + Sync
 {
     const ZERO: Self;
     fn f64(self) -> f64;
@@ -402,6 +404,7 @@ impl Real for f64 {
 
 /// Dot product accumulated in the element type, as BLAS does for NumPy's `dot`/`norm`: eight
 /// running sums (which also lets the compiler vectorise), combined pairwise, then the tail.
+#[inline(always)]
 fn dot<T: Real>(a: &[T], b: &[T]) -> T {
     let body = a.len() - a.len() % 8;
     let mut acc = [T::ZERO; 8];
@@ -417,23 +420,72 @@ fn dot<T: Real>(a: &[T], b: &[T]) -> T {
     s
 }
 
-/// `G v` for row-major `g` (n×n): one contiguous dot product per row.
+/// Below this size a product runs on the calling thread (splitting would cost more than it saves).
+const PARALLEL_FROM: usize = 256;
+
+/// Slices of `out` handed to one thread: a multiple of 16 elements, one per available thread.
+fn block_len(n: usize) -> usize {
+    let threads = rayon::current_num_threads().max(1);
+    n.div_ceil(threads).div_ceil(16) * 16
+}
+
+/// `G v` for row-major `g` (n×n): one contiguous dot product per row, rows split across
+/// threads (each row's sum is unchanged by the split).
 fn matvec<T: Real>(g: &[T], v: &[T], out: &mut [T]) {
+    use rayon::prelude::*;
     let n = v.len();
-    for (o, row) in out.iter_mut().zip(g.chunks_exact(n)) {
-        *o = dot(row, v);
+    let rows = |out: &mut [T], g: &[T]| {
+        for (o, row) in out.iter_mut().zip(g.chunks_exact(n)) {
+            *o = dot(row, v);
+        }
+    };
+    if n < PARALLEL_FROM {
+        return rows(out, g);
     }
+    let b = block_len(n);
+    out.par_chunks_mut(b)
+        .zip(g.par_chunks(b * n))
+        .for_each(|(o, g)| rows(o, g));
 }
 
 /// `Gᵀ u` (SciPy's `rmatvec`; G need not be exactly symmetric): rows of G scaled by `u` and
-/// summed in order, as BLAS's non-transposed gemv does on the transposed view.
+/// summed in order, as BLAS's non-transposed gemv does on the transposed view. Threads take
+/// disjoint column blocks, each still summing over the rows in order.
 fn rmatvec<T: Real>(g: &[T], u: &[T], out: &mut [T]) {
-    out.iter_mut().for_each(|o| *o = T::ZERO);
-    for (&uj, row) in u.iter().zip(g.chunks_exact(u.len())) {
-        for (o, &a) in out.iter_mut().zip(row) {
-            *o = *o + a * uj;
+    use rayon::prelude::*;
+    let n = u.len();
+    let cols = |c0: usize, out: &mut [T]| {
+        out.iter_mut().for_each(|o| *o = T::ZERO);
+        let w = out.len();
+        let col = |j: usize| &g[j * n + c0..j * n + c0 + w];
+        // Four rows per pass over `out` (a quarter of the loads and stores); each element still
+        // adds the rows in order, ((o + a0·u0) + a1·u1) + ..., so the sums are unchanged.
+        let quads = n - n % 4;
+        for j in (0..quads).step_by(4) {
+            let (u0, u1, u2, u3) = (u[j], u[j + 1], u[j + 2], u[j + 3]);
+            let rows = col(j)
+                .iter()
+                .zip(col(j + 1))
+                .zip(col(j + 2))
+                .zip(col(j + 3));
+            for (o, (((&a0, &a1), &a2), &a3)) in out.iter_mut().zip(rows) {
+                *o = *o + a0 * u0 + a1 * u1 + a2 * u2 + a3 * u3;
+            }
         }
+        for j in quads..n {
+            let uj = u[j];
+            for (o, &a) in out.iter_mut().zip(col(j)) {
+                *o = *o + a * uj;
+            }
+        }
+    };
+    if n < PARALLEL_FROM {
+        return cols(0, out);
     }
+    let b = block_len(n);
+    out.par_chunks_mut(b)
+        .enumerate()
+        .for_each(|(i, o)| cols(i * b, o));
 }
 
 /// NumPy's pairwise summation (`np.add.reduce` over a contiguous axis, so `G.sum(1)`): blocks
@@ -916,5 +968,41 @@ mod tests {
             pairwise_sum(&a[..5]),
             (((a[0] + a[1]) + a[2]) + a[3]) + a[4]
         );
+    }
+
+    #[test]
+    fn threaded_products_equal_the_sequential_sums_bit_for_bit() {
+        // Sizes below and above PARALLEL_FROM, with a ragged last block and a row count that is
+        // not a multiple of four; the matrix is not symmetric so Gᵀu ≠ Gu.
+        for n in [37usize, 301, 1031] {
+            let mut state = 0x9e37_79b9_u32 ^ n as u32;
+            let mut next = || {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                (state as f32 / u32::MAX as f32) * 2.0 - 1.0
+            };
+            let g: Vec<f32> = (0..n * n).map(|_| next()).collect();
+            let v: Vec<f32> = (0..n).map(|_| next()).collect();
+            let seq_mv: Vec<f32> = g.chunks_exact(n).map(|row| dot(row, &v)).collect();
+            let mut seq_rmv = vec![0f32; n];
+            for (j, row) in g.chunks_exact(n).enumerate() {
+                for (o, &a) in seq_rmv.iter_mut().zip(row) {
+                    *o += a * v[j];
+                }
+            }
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(3)
+                .build()
+                .unwrap();
+            let (mut mv, mut rmv) = (vec![0f32; n], vec![0f32; n]);
+            pool.install(|| {
+                matvec(&g, &v, &mut mv);
+                rmatvec(&g, &v, &mut rmv);
+            });
+            let bits = |x: &[f32]| x.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&mv), bits(&seq_mv), "G v, n = {n}");
+            assert_eq!(bits(&rmv), bits(&seq_rmv), "Gᵀ u, n = {n}");
+        }
     }
 }
