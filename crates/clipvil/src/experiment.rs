@@ -446,11 +446,11 @@ fn vqa_v2_inputs(p: &Profile, args: &RunArgs) -> Result<String, String> {
     let mut found = vec![format!("VQA v2 in {}", dir.display())];
     if !p.weights.is_empty() {
         let Some(m) = &args.model else {
-            return Err("the paper profile loads released CLIP towers: pass --model with a folder holding their open_clip safetensors files".into());
+            return Err("the paper profile loads released towers: pass --model with a folder holding their safetensors files (CLIP: open_clip/OpenAI layout; the ImageNet ResNet: torchvision/timm names)".into());
         };
         for w in p.weights.values() {
             if !m.join(w).exists() {
-                return Err(format!("{}: missing {w} (an open_clip/OpenAI-layout CLIP state dict, e.g. timm/resnet50x4_clip.openai's open_clip_model.safetensors renamed)", m.display()));
+                return Err(format!("{}: missing {w} (CLIP towers: an open_clip/OpenAI-layout state dict, e.g. timm/resnet50x4_clip.openai's open_clip_model.safetensors renamed; the ImageNet ResNet-50: torchvision names, e.g. timm/resnet50.tv_in1k's model.safetensors renamed)", m.display()));
             }
         }
         found.push(format!("CLIP weights in {}", m.display()));
@@ -658,7 +658,7 @@ fn run_row(r: &RowSettings, p: &Profile, data: &Prepared, ctx: &RunContext) -> R
                 .clone()
                 .context("--model (the folder of CLIP weights)")?;
             let mut sd = kiln_models::clip::StateDict::read(&dir.join(file))?;
-            enc.load_open_clip(&mut sd)?;
+            enc.load_state_dict(&mut sd)?;
         }
         let trained = train(
             model,
@@ -726,6 +726,7 @@ fn describe(v: &VisualConfig) -> String {
     match v {
         VisualConfig::ResNet(c) => format!("ModifiedResNet {:?} w{}", c.layers, c.width),
         VisualConfig::Vit(c) => format!("ViT p{} w{} L{}", c.patch_size, c.width, c.layers),
+        VisualConfig::TorchResNet(c) => format!("ImageNet ResNet {:?} w{}", c.layers, c.width),
     }
 }
 

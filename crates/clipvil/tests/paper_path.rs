@@ -75,21 +75,30 @@ fn the_paper_path_runs_end_to_end_on_a_miniature_vqa_v2() {
     );
     let models = tempfile::tempdir().unwrap();
     std::fs::copy(&weights, models.path().join("RN.safetensors")).unwrap();
+    // The encoder swap's ImageNet row: a torchvision-layout ResNet (kiln-models' golden fixture).
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../models/tests/fixtures/torchvision_resnet_tiny.safetensors"),
+        models.path().join("resnet.safetensors"),
+    )
+    .unwrap();
     let profile: Profile = serde_json::from_value(json!({
         "description": "miniature paper path",
         "data": "vqa-v2",
         "image_size": 64,
-        "image_hw": [64, 96],
+        "image_hw": [64, 100],
         "dev_questions": 4,
         "freeze_encoder": true,
         "answer_min_count": 1,
-        "weights": {"rn": "RN.safetensors"},
-        "encoders": {"rn": {"type": "resnet", "layers": [1, 1, 1, 1], "width": 16, "heads": 2, "output_dim": 32, "image_size": 64}},
+        "weights": {"rn": "RN.safetensors", "inet": "resnet.safetensors"},
+        "encoders": {"rn": {"type": "resnet", "layers": [1, 1, 1, 1], "width": 16, "heads": 2, "output_dim": 32, "image_size": 64},
+                     "inet": {"type": "torchvision-resnet", "layers": [1, 2, 1, 1], "width": 8, "num_classes": 10}},
         "head": {"word_dim": 8, "lstm": 8, "hidden": 16, "text_hidden": 8, "d": 8, "layers": 1, "heads": 2, "fused": 8, "dropout": 0.0},
         "train": {"epochs": 2, "batch_size": 4, "lr": 0.01, "warmup": 0.0, "warmup_factor": 1.0, "decay_at": [], "decay": 1.0, "clip": 1.0, "eval_batch": 4},
         "rows": [
             {"label": "question-only", "head": "question-only", "kind": "baseline"},
             {"label": "CLIP-RN + Pythia", "encoder": "rn", "head": "pythia"},
+            {"label": "ImageNet-RN + Pythia", "encoder": "inet", "head": "pythia"},
             {"label": "CLIP-RN + MCAN", "encoder": "rn", "head": "mcan",
              "train": {"epochs": 1, "batch_size": 8, "lr": 0.001, "warmup": 0.5, "warmup_factor": 0.25, "decay_at": [], "decay": 1.0, "clip": 5.0, "eval_batch": 4}}
         ],
@@ -120,6 +129,10 @@ fn the_paper_path_runs_end_to_end_on_a_miniature_vqa_v2() {
         "CLIP-RN + Pythia",
         "CLIP-RN + MCAN",
         "2×3×512",
+        // The ImageNet tower rounds up (⌈64/32⌉ × ⌈100/32⌉) where CLIP's floors, and has 32·8
+        // channels.
+        "ImageNet-RN + Pythia",
+        "2×4×256",
         "val2014 split into dev 4 / test 5",
     ] {
         assert!(table.contains(row), "missing `{row}`:\n{table}");

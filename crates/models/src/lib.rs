@@ -15,6 +15,7 @@ pub mod dlrm;
 pub mod error;
 pub mod finetune;
 pub mod gpt2;
+pub mod resnet;
 pub mod seq2seq;
 pub mod task;
 

@@ -37,6 +37,7 @@ pub use state::StateDict;
 pub use text::{ClipText, TextConfig};
 pub use vit::{ClipVit, GridPositions, VitConfig};
 
+use crate::resnet::{TorchResNet, TorchResNetConfig};
 use crate::ModelError;
 
 /// CLIP's input normalisation, applied to RGB in [0, 1] (digits as CLIP publishes them).
@@ -61,6 +62,10 @@ pub enum VisualConfig {
     ResNet(ResNetConfig),
     #[serde(rename = "vit")]
     Vit(VitConfig),
+    /// Not CLIP: torchvision's ImageNet ResNet ([`crate::resnet`]), the baseline backbone of
+    /// CLIP-ViL's encoder swap, here so one experiment can swap it for the CLIP towers.
+    #[serde(rename = "torchvision-resnet")]
+    TorchResNet(TorchResNetConfig),
 }
 
 impl VisualConfig {
@@ -80,10 +85,12 @@ impl VisualConfig {
         match self {
             Self::ResNet(c) => c.grid_dim(),
             Self::Vit(c) => c.width,
+            Self::TorchResNet(c) => c.grid_dim(),
         }
     }
-    /// Grid cells along a side of `pixels`: every ResNet stride floors (stem conv, stem pool
-    /// and three stage pools: /32 overall, floor at each halving); the ViT patchifies.
+    /// Grid cells along a side of `pixels`: every ModifiedResNet stride floors (stem conv, stem
+    /// pool and three stage pools: /32 overall, floor at each halving); the ViT patchifies; the
+    /// torchvision ResNet's padded strided convolutions round up.
     pub fn grid_side(&self, pixels: usize) -> usize {
         match self {
             Self::ResNet(_) => {
@@ -94,12 +101,14 @@ impl VisualConfig {
                 s
             }
             Self::Vit(c) => pixels / c.patch_size,
+            Self::TorchResNet(_) => TorchResNetConfig::grid_side(pixels),
         }
     }
     pub fn output_dim(&self) -> usize {
         match self {
             Self::ResNet(c) => c.output_dim,
             Self::Vit(c) => c.output_dim,
+            Self::TorchResNet(c) => c.grid_dim(),
         }
     }
 }
@@ -193,6 +202,7 @@ pub fn read_open_clip_config(
 pub enum ClipVisual {
     ResNet(ModifiedResNet),
     Vit(ClipVit),
+    TorchResNet(TorchResNet),
 }
 
 impl ClipVisual {
@@ -200,23 +210,39 @@ impl ClipVisual {
         Ok(match c {
             VisualConfig::ResNet(c) => Self::ResNet(ModifiedResNet::new(c, device)?),
             VisualConfig::Vit(c) => Self::Vit(ClipVit::new(c, device)?),
+            VisualConfig::TorchResNet(c) => Self::TorchResNet(TorchResNet::new(c, device)?),
         })
     }
 
-    /// Grid features `[b, h, w, c]` (for the ViT, positions resized as `positions` says; the
-    /// ResNet has none to resize).
+    /// Grid features `[b, h, w, c]` of CLIP-normalised images (for the ViT, positions resized
+    /// as `positions` says; the ResNets have none to resize). The ImageNet ResNet converts them
+    /// to its own normalisation first, so every tower reads the same image tensors.
     pub fn grid(&self, images: Tensor<4>, positions: GridPositions) -> Tensor<4> {
         match self {
             Self::ResNet(m) => m.grid(images),
             Self::Vit(m) => m.grid(images, positions),
+            Self::TorchResNet(m) => m.grid(crate::resnet::clip_to_imagenet(images)),
         }
     }
 
-    /// `encode_image`.
+    /// `encode_image` (the ImageNet ResNet: its average-pooled C5 features).
     pub fn embed(&self, images: Tensor<4>) -> Result<Tensor<2>, ModelError> {
         match self {
             Self::ResNet(m) => m.embed(images),
             Self::Vit(m) => Ok(m.embed(images)),
+            Self::TorchResNet(m) => Ok(m.pooled(crate::resnet::clip_to_imagenet(images))),
+        }
+    }
+
+    /// Loads released weights in the tower's own published layout: open_clip/OpenAI for the
+    /// CLIP towers ([`Self::load_open_clip`]), torchvision/timm names for the ImageNet ResNet.
+    pub fn load_state_dict(&mut self, sd: &mut StateDict) -> Result<(), ModelError> {
+        match self {
+            Self::TorchResNet(m) => {
+                let prefix = crate::resnet::torchvision_prefix(sd)?;
+                m.load(sd, prefix)
+            }
+            _ => self.load_open_clip(sd),
         }
     }
 
@@ -231,6 +257,10 @@ impl ClipVisual {
         match self {
             Self::ResNet(m) => m.load(sd, prefix),
             Self::Vit(m) => m.load_open_clip(sd, prefix),
+            Self::TorchResNet(_) => Err(ModelError::Invalid(format!(
+                "{}: the ImageNet ResNet has no open_clip layout; load it with `load_state_dict` (torchvision names)",
+                sd.path().display()
+            ))),
         }
     }
 }
