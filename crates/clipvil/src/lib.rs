@@ -9,7 +9,8 @@
 //! reaches 68.37 (Pythia) and 74.01 (MCAN) on VQA v2 test-dev.
 //!
 //! Where things are:
-//! - the towers, their grid extraction and the checkpoint loaders: `kiln_models::clip`;
+//! - the towers, their grid extraction and the checkpoint loaders: `kiln_models::clip`; the
+//!   encoder swap's ImageNet baseline (torchvision's ResNet-50, C5 grid): `kiln_models::resnet`;
 //! - the official VQA accuracy: `kiln_data::vqa_eval`; data readers: `kiln_data::vqa`;
 //! - [`heads`]: Pythia, MCAN and the single-modality baselines; [`model`]: tower + head and the
 //!   loss; [`train`]: the training loop and evaluation; `experiment`: the tables.
@@ -23,6 +24,10 @@
 //! - Adam replaces Pythia's Adamax, and gradients are clipped per tensor (burn's clipping), not
 //!   by the global norm; the schedule shape (warm-up from a factor, step decays) is Pythia's;
 //! - MCAN is plain MCAN with one BCE head, not mmf's MoVie+MCAN (spec §3.2);
+//! - the ImageNet-RN50 row uses torchvision's ImageNet ResNet-50 (v1.5, RGB, ImageNet
+//!   normalisation; its C5 grid is ⌈H/32⌉×⌈W/32⌉, 19×32 at 600×1000), not detectron2's MSRA
+//!   R-50 that the grid-feature extractors of the time loaded (stride in the 1×1, BGR caffe
+//!   input, a pickled caffe2 file); the BUTD region-feature row is not reproduced;
 //! - the ViT grid uses a proper bilinear resize of the position table; the released scripts'
 //!   missing-position bug is available as `GridPositions::Omitted` for the ablation.
 
