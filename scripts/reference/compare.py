@@ -31,6 +31,9 @@ def main():
     p.add_argument("--kiln", required=True)
     p.add_argument("--reference", required=True)
     p.add_argument("--task", default="mrpc")
+    p.add_argument("--paired", action="store_true",
+                   help="both ran on the same sample sets (kiln's `sample_indices` = the official "
+                        "code's draws): compare seed by seed")
     a = p.parse_args()
     run = json.load(open(a.kiln))
     metrics = run["metrics"]
@@ -52,6 +55,8 @@ def main():
         for ks, rs in STAGES:
             if c.get(rs) is not None:
                 ref[(c["constraint"], ks)].append(100 * c[rs])
+    if a.paired:
+        return paired(a, run, metrics)
     kiln_unpruned = {round(v, 2) for k, v in metrics.items()
                      if re.match(rf"^{re.escape(a.task)}\.c[0-9.]+\.unpruned$", k)}
     print(f"Task {a.task}; unpruned dev metric: kiln {sorted(kiln_unpruned)}, "
@@ -72,6 +77,31 @@ def main():
             z = abs(km - rm) / se if se > 0 else float("nan")
             print(f"| {c:.2f} | {ks} | {km:.2f} ± {ksd:.2f} ({len(k)}) | {rm:.2f} ± {rsd:.2f} "
                   f"({len(r)}) | {km - rm:+.2f} | {se:.2f} | {z:.1f} |")
+
+
+def paired(a, run, metrics):
+    """Seed by seed on identical sample sets: kiln's value, the official code's, and where the
+    official code's tuning stopped (if the harness recorded it)."""
+    ref = {}
+    for line in open(a.reference):
+        c = json.loads(line)
+        if c["task"] == a.task:
+            ref[(c["constraint"], c["seed"])] = c
+    print(f"Task {a.task}, identical sample sets (official draws); kiln backend {run['backend']}, "
+          f"commit {run['commit']}.")
+    print()
+    print("| constraint | seed | stage | kiln | official code | kiln − official |")
+    print("|---:|---:|---|---:|---:|---:|")
+    for (c, seed), r in sorted(ref.items()):
+        for ks, rs in STAGES:
+            k = metrics.get(f"{a.task}.c{c}.seed{seed}.{ks}")
+            if k is None or r.get(rs) is None:
+                continue
+            o = 100 * r[rs]
+            note = ""
+            if rs == "tuned" and "tuning_stopped_at" in r:
+                note = f" (stopped at {r['tuning_stopped_at']})" if r["tuning_stopped_at"] else " (tuned every block)"
+            print(f"| {c:.2f} | {seed} | {ks} | {k:.2f} | {o:.2f}{note} | {k - o:+.2f} |")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ Subcommands:
   finetune  fine-tune an HF BertForSequenceClassification from a base model with a plain
             PyTorch loop (AdamW, linear decay), saved in HF's layout (safetensors + tokenizer).
   prune     run the official method over seeds and constraints and write one JSON line per cell.
+  samples   write the sample sets the official code draws per seed, for kiln's `sample_indices`
+            (both then prune from identical samples and compare seed by seed).
 
 Needs torch 2.9.0 (scripts/with-torch's venv) plus transformers 4.36.2, scipy and numpy:
   ~/.cache/kiln/torch-2.9.0/bin/pip install transformers==4.36.2 scipy numpy
@@ -184,6 +186,24 @@ def cpu_stand_ins():
     sys.modules["datasets"] = datasets
 
 
+def stopped_at(tuned_h, tuned_n, rh, rn):
+    """Where `rescale_mask` broke out of its loop (it says nothing itself): the first block it
+    would have tuned, in its order (layer l's heads for l > 0, then layer l's neurons, each only
+    if any unit is kept), whose mask it left as it was; None if it tuned every block. A solved
+    scale of exactly 1.0 for every unit of a block would read as a stop, which float32 LSMR
+    does not produce."""
+    for layer in range(rh.shape[0]):
+        blocks = []
+        if layer > 0 and rh[layer].any():
+            blocks.append(("heads", tuned_h[layer], rh[layer]))
+        if rn[layer].any():
+            blocks.append(("FFN", tuned_n[layer], rn[layer]))
+        for name, tuned, before in blocks:
+            if torch.equal(tuned, before):
+                return f"layer {layer} {name}"
+    return None
+
+
 def prune(args):
     sys.path.insert(0, os.path.abspath(args.reference))
     import transformers  # noqa: F401  (before the stand-ins: it probes for `datasets`)
@@ -251,11 +271,25 @@ def prune(args):
                 "heads_kept": int(hm.sum()), "neurons_kept": int(nm.sum()),
                 "tuned_layers_changed": int(((tuned_h != rh).any(1) | (tuned_n != rn).any(1)).sum())
                 if tune else None,
+                "tuning_stopped_at": stopped_at(tuned_h, tuned_n, rh, rn) if tune else None,
                 "prune_s": prune_s,
             }
             print(json.dumps(cell), flush=True)
             out.write(json.dumps(cell) + "\n")
             out.flush()
+
+
+def samples(args):
+    """The sample sets `main.py` draws (`set_seed(seed)`, then `np.random.choice(len(train),
+    num_samples)`), as {"<seed>": [training indices]}, for kiln's `sample_indices`."""
+    from transformers import set_seed
+    n = len(read_glue(args.data, args.task, "train"))
+    picks = {}
+    for seed in args.seeds:
+        set_seed(seed)
+        picks[str(seed)] = np.random.choice(n, args.num_samples).tolist()
+    with open(args.out, "w") as f:
+        json.dump(picks, f)
 
 
 def main():
@@ -284,8 +318,14 @@ def main():
                         "constraint)")
     r.add_argument("--threads", type=int, default=2)
     r.add_argument("--out", required=True, help="JSON-lines file (appended)")
+    d = sub.add_parser("samples", help="write the official code's sample sets for kiln")
+    d.add_argument("--task", default="mrpc", choices=sorted(TASKS))
+    d.add_argument("--data", default="../shared/data")
+    d.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    d.add_argument("--num-samples", type=int, default=2048)
+    d.add_argument("--out", required=True)
     args = p.parse_args()
-    finetune(args) if args.cmd == "finetune" else prune(args)
+    {"finetune": finetune, "prune": prune, "samples": samples}[args.cmd](args)
 
 
 if __name__ == "__main__":

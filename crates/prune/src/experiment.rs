@@ -82,6 +82,11 @@ pub struct Profile {
     ablation: Vec<Ablation>,
     /// The latency-constrained search (§4.3), when set.
     latency: Option<LatencyProfile>,
+    /// Sample sets given instead of drawn: a JSON file `{"<seed>": [training indices], ...}`
+    /// (single-task profiles; e.g. the official code's draws, so kiln and it prune from
+    /// identical samples and can be compared seed by seed). A seed missing from it is an error.
+    #[serde(default)]
+    sample_indices: Option<std::path::PathBuf>,
     /// glue-finetune profile that fine-tunes missing checkpoints as the run's first stage
     /// (`None`: a missing checkpoint is an error).
     finetune: Option<String>,
@@ -393,9 +398,33 @@ impl Prepared {
         Ok((m, preds))
     }
 
-    /// The official sample set: `n` draws with replacement (seeded), in draw order.
-    fn samples(&self, n: usize, batch_size: usize, seed: u64) -> Result<Vec<kiln_data::Batch>> {
+    /// The official sample set: `n` draws with replacement (seeded), in draw order; or the given
+    /// indices.
+    fn samples(
+        &self,
+        n: usize,
+        batch_size: usize,
+        seed: u64,
+        given: Option<&[usize]>,
+    ) -> Result<Vec<kiln_data::Batch>> {
         let pad = self.tok.pad_id as i64;
+        if let Some(picks) = given {
+            let Head::Glue {
+                train,
+                train_labels,
+                ..
+            } = &self.head
+            else {
+                bail!(
+                    "{}: given sample indices are supported for GLUE tasks only",
+                    self.name
+                );
+            };
+            return Ok(
+                crate::batches_at(train, train_labels, picks, batch_size, pad)
+                    .with_context(|| format!("{}: given sample set for seed {seed}", self.name))?,
+            );
+        }
         Ok(match &self.head {
             Head::Glue {
                 train,
@@ -639,6 +668,8 @@ fn full_method(
 struct Draws {
     drawn: BTreeMap<(usize, u64), Drawn>,
     batch_size: usize,
+    /// Sample sets per seed given by the profile instead of drawn.
+    given: Option<BTreeMap<u64, Vec<usize>>>,
 }
 
 impl Draws {
@@ -651,7 +682,19 @@ impl Draws {
         device: &Device,
     ) -> Result<&Drawn> {
         if let std::collections::btree_map::Entry::Vacant(e) = self.drawn.entry((n, seed)) {
-            let samples = t.samples(n, self.batch_size, seed)?;
+            let given = match &self.given {
+                None => None,
+                Some(g) => Some(g.get(&seed).map(Vec::as_slice).with_context(|| {
+                    format!("the profile's sample_indices file has no sample set for seed {seed}")
+                })?),
+            };
+            if let Some(g) = given.filter(|g| g.len() != n) {
+                bail!(
+                    "the profile's sample_indices file gives {} samples for seed {seed}, the profile asks for {n}",
+                    g.len()
+                );
+            }
+            let samples = t.samples(n, self.batch_size, seed, given)?;
             let t0 = Instant::now();
             let grads = collect_mask_grads(model, &samples, device)?;
             e.insert(Drawn {
@@ -706,9 +749,32 @@ fn run_cells<M: EncoderTask>(
     } else {
         Teacher::SqrtConstraint
     };
+    let given = match &p.sample_indices {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("sample_indices: cannot read {}", path.display()))?;
+            let sets: BTreeMap<String, Vec<usize>> =
+                serde_json::from_str(&text).with_context(|| {
+                    format!(
+                        "{}: expected {{\"<seed>\": [training indices]}}",
+                        path.display()
+                    )
+                })?;
+            let mut by_seed = BTreeMap::new();
+            for (k, v) in sets {
+                let seed: u64 = k
+                    .parse()
+                    .with_context(|| format!("{}: key `{k}` is not a seed", path.display()))?;
+                by_seed.insert(seed, v);
+            }
+            Some(by_seed)
+        }
+    };
     let mut draw = Draws {
         drawn: BTreeMap::new(),
         batch_size,
+        given,
     };
     // Dev metrics of the search/rearrangement stages depend only on (sample set, constraint):
     // ablations that change the solver reuse them.

@@ -69,7 +69,9 @@ pub use cost::MacModel;
 pub use error::PruneError;
 pub use importance::{Criterion, MaskGrads};
 pub use masks::Masks;
-pub use pipeline::{prune, sample_batches, sample_indices, PruneOptions, PruneOutcome, StageTimes};
+pub use pipeline::{
+    batches_at, prune, sample_batches, sample_indices, PruneOptions, PruneOutcome, StageTimes,
+};
 pub use tuning::{Solver, Teacher};
 
 /// The `glue-pruning` experiment, for the registry.

@@ -79,6 +79,31 @@ pub fn sample_batches(
         return Err(PruneError::EmptySamples);
     }
     let picks = sample_indices(&usable, n, seed);
+    batches_at(encoded, labels, &picks, batch_size, pad_id)
+}
+
+/// The sample set made of the given training indices, in order (e.g. another implementation's
+/// draws, so both prune from identical samples); an index past the data or of an unlabelled
+/// example is an error.
+pub fn batches_at(
+    encoded: &[Encoded],
+    labels: &[Option<f32>],
+    picks: &[usize],
+    batch_size: usize,
+    pad_id: i64,
+) -> Result<Vec<Batch>, PruneError> {
+    if picks.is_empty() {
+        return Err(PruneError::EmptySamples);
+    }
+    if let Some(&bad) = picks
+        .iter()
+        .find(|&&i| i >= encoded.len() || labels.get(i).is_none_or(|l| l.is_none()))
+    {
+        return Err(PruneError::Invalid(format!(
+            "sample index {bad} is not a labelled training example (there are {})",
+            encoded.len()
+        )));
+    }
     Ok(picks
         .chunks(batch_size.max(1))
         .map(|c| {
