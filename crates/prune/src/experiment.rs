@@ -420,10 +420,8 @@ impl Prepared {
                     self.name
                 );
             };
-            return Ok(
-                crate::batches_at(train, train_labels, picks, batch_size, pad)
-                    .with_context(|| format!("{}: given sample set for seed {seed}", self.name))?,
-            );
+            return crate::batches_at(train, train_labels, picks, batch_size, pad)
+                .with_context(|| format!("{}: given sample set for seed {seed}", self.name));
         }
         Ok(match &self.head {
             Head::Glue {
