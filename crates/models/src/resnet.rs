@@ -89,7 +89,9 @@ impl TorchResNetConfig {
     }
 }
 
-fn conv(i: usize, o: usize, k: usize, stride: usize, device: &Device) -> Conv2d {
+/// A bias-free k×k convolution with "same" padding, as both ResNets (torchvision's and CLIP's)
+/// build every convolution.
+pub(crate) fn conv(i: usize, o: usize, k: usize, stride: usize, device: &Device) -> Conv2d {
     Conv2dConfig::new([i, o], [k, k])
         .with_stride([stride, stride])
         .with_padding(PaddingConfig2d::Explicit(k / 2, k / 2, k / 2, k / 2))
@@ -97,8 +99,33 @@ fn conv(i: usize, o: usize, k: usize, stride: usize, device: &Device) -> Conv2d 
         .init(device)
 }
 
-fn bn(n: usize, device: &Device) -> BatchNorm {
+pub(crate) fn bn(n: usize, device: &Device) -> BatchNorm {
     BatchNormConfig::new(n).init(device)
+}
+
+/// The four bottleneck stages both ResNets share: `width·{1,2,4,8}` planes (four times as many
+/// output channels), `layers[i]` blocks each, stride 1 then 2, 2, 2 on each stage's first block.
+/// `block(inplanes, planes, stride)` builds one block of the caller's kind.
+pub(crate) fn stages<B>(
+    width: usize,
+    layers: [usize; 4],
+    mut block: impl FnMut(usize, usize, usize) -> B,
+) -> [Vec<B>; 4] {
+    let mut inplanes = width;
+    let mut stage = |planes: usize, blocks: usize, stride: usize| {
+        let mut v = vec![block(inplanes, planes, stride)];
+        inplanes = planes * 4;
+        for _ in 1..blocks {
+            v.push(block(inplanes, planes, 1));
+        }
+        v
+    };
+    [
+        stage(width, layers[0], 1),
+        stage(width * 2, layers[1], 2),
+        stage(width * 4, layers[2], 2),
+        stage(width * 8, layers[3], 2),
+    ]
 }
 
 /// The shortcut when the shape changes: a strided 1×1 convolution and BN.
@@ -181,19 +208,8 @@ impl TorchResNet {
     pub fn new(c: &TorchResNetConfig, device: &Device) -> Result<Self, ModelError> {
         c.validate()?;
         let w = c.width;
-        let mut inplanes = w;
-        let mut stage = |planes: usize, blocks: usize, stride: usize| {
-            let mut v = vec![Bottleneck::new(inplanes, planes, stride, device)];
-            inplanes = planes * 4;
-            for _ in 1..blocks {
-                v.push(Bottleneck::new(inplanes, planes, 1, device));
-            }
-            v
-        };
-        let layer1 = stage(w, c.layers[0], 1);
-        let layer2 = stage(w * 2, c.layers[1], 2);
-        let layer3 = stage(w * 4, c.layers[2], 2);
-        let layer4 = stage(w * 8, c.layers[3], 2);
+        let [layer1, layer2, layer3, layer4] =
+            stages(w, c.layers, |i, p, s| Bottleneck::new(i, p, s, device));
         Ok(Self {
             conv1: conv(3, w, 7, 2, device),
             bn1: bn(w, device),

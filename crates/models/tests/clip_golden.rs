@@ -4,6 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
+mod common;
+use common::{json_floats, json_shape, max_diff};
+
 use burn::tensor::{Device, Tensor, TensorData};
 use kiln_models::clip::{
     load_hf_vision, load_open_clip_visual, Activation, ClipVisual, GridPositions, ResNetConfig,
@@ -25,44 +28,21 @@ fn reference() -> Option<(PathBuf, serde_json::Value)> {
     Some((dir, g))
 }
 
-fn floats(v: &serde_json::Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
-}
-
-fn shape<const D: usize>(v: &serde_json::Value) -> [usize; D] {
-    let s: Vec<usize> = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as usize)
-        .collect();
-    s.try_into().unwrap()
-}
-
 fn input(case: &serde_json::Value, key: &str, device: &Device) -> Tensor<4> {
-    let s: [usize; 4] = shape(&case[format!("{key}_shape")]);
-    Tensor::from_data(TensorData::new(floats(&case[key]), s), device)
+    let s: [usize; 4] = json_shape(&case[format!("{key}_shape")]);
+    Tensor::from_data(TensorData::new(json_floats(&case[key]), s), device)
 }
 
 fn assert_close<const D: usize>(what: &str, got: Tensor<D>, want: &[f32], dims: [usize; D]) {
     assert_eq!(got.dims(), dims, "{what}: shape");
-    let got: Vec<f32> = got.into_data().try_into_vec::<f32>().unwrap();
-    let worst = got
-        .iter()
-        .zip(want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
+    let worst = max_diff(&got.into_data().try_into_vec::<f32>().unwrap(), want);
     assert!(worst <= 1e-4, "{what}: max |kiln − reference| = {worst:e}");
 }
 
 fn rn_config(case: &serde_json::Value) -> VisualConfig {
     let c = &case["config"];
     VisualConfig::ResNet(ResNetConfig {
-        layers: shape(&c["layers"]),
+        layers: json_shape(&c["layers"]),
         width: c["width"].as_u64().unwrap() as usize,
         heads: c["heads"].as_u64().unwrap() as usize,
         output_dim: c["output_dim"].as_u64().unwrap() as usize,
@@ -99,15 +79,16 @@ fn check_tower(
     assert_close(
         "pooled embedding",
         emb,
-        &floats(&case["embed_output"]),
-        shape(&case["embed_output_shape"]),
+        &json_floats(&case["embed_output"]),
+        json_shape(&case["embed_output_shape"]),
     );
     let grid = m.grid(
         input(case, "grid_input", &device),
         GridPositions::Interpolated,
     );
-    let want = floats(&case[grid_key]);
-    let dims: [usize; 4] = shape(&case[format!("{}_shape_{}", &grid_key[..11], &grid_key[12..])]);
+    let want = json_floats(&case[grid_key]);
+    let dims: [usize; 4] =
+        json_shape(&case[format!("{}_shape_{}", &grid_key[..11], &grid_key[12..])]);
     let grid = if grid_key.ends_with("nchw") {
         grid.permute([0, 3, 1, 2])
     } else {
@@ -175,14 +156,14 @@ fn check_hf(dir: &Path, g: &serde_json::Value, device: &Device) {
     assert_close(
         "image_embeds",
         m.embed(x.clone()),
-        &floats(&case["image_embeds"]),
-        shape(&case["image_embeds_shape"]),
+        &json_floats(&case["image_embeds"]),
+        json_shape(&case["image_embeds_shape"]),
     );
     assert_close(
         "last_hidden_state",
         m.hidden(x),
-        &floats(&case["last_hidden_state"]),
-        shape(&case["last_hidden_state_shape"]),
+        &json_floats(&case["last_hidden_state"]),
+        json_shape(&case["last_hidden_state_shape"]),
     );
 }
 

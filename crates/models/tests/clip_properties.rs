@@ -10,7 +10,6 @@ use kiln_models::clip::{
     ResNetConfig, VisualConfig, VitConfig, CLIP_MEAN,
 };
 
-#[allow(dead_code)]
 mod common;
 
 #[test]

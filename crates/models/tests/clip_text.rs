@@ -2,24 +2,11 @@
 //! layout (`fixtures/clip_text_tiny.*`, written by `fixtures/make_clip_text.py`), and the
 //! image-text similarity.
 
-use std::path::PathBuf;
+mod common;
+use common::{fixture, json_floats};
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use kiln_models::clip::{similarity, Activation, ClipText, StateDict, TextConfig};
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-fn floats(v: &serde_json::Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
-}
 
 #[test]
 fn text_tower_matches_open_clip() {
@@ -57,7 +44,7 @@ fn text_tower_matches_open_clip() {
         .into_data()
         .try_into_vec::<f32>()
         .unwrap();
-    let want = floats(&g["text_embeds"]);
+    let want = json_floats(&g["text_embeds"]);
     assert_eq!(got.len(), want.len());
     let worst = got
         .iter()

@@ -3,7 +3,8 @@
 //! BN statistics (`fixtures/make_torchvision_resnet.py`). A loader and forward that match it load
 //! and run torchvision's and timm's ResNet-50 checkpoints.
 
-use std::path::PathBuf;
+mod common;
+use common::{fixture, json_floats, json_shape, max_diff};
 
 use burn::tensor::{Device, Tensor, TensorData};
 use kiln_models::clip::{CLIP_MEAN, CLIP_STD};
@@ -12,38 +13,14 @@ use kiln_models::resnet::{
 };
 use kiln_models::ModelError;
 
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
 fn golden() -> serde_json::Value {
     let text = std::fs::read_to_string(fixture("torchvision_resnet_tiny.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
-fn floats(v: &serde_json::Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
-}
-
-fn dims<const D: usize>(v: &serde_json::Value) -> [usize; D] {
-    let s: Vec<usize> = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as usize)
-        .collect();
-    s.try_into().unwrap()
-}
-
 fn config(g: &serde_json::Value) -> TorchResNetConfig {
     TorchResNetConfig {
-        layers: dims(&g["config"]["layers"]),
+        layers: json_shape(&g["config"]["layers"]),
         width: g["config"]["width"].as_u64().unwrap() as usize,
         num_classes: g["config"]["num_classes"].as_u64().unwrap() as usize,
     }
@@ -59,12 +36,7 @@ fn input(shape: [usize; 4], device: &Device) -> Tensor<4> {
 }
 
 fn worst<const D: usize>(got: Tensor<D>, want: &[f32]) -> f32 {
-    let got: Vec<f32> = got.into_data().try_into_vec::<f32>().unwrap();
-    assert_eq!(got.len(), want.len());
-    got.iter()
-        .zip(want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max)
+    max_diff(&got.into_data().try_into_vec::<f32>().unwrap(), want)
 }
 
 #[test]
@@ -77,9 +49,9 @@ fn c5_grid_and_logits_match_torchvision() {
         &device,
     )
     .unwrap();
-    let x = input(dims(&g["input_shape"]), &device);
+    let x = input(json_shape(&g["input_shape"]), &device);
     let grid = m.grid(x.clone());
-    let want: [usize; 4] = dims(&g["grid_shape"]);
+    let want: [usize; 4] = json_shape(&g["grid_shape"]);
     assert_eq!(grid.dims(), want, "grid shape [b, h, w, c]");
     assert_eq!(
         [want[1], want[2]],
@@ -89,9 +61,9 @@ fn c5_grid_and_logits_match_torchvision() {
         ],
         "⌈side/32⌉ cells"
     );
-    let e = worst(grid, &floats(&g["grid"]));
+    let e = worst(grid, &json_floats(&g["grid"]));
     assert!(e <= 1e-4, "C5 grid: max |kiln − torchvision| = {e:e}");
-    let e = worst(m.logits(x), &floats(&g["logits"]));
+    let e = worst(m.logits(x), &json_floats(&g["logits"]));
     assert!(e <= 1e-4, "logits: max |kiln − torchvision| = {e:e}");
 }
 

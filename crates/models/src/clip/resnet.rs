@@ -4,15 +4,16 @@
 //! head. CLIP-ViL drops the head and uses the layer4 (C5) map as grid features.
 
 use burn::module::{Module, Param};
-use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
+use burn::nn::BatchNorm;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::block::Attention;
 use super::state::StateDict;
+use crate::resnet::{bn, conv, stages};
 use crate::ModelError;
 
 /// open_clip's `ModifiedResNet(layers, output_dim, heads, image_size, width)`.
@@ -81,18 +82,6 @@ impl ResNetConfig {
         }
         Ok(())
     }
-}
-
-fn conv(i: usize, o: usize, k: usize, stride: usize, device: &Device) -> Conv2d {
-    Conv2dConfig::new([i, o], [k, k])
-        .with_stride([stride, stride])
-        .with_padding(PaddingConfig2d::Explicit(k / 2, k / 2, k / 2, k / 2))
-        .with_bias(false)
-        .init(device)
-}
-
-fn bn(n: usize, device: &Device) -> BatchNorm {
-    BatchNormConfig::new(n).init(device)
 }
 
 fn pool(s: usize) -> AvgPool2d {
@@ -229,19 +218,8 @@ impl ModifiedResNet {
     pub fn new(c: &ResNetConfig, device: &Device) -> Result<Self, ModelError> {
         c.validate()?;
         let w = c.width;
-        let mut inplanes = w;
-        let mut stage = |planes: usize, blocks: usize, stride: usize| {
-            let mut v = vec![Bottleneck::new(inplanes, planes, stride, device)];
-            inplanes = planes * 4;
-            for _ in 1..blocks {
-                v.push(Bottleneck::new(inplanes, planes, 1, device));
-            }
-            v
-        };
-        let layer1 = stage(w, c.layers[0], 1);
-        let layer2 = stage(w * 2, c.layers[1], 2);
-        let layer3 = stage(w * 4, c.layers[2], 2);
-        let layer4 = stage(w * 8, c.layers[3], 2);
+        let [layer1, layer2, layer3, layer4] =
+            stages(w, c.layers, |i, p, s| Bottleneck::new(i, p, s, device));
         let d = c.grid_dim();
         let side = c.image_size / 32;
         let std = (d as f64).powf(-0.5);

@@ -1,7 +1,11 @@
-//! Helpers for tests that write HF-format checkpoints themselves.
+//! Helpers shared by this crate's tests: HF-format checkpoints written by hand, peer
+//! comparisons, golden files and fixtures.
+
+// Each test binary compiles this module and uses a subset of it.
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Seeded uniform values in [-0.1, 0.1).
 pub fn rnd(seed: &mut u64) -> f32 {
@@ -62,4 +66,31 @@ pub fn max_diff(a: &[f32], b: &[f32]) -> f32 {
         .zip(b)
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
+}
+
+/// A file under this crate's `tests/fixtures`.
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// A JSON array of numbers from a reference implementation's golden file, as f32.
+pub fn json_floats(v: &serde_json::Value) -> Vec<f32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
+/// A JSON array of `D` sizes (a tensor shape) from a golden file.
+pub fn json_shape<const D: usize>(v: &serde_json::Value) -> [usize; D] {
+    let s: Vec<usize> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as usize)
+        .collect();
+    s.try_into().unwrap()
 }
