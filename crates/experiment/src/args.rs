@@ -16,8 +16,9 @@ pub struct RunArgs {
     /// why); `paper` runs only when asked for (it is sized for a GPU).
     #[arg(long)]
     pub profile: Option<String>,
-    /// Backend device: flex (CPU, default), ndarray, wgpu, vulkan, cuda, cuda:N. Non-flex
-    /// backends need the matching cargo feature (`just backend=wgpu ...`).
+    /// Backend device: flex (CPU, default), tch (LibTorch on CPU), tch-cuda, tch-cuda:N
+    /// (LibTorch on CUDA), ndarray, wgpu, vulkan, cuda, cuda:N. Non-flex backends need the
+    /// matching cargo feature (`just backend=tch ...`, `just backend=wgpu ...`).
     #[arg(long, default_value = "flex", env = "KILN_DEVICE", value_parser = parse_device)]
     pub device: DeviceChoice,
     /// Data folder (GLUE: a glue_data/-style folder or the hub's parquet files; corpora: the

@@ -10,6 +10,7 @@
 pub mod average;
 pub mod bert;
 pub mod clip;
+pub mod cross_entropy;
 pub mod dense;
 pub mod dlrm;
 pub mod error;

@@ -86,3 +86,76 @@ pub fn gpt2_train(a: &BenchArgs) -> Result<()> {
     write_table(&a.dir(), "gpt2_train", &table)?;
     Ok(())
 }
+
+/// The LM loss alone (forward + backward over the GPT-2 head's `[b·(t−1), 50,257]` logits),
+/// kiln's fused cross-entropy against the same loss composed from burn's tensor ops, per
+/// backend, alternating in one run: what the fused operation is worth by itself.
+pub fn gpt2_loss(a: &BenchArgs) -> Result<()> {
+    use burn::tensor::{Int, Tensor, TensorData};
+    use kiln_models::cross_entropy::{composite, cross_entropy_rows};
+    let (vocab, n) = (50257usize, 8 * 127usize);
+    let iters = a.iters.max(3);
+    let rounds = a.rounds.max(1);
+    println!("bench: LM loss, fused vs composite ({iters} timed passes, {rounds} rounds)...");
+    type Loss = fn(Tensor<2>, Tensor<1, Int>) -> Tensor<1>;
+    let losses: [(&str, Loss); 2] = [("fused", cross_entropy_rows), ("composite", composite)];
+    let mut table = Table::new(
+        format!(
+            "LM loss forward + backward over [{n}, {vocab}] logits (the GPT-2 step's head), fp32"
+        ),
+        &[
+            "backend",
+            "fused s",
+            "composite s",
+            "composite / fused [range over rounds]",
+        ],
+    );
+    for choice in a.devices() {
+        let device: Device = choice.device()?.autodiff();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let z: Vec<f32> = (0..n * vocab)
+            .map(|_| rng.random::<f32>() * 4.0 - 2.0)
+            .collect();
+        let t: Vec<i64> = (0..n).map(|_| rng.random_range(0..vocab as i64)).collect();
+        let z = Tensor::<2>::from_data(TensorData::new(z, [n, vocab]), &device);
+        let t = Tensor::<1, Int>::from_data(TensorData::new(t, [n]), &device);
+        let mut times = [Vec::new(), Vec::new()];
+        for r in 0..rounds {
+            for (k, (name, f)) in losses.iter().enumerate() {
+                let timing = kiln_core::timing::time_it(&device, 1, iters, || {
+                    // a fresh leaf each pass, as the head's output is in a step
+                    let leaf = (z.clone() * 1.0).require_grad();
+                    let grads = f(leaf.clone(), t.clone()).mean().backward();
+                    leaf.grad(&grads).map(|g| g.dims())
+                });
+                println!(
+                    "  round {}/{rounds} {} {name}: {:.4} s",
+                    r + 1,
+                    choice.label(),
+                    timing.median_s
+                );
+                times[k].push(timing.median_s);
+            }
+        }
+        let ratios: Vec<f64> = times[1].iter().zip(&times[0]).map(|(c, f)| c / f).collect();
+        let mut sorted = ratios.clone();
+        sorted.sort_by(f64::total_cmp);
+        table.push(vec![
+            Cell::text(choice.label()),
+            Cell::num(Interleaved::seconds(&times[0]), 4),
+            Cell::num(Interleaved::seconds(&times[1]), 4),
+            Cell::text(format!(
+                "{:.2} [{:.2}-{:.2}]",
+                sorted[sorted.len() / 2],
+                sorted[0],
+                sorted[sorted.len() - 1]
+            )),
+        ]);
+    }
+    table.note(format!(
+        "fused: kiln_models::cross_entropy::cross_entropy_rows (flex: rayon row kernel; tch: LibTorch log_softmax kept, backward in place; CubeCL: one custom backward over burn's primitives); composite: logsumexp(z) − z[t] from burn's tensor ops, the GPT-2 loss before the fused op; random logits in [−2, 2), the mean over rows, then backward to the logits; {rounds} alternating rounds, each the median of {iters} passes after 1 warm-up; {}",
+        BenchArgs::threads_note()
+    ));
+    write_table(&a.dir(), "gpt2_loss", &table)?;
+    Ok(())
+}

@@ -418,7 +418,10 @@ impl Paper for StagedTraining {
     }
 
     fn benches(&self) -> &'static [Bench] {
-        &[("gpt2", crate::bench::gpt2_train)]
+        &[
+            ("gpt2", crate::bench::gpt2_train),
+            ("gpt2-loss", crate::bench::gpt2_loss),
+        ]
     }
 }
 

@@ -317,9 +317,8 @@ impl Gpt2Model {
     ///
     /// Written for the 50,257-way head, where the logits dwarf everything else: the hidden
     /// states are cut to the predicting positions before the head (no copy of the logits), and
-    /// the loss is `logsumexp(z) − z[target]` rather than a gather from a full log-softmax, which
-    /// saves the tracked `shifted − lse` tensor and its backward passes over `[b·(t−1), V]`.
-    /// The value is the same cross-entropy (to rounding).
+    /// the loss is [`crate::cross_entropy::cross_entropy_rows`], one fused pass each way over
+    /// `[b·(t−1), V]` instead of a chain of tracked tensor ops.
     pub fn loss(&self, ids: Tensor<2, Int>) -> Tensor<1> {
         let [b, t] = ids.dims();
         let h = self.hidden(ids.clone()).narrow(1, 0, t - 1);
@@ -327,10 +326,7 @@ impl Gpt2Model {
         let n = b * (t - 1);
         let w = self.wte.weight.val(); // [V, d]
         let z = h.reshape([n, d]).matmul(w.transpose()); // [n, V]
-        let targets = ids.narrow(1, 1, t - 1).reshape([n, 1]);
-        let max = z.clone().detach().max_dim(1); // [n, 1], shift only
-        let lse = (z.clone() - max.clone()).exp().sum_dim(1).log() + max;
-        let picked = z.gather(1, targets);
-        (lse - picked).mean()
+        let targets = ids.narrow(1, 1, t - 1).reshape([n]);
+        crate::cross_entropy::cross_entropy_rows(z, targets).mean()
     }
 }
