@@ -9,8 +9,9 @@
 //! `(softmax(z) − onehot(t)) · g` in one pass into the logits' own buffer when nothing else
 //! holds them. LibTorch does what PyTorch's `cross_entropy` does: one `log_softmax` kernel,
 //! kept, and a backward in place on it. The CubeCL backends run the composite through burn's
-//! primitives, which is still one custom backward instead of the chain. Other backends (ndarray, or a CubeCL build without kiln-models' `wgpu`/`cuda`
-//! feature) fall back to the plain tensor-op composite in [`cross_entropy_rows`].
+//! primitives, which is still one custom backward instead of the chain. Other backends
+//! (ndarray, or a CubeCL build without kiln-models' `wgpu`/`cuda` feature) fall back to the
+//! plain tensor-op composite in [`cross_entropy_rows`].
 // burn 0.22 marks burn-tch deprecated; kiln keeps it as its offline CUDA path (README,
 // Backends), and the extension macro's LibTorch arm and the tch kernel name its types.
 #![allow(deprecated)]
@@ -215,8 +216,9 @@ fn fused_available(device: &Device) -> bool {
 /// Cross-entropy of each row of `logits [n, V]` against `targets [n]` (class indices in
 /// `0..V`): `logsumexp(z_i) − z_i[t_i]`, shape `[n]`. Differentiable in the logits.
 ///
-/// A target outside `0..V` is the caller's bug: flex gives that row a NaN loss, LibTorch
-/// raises its index error.
+/// A target outside `0..V` is the caller's bug (token ids are checked where they are made):
+/// flex gives that row a NaN loss, which a training loop's non-finite-loss check reports;
+/// LibTorch stops with its own index error.
 pub fn cross_entropy_rows(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
     if fused_available(&logits.device()) {
         return Tensor::from_dispatch(<Dispatch as CrossEntropyBackend>::cross_entropy(
