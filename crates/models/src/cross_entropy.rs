@@ -250,15 +250,23 @@ mod flex {
         t.into_data().iter::<i64>().collect()
     }
 
-    fn contiguous_f32(z: FlexTensor) -> Option<FlexTensor> {
+    /// The logits as one contiguous f32 buffer, or back unchanged (another dtype) for the
+    /// primitive composite. Taken by value: a clone kept alive here would make the backward's
+    /// in-place write impossible.
+    fn contiguous_f32(z: FlexTensor) -> Result<FlexTensor, FlexTensor> {
         if z.dtype() != DType::F32 {
-            return None;
+            return Err(z);
         }
-        Some(if z.is_contiguous() && z.as_slice::<f32>().is_some() {
+        let z = if z.is_contiguous() && z.as_slice::<f32>().is_some() {
             z
         } else {
             z.to_contiguous()
-        })
+        };
+        if z.as_slice::<f32>().is_some() {
+            Ok(z)
+        } else {
+            Err(z)
+        }
     }
 
     fn row_lse(row: &[f32]) -> f32 {
@@ -274,14 +282,14 @@ mod flex {
         logits: FlexTensor,
         targets: FlexTensor,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
-        if logits.dtype() != DType::F32 {
-            return super::generic_forward::<Flex>(logits, targets);
-        }
-        let z = contiguous_f32(logits).expect("f32 checked");
+        let z = match contiguous_f32(logits) {
+            Ok(z) => z,
+            Err(z) => return super::generic_forward::<Flex>(z, targets),
+        };
         let shape = z.layout().shape().clone();
         let (n, v) = (shape[0], shape[1]);
         let t = targets_of(targets);
-        let data = z.as_slice::<f32>().expect("contiguous f32");
+        let data = z.as_slice::<f32>().unwrap_or_default();
         let (loss, lse): (Vec<f32>, Vec<f32>) = data
             .par_chunks(v.max(1))
             .zip(t.par_iter())
@@ -307,8 +315,9 @@ mod flex {
         targets: FlexTensor,
         grad: FlexTensor,
     ) -> FlexTensor {
-        let Some(mut z) = contiguous_f32(logits.clone()) else {
-            return super::generic_backward::<Flex>(logits, lse, targets, grad);
+        let mut z = match contiguous_f32(logits) {
+            Ok(z) => z,
+            Err(z) => return super::generic_backward::<Flex>(z, lse, targets, grad),
         };
         // the row-vectors are small; read them as plain vectors
         let v = z.layout().shape()[1];
@@ -333,13 +342,8 @@ mod flex {
             write(buf);
             return z;
         }
-        let mut out = z.to_contiguous();
-        if let Some(buf) = out.try_storage_mut::<f32>() {
-            write(buf);
-            return out;
-        }
-        let mut buf = out.as_slice::<f32>().expect("contiguous f32").to_vec();
+        let mut buf = z.as_slice::<f32>().map(<[f32]>::to_vec).unwrap_or_default();
         write(&mut buf);
-        FlexTensor::from_data(TensorData::new(buf, out.layout().shape().clone()))
+        FlexTensor::from_data(TensorData::new(buf, z.layout().shape().clone()))
     }
 }
