@@ -43,11 +43,11 @@ pub fn supermask<const D: usize>(scores: Tensor<D>, keep: f64) -> Tensor<D> {
 }
 
 /// On CPU backends a linear-time selection on the host beats the backend's full sort by far
-/// (flex: 118 ms to argsort 768k scores, the size of a small embedding table's); GPU backends
-/// keep the on-device sort.
+/// (flex: 118 ms to argsort 768k scores, the size of a small embedding table's; LibTorch on
+/// the CPU sorts too); GPU backends keep the on-device sort.
 fn host_selection(device: &Device) -> bool {
     let b = kiln_core::backend_name(device);
-    b.starts_with("flex") || b.starts_with("ndarray")
+    b.starts_with("flex") || b.starts_with("ndarray") || b == "tch"
 }
 
 /// Ones at all but the `j` smallest entries of `a` (ties broken by position; any order gives

@@ -5,13 +5,20 @@
 //! shifted copy, its exponential, a gather, and on the way back the chain rule through each of
 //! them plus a scatter into zeros and an add: about a dozen passes over the largest tensor of a
 //! language model's step (50,257 columns for GPT-2). On flex (a rayon row loop) the forward
-//! reads the logits twice and writes `n` numbers, and the backward writes
-//! `(softmax(z) − onehot(t)) · g` in one pass into the logits' own buffer when nothing else
-//! holds them. LibTorch does what PyTorch's `cross_entropy` does: one `log_softmax` kernel,
+//! reads the logits twice (three times with label smoothing) and writes a few numbers per row,
+//! and the backward writes the gradient in one pass into the logits' own buffer when nothing
+//! else holds them. LibTorch does what PyTorch's `cross_entropy` does: one `log_softmax` kernel,
 //! kept, and a backward in place on it. The CubeCL backends run the composite through burn's
 //! primitives, which is still one custom backward instead of the chain. Other backends
 //! (ndarray, or a CubeCL build without kiln-models' `wgpu`/`cuda` feature) fall back to the
 //! plain tensor-op composite in [`cross_entropy_rows`].
+//!
+//! Label smoothing rides in the same pass: with weight ε spread evenly over the `V` classes
+//! (fairseq's `label_smoothed_cross_entropy` of 2020, and PyTorch's `label_smoothing`), a row's
+//! loss `(1−ε)·(lse − z_t) + (ε/V)·Σ_v (lse − z_v)` is `lse − (1−ε)·z_t − (ε/V)·Σ_v z_v`, one
+//! more sum over the row, and its gradient `(softmax(z) − (1−ε)·onehot(t) − ε/V)·g` one more
+//! subtraction in the same write. [`label_smoothed_rows`] also returns the plain NLL the
+//! training logs report, which the forward has in hand.
 // burn 0.22 marks burn-tch deprecated; kiln keeps it as its offline CUDA path (README,
 // Backends), and the extension macro's LibTorch arm and the tch kernel name its types.
 #![allow(deprecated)]
@@ -21,10 +28,13 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{unary, Backward, Ops, OpsKind};
 use burn::backend::tensor::{FloatTensor, IntTensor};
-use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, TensorMetadata};
+use burn::backend::{
+    backend_extension, Autodiff, AutodiffBackend, Backend, Dispatch, TensorMetadata,
+};
 use burn::tensor::{Device, Int, Tensor};
 
-/// The fused operation, per backend. Library users call [`cross_entropy_rows`].
+/// The fused operation, per backend. Library users call [`cross_entropy_rows`] or
+/// [`label_smoothed_rows`].
 #[backend_extension(
     Flex,
     LibTorch: cfg(feature = "tch"),
@@ -32,53 +42,84 @@ use burn::tensor::{Device, Int, Tensor};
     Autodiff,
 )]
 pub trait CrossEntropyBackend: Backend {
-    /// Per-row loss `[n]` of logits `[n, V]` against targets `[n]`; differentiable in the
-    /// logits on autodiff devices through [`Self::cross_entropy_backward`].
-    fn cross_entropy(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self> {
-        Self::cross_entropy_forward(logits, targets).0
+    /// `(loss [n], nll [n])` of logits `[n, V]` against targets `[n]` with label smoothing
+    /// `smoothing` (0 for plain cross-entropy, where the two are equal). The loss is
+    /// differentiable in the logits on autodiff devices through
+    /// [`Self::cross_entropy_backward`]; the NLL is a constant (for logs).
+    fn cross_entropy(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+        smoothing: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let (loss, nll, _, _) = Self::cross_entropy_forward(logits, targets, smoothing);
+        (loss, nll)
     }
 
-    /// `(loss [n], saved, logsumexp [n])`. `saved` is what the backward reads in place of the
-    /// logits, the logits themselves by default; a backend may keep its log-softmax instead
-    /// (LibTorch: one fused kernel forward, and the backward is in place on it). The logits
-    /// are taken by value, so a backend that keeps something else frees them.
+    /// `(loss [n], nll [n], saved, logsumexp [n])`. `saved` is what the backward reads in
+    /// place of the logits, the logits themselves by default; a backend may keep its
+    /// log-softmax instead (LibTorch: one fused kernel forward, and the backward is in place
+    /// on it). The logits are taken by value, so a backend that keeps something else frees
+    /// them.
     fn cross_entropy_forward(
         logits: FloatTensor<Self>,
         targets: IntTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        generic_forward::<Self>(logits, targets)
+        smoothing: f32,
+    ) -> (
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+    ) {
+        generic_forward::<Self>(logits, targets, smoothing)
     }
 
-    /// Gradient wrt the logits, `(softmax(z) − onehot(t)) · g`, for row gradients `g [n]`,
-    /// from what [`Self::cross_entropy_forward`] saved.
+    /// Gradient wrt the logits, `(softmax(z) − (1−ε)·onehot(t) − ε/V) · g`, for row gradients
+    /// `g [n]`, from what [`Self::cross_entropy_forward`] saved.
     fn cross_entropy_backward(
         saved: FloatTensor<Self>,
         lse: FloatTensor<Self>,
         targets: IntTensor<Self>,
         grad: FloatTensor<Self>,
+        smoothing: f32,
     ) -> FloatTensor<Self> {
-        generic_backward::<Self>(saved, lse, targets, grad)
+        generic_backward::<Self>(saved, lse, targets, grad, smoothing)
     }
 }
 
 /// The forward through a backend's primitives (one custom op, several kernels).
+#[allow(clippy::type_complexity)]
 fn generic_forward<B: Backend>(
     logits: FloatTensor<B>,
     targets: IntTensor<B>,
-) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
-    let [n, _] = dims2(&logits);
+    smoothing: f32,
+) -> (
+    FloatTensor<B>,
+    FloatTensor<B>,
+    FloatTensor<B>,
+    FloatTensor<B>,
+) {
+    let [n, v] = dims2(&logits);
     let max = B::float_max_dim(logits.clone(), 1); // [n, 1]
     let shifted = B::float_sub(logits.clone(), max.clone());
-    let sum = B::float_sum_dim(B::float_exp(shifted), 1);
-    let lse = B::float_add(B::float_log(sum), max); // [n, 1]
+    let log_sum = B::float_log(B::float_sum_dim(B::float_exp(shifted.clone()), 1)); // lse − max
+    let lse = B::float_add(log_sum.clone(), max); // [n, 1]
     let t = B::int_reshape(targets, [n, 1].into());
     let picked = B::float_gather(1, logits.clone(), t);
-    let loss = B::float_sub(lse.clone(), picked);
-    (
-        B::float_reshape(loss, [n].into()),
-        logits,
-        B::float_reshape(lse, [n].into()),
-    )
+    let nll = B::float_reshape(B::float_sub(lse.clone(), picked), [n].into());
+    let loss = if smoothing == 0.0 {
+        nll.clone()
+    } else {
+        // (1/V)·Σ_v −log p_v = (lse − max) − mean(z − max): summed after the shift, so a large
+        // common offset in the logits costs no precision
+        let eps = smoothing as f64;
+        let mean = B::float_div_scalar(B::float_sum_dim(shifted, 1), (v as f64).into());
+        let smooth = B::float_reshape(B::float_sub(log_sum, mean), [n].into());
+        B::float_add(
+            B::float_mul_scalar(nll.clone(), (1.0 - eps).into()),
+            B::float_mul_scalar(smooth, eps.into()),
+        )
+    };
+    (loss, nll, logits, B::float_reshape(lse, [n].into()))
 }
 
 /// The backward through a backend's primitives.
@@ -87,20 +128,21 @@ fn generic_backward<B: Backend>(
     lse: FloatTensor<B>,
     targets: IntTensor<B>,
     grad: FloatTensor<B>,
+    smoothing: f32,
 ) -> FloatTensor<B> {
-    let [n, _] = dims2(&logits);
+    let [n, v] = dims2(&logits);
     let lse = B::float_reshape(lse, [n, 1].into());
     let g = B::float_reshape(grad, [n, 1].into());
     let p = B::float_exp(B::float_sub(logits, lse));
-    let p = B::float_mul(p, g.clone());
+    let mut p = B::float_mul(p, g.clone());
+    let mut at_target = B::float_neg(g.clone());
+    if smoothing != 0.0 {
+        let eps = smoothing as f64;
+        p = B::float_sub(p, B::float_mul_scalar(g, (eps / v as f64).into()));
+        at_target = B::float_mul_scalar(at_target, (1.0 - eps).into());
+    }
     let t = B::int_reshape(targets, [n, 1].into());
-    B::float_scatter(
-        1,
-        p,
-        t,
-        B::float_neg(g),
-        burn::tensor::IndexingUpdateOp::Add,
-    )
+    B::float_scatter(1, p, t, at_target, burn::tensor::IndexingUpdateOp::Add)
 }
 
 fn dims2<T: TensorMetadata>(t: &T) -> [usize; 2] {
@@ -112,8 +154,14 @@ impl CrossEntropyBackend for burn::backend::Flex {
     fn cross_entropy_forward(
         logits: FloatTensor<Self>,
         targets: IntTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        flex::forward(logits, targets)
+        smoothing: f32,
+    ) -> (
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+    ) {
+        flex::forward(logits, targets, smoothing)
     }
 
     fn cross_entropy_backward(
@@ -121,8 +169,9 @@ impl CrossEntropyBackend for burn::backend::Flex {
         lse: FloatTensor<Self>,
         targets: IntTensor<Self>,
         grad: FloatTensor<Self>,
+        smoothing: f32,
     ) -> FloatTensor<Self> {
-        flex::backward(saved, lse, targets, grad)
+        flex::backward(saved, lse, targets, grad, smoothing)
     }
 }
 
@@ -136,19 +185,34 @@ impl CrossEntropyBackend for burn::backend::LibTorch {
     fn cross_entropy_forward(
         logits: FloatTensor<Self>,
         targets: IntTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        smoothing: f32,
+    ) -> (
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+    ) {
         use burn::backend::libtorch::TchTensor;
         let z = &logits.tensor;
         let t = targets.tensor.reshape([-1, 1]);
         let ls = z.log_softmax(1, None);
         let picked = ls.gather(1, &t, false).reshape([-1]);
-        let loss = -&picked;
+        let nll = -&picked;
         let lse = z.gather(1, &t, false).reshape([-1]) - picked;
-        (
-            TchTensor::new(loss),
-            TchTensor::new(ls),
-            TchTensor::new(lse),
-        )
+        let (loss, nll) = if smoothing == 0.0 {
+            // one storage under one shared handle, so neither output is written in place
+            // through the other (burn-tch mutates a tensor it holds alone)
+            let nll = TchTensor::new(nll);
+            (nll.clone(), nll)
+        } else {
+            // fairseq's own expression: (1−ε)·nll + (ε/V)·Σ_v −log p_v
+            let eps = smoothing as f64;
+            let v = ls.size()[1] as f64;
+            let smooth = -ls.sum_dim_intlist(1, false, None);
+            let loss = &nll * (1.0 - eps) + smooth * (eps / v);
+            (TchTensor::new(loss), TchTensor::new(nll))
+        };
+        (loss, nll, TchTensor::new(ls), TchTensor::new(lse))
     }
 
     fn cross_entropy_backward(
@@ -156,6 +220,7 @@ impl CrossEntropyBackend for burn::backend::LibTorch {
         _lse: FloatTensor<Self>,
         targets: IntTensor<Self>,
         grad: FloatTensor<Self>,
+        smoothing: f32,
     ) -> FloatTensor<Self> {
         let g = grad.tensor.reshape([-1, 1]);
         let t = targets.tensor.reshape([-1, 1]);
@@ -163,7 +228,14 @@ impl CrossEntropyBackend for burn::backend::LibTorch {
         let mut p = saved.tensor;
         let _ = p.exp_();
         let _ = p.g_mul_(&g);
-        let _ = p.scatter_add_(1, &t, &(-&g));
+        if smoothing == 0.0 {
+            let _ = p.scatter_add_(1, &t, &(-&g));
+        } else {
+            let eps = smoothing as f64;
+            let v = p.size()[1] as f64;
+            let _ = p.g_sub_(&(&g * (eps / v)));
+            let _ = p.scatter_add_(1, &t, &(&g * -(1.0 - eps)));
+        }
         burn::backend::libtorch::TchTensor::new(p)
     }
 }
@@ -171,12 +243,16 @@ impl CrossEntropyBackend for burn::backend::LibTorch {
 impl<B: Backend + CrossEntropyBackend, C: CheckpointStrategy> CrossEntropyBackend
     for Autodiff<B, C>
 {
-    fn cross_entropy(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self> {
+    fn cross_entropy(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+        smoothing: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         #[derive(Debug)]
         struct CrossEntropy;
 
         impl<B: Backend + CrossEntropyBackend> Backward<B, 1> for CrossEntropy {
-            type State = (FloatTensor<B>, FloatTensor<B>, IntTensor<B>);
+            type State = (FloatTensor<B>, FloatTensor<B>, IntTensor<B>, f32);
 
             fn backward(
                 self,
@@ -184,9 +260,9 @@ impl<B: Backend + CrossEntropyBackend, C: CheckpointStrategy> CrossEntropyBacken
                 grads: &mut Gradients,
                 _checkpointer: &mut Checkpointer,
             ) {
-                let (saved, lse, targets) = ops.state;
+                let (saved, lse, targets, smoothing) = ops.state;
                 unary::<B, _>(ops.parents, ops.node, grads, |grad| {
-                    B::cross_entropy_backward(saved, lse, targets, grad)
+                    B::cross_entropy_backward(saved, lse, targets, grad, smoothing)
                 });
             }
         }
@@ -194,10 +270,18 @@ impl<B: Backend + CrossEntropyBackend, C: CheckpointStrategy> CrossEntropyBacken
         let (z, node) = logits.into_parts();
         match CrossEntropy.prepare::<C>([node]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
-                let (loss, saved, lse) = B::cross_entropy_forward(z, targets.clone());
-                prep.finish((saved, lse, targets), loss)
+                let (loss, nll, saved, lse) =
+                    B::cross_entropy_forward(z, targets.clone(), smoothing);
+                let loss = prep.finish((saved, lse, targets, smoothing), loss);
+                (loss, <Self as AutodiffBackend>::from_inner(nll))
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::cross_entropy_forward(z, targets).0),
+            OpsKind::UnTracked(prep) => {
+                let (loss, nll, _, _) = B::cross_entropy_forward(z, targets, smoothing);
+                (
+                    prep.finish(loss),
+                    <Self as AutodiffBackend>::from_inner(nll),
+                )
+            }
         }
     }
 }
@@ -221,16 +305,55 @@ fn fused_available(device: &Device) -> bool {
 /// LibTorch stops with its own index error.
 pub fn cross_entropy_rows(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
     if fused_available(&logits.device()) {
-        return Tensor::from_dispatch(<Dispatch as CrossEntropyBackend>::cross_entropy(
-            logits.into_dispatch(),
-            targets.into_dispatch(),
-        ));
+        return fused(logits, targets, 0.0).0;
     }
     composite(logits, targets)
 }
 
-/// The same loss from burn's tensor ops, for backends without the fused kernel, and the
-/// reference the fused kernels are tested against.
+/// Label-smoothed cross-entropy of each row, `(loss [n], nll [n])`: the loss
+/// `(1−ε)·(lse − z_t) + (ε/V)·Σ_v (lse − z_v)` (fairseq's `label_smoothed_nll_loss` of the
+/// one-layer-lottery code's era, and PyTorch's `cross_entropy(label_smoothing = ε)`),
+/// differentiable in the logits, and the plain negative log-likelihood `lse − z_t`, detached,
+/// for logs. With `smoothing` 0 both are [`cross_entropy_rows`]'s value (bit for bit on
+/// backends with the fused kernel).
+pub fn label_smoothed_rows(
+    logits: Tensor<2>,
+    targets: Tensor<1, Int>,
+    smoothing: f64,
+) -> (Tensor<1>, Tensor<1>) {
+    if fused_available(&logits.device()) {
+        return fused(logits, targets, smoothing as f32);
+    }
+    smoothed_composite(logits, targets, smoothing)
+}
+
+fn fused(logits: Tensor<2>, targets: Tensor<1, Int>, smoothing: f32) -> (Tensor<1>, Tensor<1>) {
+    let (loss, nll) = <Dispatch as CrossEntropyBackend>::cross_entropy(
+        logits.into_dispatch(),
+        targets.into_dispatch(),
+        smoothing,
+    );
+    (Tensor::from_dispatch(loss), Tensor::from_dispatch(nll))
+}
+
+/// [`label_smoothed_rows`] from burn's tensor ops, as fairseq writes it: the log-softmax, its
+/// value at the target and its row sum. The fallback for backends without the fused kernel,
+/// and the reference the kernels are tested against.
+pub fn smoothed_composite(
+    logits: Tensor<2>,
+    targets: Tensor<1, Int>,
+    smoothing: f64,
+) -> (Tensor<1>, Tensor<1>) {
+    let [n, v] = logits.dims();
+    let lp = burn::tensor::activation::log_softmax(logits, 1);
+    let nll = -lp.clone().gather(1, targets.reshape([n, 1])).reshape([n]);
+    let smooth = -lp.sum_dim(1).reshape([n]);
+    let loss = nll.clone() * (1.0 - smoothing) + smooth * (smoothing / v as f64);
+    (loss, nll.detach())
+}
+
+/// [`cross_entropy_rows`] from burn's tensor ops, for backends without the fused kernel, and
+/// the reference the fused kernels are tested against.
 pub fn composite(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
     let [n, _] = logits.dims();
     let max = logits.clone().detach().max_dim(1); // [n, 1], shift only
@@ -269,44 +392,53 @@ mod flex {
         }
     }
 
-    fn row_lse(row: &[f32]) -> f32 {
+    /// `(max, logsumexp)` of a row.
+    fn row_lse(row: &[f32]) -> (f32, f32) {
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         if !max.is_finite() {
-            return max;
+            return (max, max);
         }
         let sum: f32 = row.iter().map(|&x| (x - max).exp()).sum();
-        sum.ln() + max
+        (max, sum.ln() + max)
     }
 
     pub(super) fn forward(
         logits: FlexTensor,
         targets: FlexTensor,
-    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        smoothing: f32,
+    ) -> (FlexTensor, FlexTensor, FlexTensor, FlexTensor) {
         let z = match contiguous_f32(logits) {
             Ok(z) => z,
-            Err(z) => return super::generic_forward::<Flex>(z, targets),
+            Err(z) => return super::generic_forward::<Flex>(z, targets, smoothing),
         };
         let shape = z.layout().shape().clone();
         let (n, v) = (shape[0], shape[1]);
         let t = targets_of(targets);
         let data = z.as_slice::<f32>().unwrap_or_default();
-        let (loss, lse): (Vec<f32>, Vec<f32>) = data
+        let rows: Vec<(f32, f32, f32)> = data
             .par_chunks(v.max(1))
             .zip(t.par_iter())
             .map(|(row, &ti)| {
-                let lse = row_lse(row);
-                let loss = match usize::try_from(ti).ok().filter(|&i| i < v) {
-                    Some(i) => lse - row[i],
-                    None => f32::NAN,
+                let (max, lse) = row_lse(row);
+                let Some(i) = usize::try_from(ti).ok().filter(|&i| i < v) else {
+                    return (f32::NAN, f32::NAN, lse);
                 };
-                (loss, lse)
+                let nll = lse - row[i];
+                let loss = if smoothing == 0.0 {
+                    nll
+                } else {
+                    // (1/V)·Σ_v −log p_v, summed after the shift (see the generic forward)
+                    let shifted: f32 = row.iter().map(|&x| x - max).sum();
+                    let smooth = (lse - max) - shifted / v as f32;
+                    (1.0 - smoothing) * nll + smoothing * smooth
+                };
+                (loss, nll, lse)
             })
-            .unzip();
-        (
-            FlexTensor::from_data(TensorData::new(loss, [n])),
-            z,
-            FlexTensor::from_data(TensorData::new(lse, [n])),
-        )
+            .collect();
+        let column = |f: fn(&(f32, f32, f32)) -> f32| {
+            FlexTensor::from_data(TensorData::new(rows.iter().map(f).collect::<Vec<_>>(), [n]))
+        };
+        (column(|r| r.0), column(|r| r.1), z, column(|r| r.2))
     }
 
     pub(super) fn backward(
@@ -314,10 +446,11 @@ mod flex {
         lse: FlexTensor,
         targets: FlexTensor,
         grad: FlexTensor,
+        smoothing: f32,
     ) -> FlexTensor {
         let mut z = match contiguous_f32(logits) {
             Ok(z) => z,
-            Err(z) => return super::generic_backward::<Flex>(z, lse, targets, grad),
+            Err(z) => return super::generic_backward::<Flex>(z, lse, targets, grad, smoothing),
         };
         // the row-vectors are small; read them as plain vectors
         let v = z.layout().shape()[1];
@@ -328,11 +461,21 @@ mod flex {
             out.par_chunks_mut(v.max(1))
                 .zip(t.par_iter().zip(lse.par_iter().zip(g.par_iter())))
                 .for_each(|(row, (&ti, (&l, &gi)))| {
-                    for x in row.iter_mut() {
-                        *x = (*x - l).exp() * gi;
-                    }
-                    if let Some(i) = usize::try_from(ti).ok().filter(|&i| i < v) {
-                        row[i] -= gi;
+                    if smoothing == 0.0 {
+                        for x in row.iter_mut() {
+                            *x = (*x - l).exp() * gi;
+                        }
+                        if let Some(i) = usize::try_from(ti).ok().filter(|&i| i < v) {
+                            row[i] -= gi;
+                        }
+                    } else {
+                        let uniform = gi * smoothing / v as f32;
+                        for x in row.iter_mut() {
+                            *x = (*x - l).exp() * gi - uniform;
+                        }
+                        if let Some(i) = usize::try_from(ti).ok().filter(|&i| i < v) {
+                            row[i] -= gi * (1.0 - smoothing);
+                        }
                     }
                 });
         };

@@ -4,7 +4,9 @@
 //! `--features kiln-models/wgpu`).
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use kiln_models::cross_entropy::{composite, cross_entropy_rows};
+use kiln_models::cross_entropy::{
+    composite, cross_entropy_rows, label_smoothed_rows, smoothed_composite,
+};
 use rand::{Rng, SeedableRng};
 
 fn data(n: usize, v: usize, scale: f32, seed: u64) -> (Vec<f32>, Vec<i64>, Vec<f32>) {
@@ -67,15 +69,106 @@ fn max_rel(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
+type Rows = fn(Tensor<2>, Tensor<1, Int>) -> Tensor<1>;
+
 fn check(device: &Device, label: &str) {
+    check_pair(device, label, cross_entropy_rows, composite);
+    let label = format!("{label}, smoothed");
+    check_pair(
+        device,
+        &label,
+        |z, t| label_smoothed_rows(z, t, 0.1).0,
+        |z, t| smoothed_composite(z, t, 0.1).0,
+    );
+    check_smoothed_values(device, &label);
+}
+
+/// The smoothed loss and NLL rows against fairseq's formula in f64, on the device and on its
+/// autodiff twin (where the NLL must come back as a constant), with logits offset by 300 as
+/// a language model's can be.
+fn check_smoothed_values(device: &Device, label: &str) {
+    let (n, v, eps) = (6, 257, 0.1);
+    let (mut z, t, _) = data(n, v, 4.0, 11);
+    for x in z.iter_mut() {
+        *x += 300.0;
+    }
+    for tracked in [false, true] {
+        let label = format!("{label}{}", if tracked { ", autodiff" } else { "" });
+        let dev = if tracked {
+            device.clone().autodiff()
+        } else {
+            device.clone()
+        };
+        let mut zt = Tensor::<2>::from_data(TensorData::new(z.clone(), [n, v]), &dev);
+        if tracked {
+            zt = zt.require_grad();
+        }
+        let tt = Tensor::<1, Int>::from_data(TensorData::new(t.clone(), [n]), &dev);
+        let (loss, nll) = label_smoothed_rows(zt.clone(), tt, eps);
+        if tracked {
+            // the NLL is a constant: the gradient of Σ(loss + nll) is the loss's alone
+            let grads = (loss.clone() + nll.clone()).sum().backward();
+            let g = zt.grad(&grads).expect("logits get a gradient");
+            let g = g.into_data().iter::<f32>().collect::<Vec<_>>();
+            for (i, row) in g.chunks(v).enumerate() {
+                let zr = &z[i * v..(i + 1) * v];
+                let m = zr.iter().map(|&x| x as f64).fold(f64::MIN, f64::max);
+                let s: f64 = zr.iter().map(|&x| (x as f64 - m).exp()).sum();
+                for (j, &gj) in row.iter().enumerate() {
+                    let p = (zr[j] as f64 - m).exp() / s;
+                    let hit = if j as i64 == t[i] { 1.0 - eps } else { 0.0 };
+                    let want = p - hit - eps / v as f64;
+                    assert!(
+                        (gj as f64 - want).abs() <= 1e-5,
+                        "{label}: gradient [{i}, {j}] {gj} vs {want}"
+                    );
+                }
+            }
+        }
+        let loss = loss.into_data().iter::<f32>().collect::<Vec<_>>();
+        let nll = nll.into_data().iter::<f32>().collect::<Vec<_>>();
+        compare_with_fairseq(&z, &t, v, eps, &loss, &nll, &label);
+    }
+}
+
+fn compare_with_fairseq(
+    z: &[f32],
+    t: &[i64],
+    v: usize,
+    eps: f64,
+    loss: &[f32],
+    nll: &[f32],
+    label: &str,
+) {
+    for i in 0..t.len() {
+        let row: Vec<f64> = z[i * v..(i + 1) * v].iter().map(|&x| x as f64).collect();
+        let m = row.iter().copied().fold(f64::MIN, f64::max);
+        let lse = row.iter().map(|x| (x - m).exp()).sum::<f64>().ln() + m;
+        let lp: Vec<f64> = row.iter().map(|x| x - lse).collect();
+        let want_nll = -lp[t[i] as usize];
+        let want = (1.0 - eps) * want_nll + eps / v as f64 * -lp.iter().sum::<f64>();
+        assert!(
+            (loss[i] as f64 - want).abs() <= 1e-5 * want.abs().max(1.0),
+            "{label}: row {i} loss {} vs fairseq's {want}",
+            loss[i]
+        );
+        assert!(
+            (nll[i] as f64 - want_nll).abs() <= 1e-5 * want_nll.abs().max(1.0),
+            "{label}: row {i} nll {} vs {want_nll}",
+            nll[i]
+        );
+    }
+}
+
+fn check_pair(device: &Device, label: &str, fused: Rows, reference: Rows) {
     for (n, v, scale, transposed) in [
         (7, 1000, 5.0, false),
         (5, 50257, 30.0, false),
         (3, 17, 80.0, true),
     ] {
         let d = data(n, v, scale, n as u64);
-        let (fl, fg) = run(cross_entropy_rows, &d, n, v, transposed, device);
-        let (cl, cg) = run(composite, &d, n, v, transposed, device);
+        let (fl, fg) = run(fused, &d, n, v, transposed, device);
+        let (cl, cg) = run(reference, &d, n, v, transposed, device);
         let (dl, dg) = (max_rel(&fl, &cl), max_rel(&fg, &cg));
         eprintln!("{label} n {n} V {v}: loss rel {dl:e}, grad rel {dg:e}");
         assert!(dl <= 1e-5, "{label}: loss differs by {dl} (n {n}, V {v})");
@@ -83,9 +176,9 @@ fn check(device: &Device, label: &str) {
             dg <= 1e-4,
             "{label}: gradient differs by {dg} (n {n}, V {v})"
         );
-        // the gradient's rows sum to zero (softmax minus a one-hot, times g)
+        // the gradient's rows sum to zero (softmax minus the smoothed one-hot, times g)
         for (i, row) in fg.chunks(v).enumerate() {
-            let s: f32 = row.iter().sum();
+            let s: f64 = row.iter().map(|&x| x as f64).sum();
             assert!(
                 s.abs() <= 1e-4,
                 "{label}: row {i} of the gradient sums to {s}"
@@ -96,11 +189,11 @@ fn check(device: &Device, label: &str) {
     let d = data(4, 300, 3.0, 9);
     let z = Tensor::<2>::from_data(TensorData::new(d.0.clone(), [4, 300]), device);
     let t = Tensor::<1, Int>::from_data(TensorData::new(d.1.clone(), [4]), device);
-    let a = cross_entropy_rows(z.clone(), t.clone())
+    let a = fused(z.clone(), t.clone())
         .into_data()
         .iter::<f32>()
         .collect::<Vec<_>>();
-    let b = composite(z, t)
+    let b = reference(z, t)
         .into_data()
         .iter::<f32>()
         .collect::<Vec<_>>();
@@ -133,6 +226,53 @@ fn fused_cross_entropy_matches_composite_on_wgpu() {
         return;
     }
     check(&kiln_core::parse_device("wgpu").unwrap(), "wgpu");
+}
+
+/// Smoothing 0 is the plain loss bit for bit, and its two outputs, which hold one value, stay
+/// independent: using up the NLL (as a training loop's logging does) never writes into the
+/// loss (LibTorch once shared their storage under two handles that each thought it owned it).
+fn check_unsmoothed(device: &Device, label: &str) {
+    let (n, v) = (5, 300);
+    let (z, t, _) = data(n, v, 3.0, 4);
+    let zt = Tensor::<2>::from_data(TensorData::new(z, [n, v]), device);
+    let tt = Tensor::<1, Int>::from_data(TensorData::new(t, [n]), device);
+    let plain = cross_entropy_rows(zt.clone(), tt.clone()).into_data();
+    let (loss, nll) = label_smoothed_rows(zt, tt, 0.0);
+    assert_eq!(nll.clone().into_data(), plain, "{label}: nll at ε 0");
+    let scaled = (nll * 3.0).into_data();
+    assert_eq!(
+        loss.into_data(),
+        plain,
+        "{label}: loss at ε 0 (after using the nll)"
+    );
+    let want: Vec<f32> = plain.iter::<f32>().map(|x| x * 3.0).collect();
+    assert_eq!(scaled.iter::<f32>().collect::<Vec<_>>(), want, "{label}");
+}
+
+#[test]
+fn unsmoothed_rows_equal_the_plain_loss_on_flex() {
+    check_unsmoothed(&Device::flex(), "flex");
+}
+
+#[test]
+fn unsmoothed_rows_equal_the_plain_loss_on_tch() {
+    let Some(device) = kiln_core::device::tch_parity_device() else {
+        return;
+    };
+    check_unsmoothed(&device, "tch");
+}
+
+#[test]
+fn an_out_of_range_target_gives_nan_rows_with_smoothing_too() {
+    let device = Device::flex();
+    let z = Tensor::<2>::from_data(TensorData::new(vec![0.0f32; 6], [2, 3]), &device);
+    let t = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64, 3], [2]), &device);
+    let (loss, nll) = label_smoothed_rows(z, t, 0.1);
+    let loss = loss.into_data().iter::<f32>().collect::<Vec<_>>();
+    let nll = nll.into_data().iter::<f32>().collect::<Vec<_>>();
+    assert!((loss[0] - 3f32.ln()).abs() < 1e-6, "{loss:?}");
+    assert!((nll[0] - 3f32.ln()).abs() < 1e-6, "{nll:?}");
+    assert!(loss[1].is_nan() && nll[1].is_nan(), "{loss:?} {nll:?}");
 }
 
 #[test]

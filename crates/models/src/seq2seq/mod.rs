@@ -608,25 +608,23 @@ pub fn causal_bias(t: usize, device: &Device) -> Tensor<4> {
 
 /// Summed label-smoothed loss, summed NLL and the non-pad token count, as fairseq's
 /// `label_smoothed_cross_entropy` of this era: `(1-ε)·NLL + (ε/V)·Σ_v −log p_v` per target
-/// token, pads ignored. Divide by the token count for the gradient fairseq takes.
+/// token, pads ignored. Divide by the token count for the gradient fairseq takes; the NLL sum
+/// is detached (it is for logs). The rows go
+/// through [`crate::cross_entropy::label_smoothed_rows`], one fused pass each way over the
+/// `[tokens, V]` logits on backends with a kernel.
 pub fn label_smoothed_loss(
     logits: Tensor<3>,
     target: Tensor<2, Int>,
     eps: f64,
 ) -> (Tensor<1>, Tensor<1>, usize) {
     let [b, t, v] = logits.dims();
-    let lp = log_softmax(logits.reshape([b * t, v]), 1);
-    let target = target.reshape([b * t, 1]);
-    let keep = target
-        .clone()
-        .not_equal_elem(PAD as i64)
-        .float()
-        .reshape([b * t]);
+    let target = target.reshape([b * t]);
+    let keep = target.clone().not_equal_elem(PAD as i64).float();
     let ntokens: f64 = keep.clone().sum().into_scalar::<f32>() as f64;
-    let nll = -lp.clone().gather(1, target).reshape([b * t]);
-    let smooth = -lp.sum_dim(1).reshape([b * t]);
-    let nll_sum = (nll.clone() * keep.clone()).sum();
-    let loss = ((nll * (1.0 - eps) + smooth * (eps / v as f64)) * keep).sum();
+    let (loss, nll) =
+        crate::cross_entropy::label_smoothed_rows(logits.reshape([b * t, v]), target, eps);
+    let nll_sum = (nll * keep.clone()).sum();
+    let loss = (loss * keep).sum();
     (loss, nll_sum, ntokens.round() as usize)
 }
 
