@@ -84,6 +84,11 @@ pub struct RowSettings {
     /// Attention dropout when the row differs from the profile's shape.
     #[serde(default)]
     pub attention_dropout: Option<f64>,
+    /// Trained rows: one embedding table for encoder input, decoder input and output
+    /// (fairseq's `--share-all-embeddings`, the trained WMT14 Transformer's recipe). Needs the
+    /// corpus's joined dictionary.
+    #[serde(default)]
+    pub share_all_embeddings: bool,
     /// Only these corpora (all when empty).
     #[serde(default)]
     pub corpora: Vec<String>,
@@ -254,6 +259,23 @@ impl Paper for OneLayerLottery {
                     r.label,
                     p.shape.d_model * r.width
                 );
+            }
+            if r.share_all_embeddings {
+                if r.kind != RowKind::Trained {
+                    bail!("{f}: row `{}`: share_all_embeddings is for trained rows (the masked models keep separate encoder and decoder tables, as the official code does)", r.label);
+                }
+                let unjoined: Vec<String> = p
+                    .corpora
+                    .iter()
+                    .filter(|c| {
+                        (r.corpora.is_empty() || r.corpora.contains(&c.label()))
+                            && !c.joined_dictionary
+                    })
+                    .map(|c| c.label())
+                    .collect();
+                if !unjoined.is_empty() {
+                    bail!("{f}: row `{}`: share_all_embeddings needs a joined dictionary, but corpora {unjoined:?} build separate ones (set `joined_dictionary = true` on them, or name only joined corpora in the row's `corpora`)", r.label);
+                }
             }
             if let Some(k) = r.keep {
                 if !(k > 0.0 && k <= 1.0) {
@@ -591,6 +613,15 @@ fn run_row(
     if let Some(a) = r.attention_dropout {
         cfg.attention_dropout = a;
     }
+    if r.share_all_embeddings {
+        if r.kind != RowKind::Trained {
+            bail!("row `{}`: share_all_embeddings is for trained rows (the masked models keep separate encoder and decoder tables, as the official code does)", r.label);
+        }
+        if corpus.src_dict != corpus.tgt_dict {
+            bail!("row `{}`: share_all_embeddings needs one joined dictionary, but corpus `{}` has separate source and target dictionaries (set `joined_dictionary = true` on the corpus)", r.label, corpus.name);
+        }
+        cfg.share_all_embeddings = true;
+    }
     let beam = BeamConfig {
         beam: p.beam.beam,
         len_penalty: p.beam.len_penalty,
@@ -618,7 +649,7 @@ fn run_row(
                 (r.width, seed),
                 (
                     to_host(&out.model.encoder.embed),
-                    to_host(&out.model.decoder.embed),
+                    to_host(out.model.target_table()),
                 ),
             );
             let chosen = chosen(&out, &p.train_trained);

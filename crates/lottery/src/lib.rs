@@ -29,6 +29,10 @@
 //!   is unverified (spec §5); files in their format can be read with `data::read_embeddings`;
 //! - random weights and scores are drawn on the host from the run's seed (ChaCha8), so a
 //!   masked model is exactly reproducible from the seed and its mask bits on any backend;
+//! - the trained WMT14 baseline ties its three embedding tables over the joined dictionary
+//!   (fairseq's `--share-all-embeddings`, the recipe behind the Transformer base the paper's
+//!   92% is measured against; `share_all_embeddings` on a trained row); the masked models keep
+//!   separate encoder and decoder tables, as the official code does on WMT14 too;
 //! - float32 throughout (the reference trains in fp16 with fp32 master scores);
 //! - checkpoints as the paper's recipes choose them: IWSLT14 the epoch checkpoint with the best
 //!   validation sacreBLEU, WMT14 the average of the last 10 epoch checkpoints (every tensor, so

@@ -129,6 +129,7 @@ pub fn masked_shape(mut cfg: Seq2SeqConfig) -> Seq2SeqConfig {
     cfg.bias = false;
     cfg.norm_affine = false;
     cfg.share_decoder_io = true;
+    cfg.share_all_embeddings = false;
     cfg.pre_norm = false;
     cfg
 }
@@ -151,9 +152,9 @@ pub fn build(
             lc.keep
         )));
     }
-    if cfg.bias || cfg.norm_affine || !cfg.share_decoder_io {
+    if cfg.bias || cfg.norm_affine || !cfg.share_decoder_io || cfg.share_all_embeddings {
         return Err(LotteryError::Invalid(
-            "the one-layer model has no biases, affine-free LayerNorms and a tied output embedding; pass the config through masked_shape".into(),
+            "the one-layer model has no biases, affine-free LayerNorms, a tied output embedding and separate encoder and decoder tables (as the official code, also on WMT14); pass the config through masked_shape".into(),
         ));
     }
     let d = cfg.d_model;
@@ -284,7 +285,7 @@ pub fn counts(model: &MaskedTransformer) -> (usize, usize) {
         }
         scores += p.scores.val().dims().iter().product::<usize>();
     }
-    for t in [&model.encoder.embed, &model.decoder.embed] {
+    for t in [&model.encoder.embed, model.target_table()] {
         if let Some(s) = &t.scores {
             scores += s.val().dims().iter().product::<usize>();
         }

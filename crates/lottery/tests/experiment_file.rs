@@ -13,6 +13,7 @@ fn every_profile_parses_and_validates() {
         "mini",
         "mini-ablations",
         "mini-iwslt-long",
+        "mini-iwslt-budget",
         "paper",
         "paper-wmt14",
     ] {
@@ -51,6 +52,26 @@ fn every_profile_parses_and_validates() {
     assert_eq!(wmt.shape.d_model * wider.width, 1536);
     assert_eq!(wmt.shape.ffn * wider.width, 6144);
     assert!(wmt.corpora[0].joined_dictionary);
+    // The trained WMT14 baseline ties all three tables over the joined dictionary (fairseq's
+    // recipe); a masked row, or a corpus with separate dictionaries, cannot.
+    let trained = wmt
+        .rows
+        .iter()
+        .find(|r| r.kind == kiln_lottery::experiment::RowKind::Trained)
+        .expect("the trained WMT row");
+    assert!(trained.share_all_embeddings);
+    assert!(wmt
+        .rows
+        .iter()
+        .all(|r| r.kind == kiln_lottery::experiment::RowKind::Trained || !r.share_all_embeddings));
+    let mut bad = wmt.clone();
+    bad.rows[1].share_all_embeddings = true;
+    let e = OneLayerLottery.validate(&bad).unwrap_err().to_string();
+    assert!(e.contains("for trained rows"), "{e}");
+    let mut bad = file.profiles["mini"].clone();
+    bad.rows[0].share_all_embeddings = true;
+    let e = OneLayerLottery.validate(&bad).unwrap_err().to_string();
+    assert!(e.contains("joined") && e.contains("multi30k"), "{e}");
     assert_eq!(
         file.profiles["mini"].train_masked.checkpoint,
         Checkpoint::Last

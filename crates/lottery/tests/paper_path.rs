@@ -48,7 +48,7 @@ fn profile() -> Profile {
         "beam": {"beam": 2, "len_penalty": 1.0, "max_len_a": 0.0, "max_len_b": 20, "batch": 4},
         "rows": [
             {"label": "trained base", "kind": "trained", "group": "baseline",
-             "paper": {"wmt14": "wmt14_trained_base_implied"}},
+             "share_all_embeddings": true, "paper": {"wmt14": "wmt14_trained_base_implied"}},
             {"label": "masked wider", "kind": "masked", "width": 2, "heads": 4,
              "attention_dropout": 0.1, "paper": {"wmt14": "wmt14_masked"}},
             {"label": "masked, fixed trained embeddings", "kind": "masked",

@@ -65,7 +65,7 @@ fn masked_tensors(m: &model::MaskedTransformer) -> Vec<Masked> {
     }
     for (name, t) in [
         ("enc embed", &m.encoder.embed),
-        ("dec embed", &m.decoder.embed),
+        ("dec embed", m.target_table()),
     ] {
         out.push((
             name.into(),
@@ -159,7 +159,7 @@ fn random_weights_stay_bit_identical_and_only_scores_train() {
             .map(|(_, p)| host(p.weight.val()))
             .collect();
         v.push(host(m.encoder.embed.weight.val()));
-        v.push(host(m.decoder.embed.weight.val()));
+        v.push(host(m.target_table().weight.val()));
         v
     };
     let scores = |m: &model::MaskedTransformer| -> Vec<Vec<f32>> {
@@ -196,7 +196,7 @@ fn random_weights_stay_bit_identical_and_only_scores_train() {
         );
         score_ids.push(p.scores.id);
     }
-    for t in [&m.encoder.embed, &m.decoder.embed] {
+    for t in [&m.encoder.embed, m.target_table()] {
         assert!(grads.get::<2>(t.weight.id).is_none());
         score_ids.push(t.scores.as_ref().unwrap().id);
     }
@@ -352,8 +352,8 @@ fn tied_output_uses_the_decoder_table_and_its_mask() {
     for (x, y) in a.iter().zip(&b) {
         assert!((x - y).abs() < 1e-5);
     }
-    let table = host(m.decoder.embed.table());
-    assert_eq!(host(dense.decoder.embed.weight.val()), table);
+    let table = host(m.target_table().table());
+    assert_eq!(host(dense.target_table().weight.val()), table);
 }
 
 #[test]

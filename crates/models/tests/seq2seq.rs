@@ -270,3 +270,156 @@ fn global_norm_clipping_scales_every_gradient_by_one_factor() {
     let ratio = after[0] / before[0];
     assert!((ratio - 0.25).abs() < 1e-3, "{ratio}");
 }
+
+/// fairseq's `--share-all-embeddings`: one table serves the encoder input, the decoder input and
+/// the output projection. The shared model must compute what a model holding two equal copies
+/// computes, count the table once, and collect into the one table the gradients both copies
+/// would receive (encoder-side plus decoder-side), so training updates a single tensor.
+#[test]
+fn share_all_embeddings_is_one_table_with_the_summed_gradient() {
+    let mut c = cfg(false, true);
+    c.tgt_vocab = c.src_vocab;
+    c.share_all_embeddings = true;
+    let ad = dev().autodiff();
+    let shared = Seq2Seq::dense(&c, 9, &dev())
+        .unwrap()
+        .to_device(&ad)
+        .train();
+    assert!(shared.decoder.embed.is_none());
+    assert_eq!(
+        shared.target_table().weight.id,
+        shared.encoder.embed.weight.id
+    );
+    // The same weights with the decoder's table a separate copy (a new parameter).
+    let mut split = shared.clone();
+    split.decoder.embed = Some(DenseTable {
+        weight: burn::module::Param::from_tensor(shared.encoder.embed.weight.val().detach()),
+    });
+    let table = c.src_vocab * c.d_model;
+    assert_eq!(shared.num_params() + table, split.num_params());
+
+    let b = tensors(&pairs(), &[0, 1], &ad);
+    let loss_of = |m: &Seq2Seq<DenseProj, DenseTable>| {
+        let (loss, _, _) = label_smoothed_loss(m.forward(&b), b.target.clone(), 0.1);
+        loss
+    };
+    let (ls, lp) = (loss_of(&shared), loss_of(&split));
+    close(&host(ls.clone()), &host(lp.clone()), 1e-6, "loss");
+    let gs = GradientsParams::from_grads(ls.backward(), &shared);
+    let gp = GradientsParams::from_grads(lp.backward(), &split);
+    let g = |grads: &GradientsParams, id| host(grads.get::<2>(id).expect("a table gradient"));
+    let enc = g(&gp, split.encoder.embed.weight.id);
+    let dec = g(&gp, split.target_table().weight.id);
+    let sum: Vec<f32> = enc.iter().zip(&dec).map(|(a, b)| a + b).collect();
+    assert!(enc.iter().any(|x| x.abs() > 1e-6) && dec.iter().any(|x| x.abs() > 1e-6));
+    close(
+        &g(&gs, shared.encoder.embed.weight.id),
+        &sum,
+        1e-5,
+        "shared table gradient",
+    );
+
+    // Beam search reads the shared table's vocabulary.
+    let m = shared.valid();
+    let ps = pairs();
+    let srcs: Vec<&[u32]> = ps.iter().map(|p| p.src.as_slice()).collect();
+    let bc = BeamConfig {
+        beam: 2,
+        len_penalty: 1.0,
+        max_len_a: 0.0,
+        max_len_b: 6,
+        min_len: 1,
+    };
+    let hyps = beam_search(&m, &srcs, &bc, &dev());
+    assert_eq!(hyps.len(), 2);
+    assert!(hyps
+        .iter()
+        .all(|h| h.tokens.iter().all(|&t| (t as usize) < c.tgt_vocab)));
+}
+
+#[test]
+fn share_all_embeddings_needs_a_joined_dictionary_and_a_tied_output() {
+    let mut c = cfg(false, true);
+    c.share_all_embeddings = true;
+    let e = c.validate().unwrap_err();
+    assert!(
+        e.contains("joined") && e.contains("30") && e.contains("25"),
+        "{e}"
+    );
+    c.tgt_vocab = c.src_vocab;
+    c.validate().unwrap();
+    c.share_decoder_io = false;
+    assert!(c.validate().unwrap_err().contains("share_decoder_io"));
+}
+
+/// Beam search stores the encoder output once per sentence (`EncoderOut::beams`) and lets a
+/// sentence's beams attend to it as one grouped product; a step must give what the same step
+/// gives with the encoder rows repeated per beam, as before.
+#[test]
+fn grouped_cross_attention_equals_repeated_encoder_rows() {
+    let (beams, steps) = (3, 4);
+    let m = Seq2Seq::dense(&cfg(false, true), 8, &dev()).unwrap();
+    let ps = pairs();
+    let srcs: Vec<&[u32]> = ps.iter().map(|p| p.src.as_slice()).collect();
+    let (src, pos, pad) = source_tensors(&srcs, &dev());
+    let mut grouped = m.encode(src, pos, pad);
+    let rows: Vec<i64> = (0..2).flat_map(|s| [s; 3]).collect();
+    let idx = Tensor::<1, Int>::from_data(TensorData::new(rows, [2 * beams]), &dev());
+    let repeated = EncoderOut {
+        x: grouped.x.clone().select(0, idx.clone()),
+        key_bias: grouped.key_bias.clone().select(0, idx),
+        beams: 1,
+    };
+    grouped.beams = beams;
+    let (mut cg, mut cr) = (m.new_caches(), m.new_caches());
+    for step in 0..steps {
+        let toks: Vec<i64> = (0..2 * beams)
+            .map(|r| (4 + (r * 7 + step * 3) % 20) as i64)
+            .collect();
+        let toks = Tensor::<2, Int>::from_data(TensorData::new(toks, [2 * beams, 1]), &dev());
+        let g = host(m.step(&grouped, toks.clone(), step, &mut cg));
+        let r = host(m.step(&repeated, toks, step, &mut cr));
+        close(&g, &r, 1e-5, &format!("step {step}"));
+    }
+    assert_eq!(
+        cg[0].cross_kv.as_ref().unwrap().0.dims()[0],
+        2,
+        "one cross-attention cache row per sentence"
+    );
+}
+
+/// A batch decodes as its sentences do one at a time: sentences that finish early leave the
+/// batch (their encoder rows and caches are dropped by sentence, their beams' by row) without
+/// disturbing the others. With `max_len_a = 0` the length limit does not depend on the batch.
+#[test]
+fn batched_beam_search_equals_one_sentence_at_a_time() {
+    let m = Seq2Seq::dense(&cfg(false, true), 11, &dev()).unwrap();
+    let srcs: Vec<Vec<u32>> = (0..6)
+        .map(|i| {
+            (0..2 + (i * 5) % 7)
+                .map(|j| (4 + (i * 11 + j * 3) % 26) as u32)
+                .collect()
+        })
+        .collect();
+    let refs: Vec<&[u32]> = srcs.iter().map(|s| s.as_slice()).collect();
+    let bc = BeamConfig {
+        beam: 4,
+        max_len_a: 0.0,
+        max_len_b: 15,
+        ..BeamConfig::default()
+    };
+    let batched = beam_search(&m, &refs, &bc, &dev());
+    let lens: Vec<usize> = batched.iter().map(|h| h.tokens.len()).collect();
+    assert!(
+        lens.iter().any(|&l| l < 15) && lens.iter().any(|&l| l != lens[0]),
+        "the fixture must have sentences finishing at different steps: {lens:?}"
+    );
+    for (i, s) in refs.iter().enumerate() {
+        let one = beam_search(&m, &[s], &bc, &dev());
+        assert_eq!(batched[i].tokens, one[0].tokens, "sentence {i}");
+        assert!(
+            (batched[i].score - one[0].score).abs() < 1e-4,
+            "sentence {i}"
+        );
+    }
+}

@@ -47,8 +47,9 @@ pub struct MultiheadAttention<P: Projection + Module> {
     pub heads: usize,
 }
 
-/// Cached keys and values `[b, h, t, hd]` of one decoder layer: self-attention grows by one
-/// position per step; the encoder's are computed once.
+/// Cached keys and values of one decoder layer: self-attention's `[b, h, t, hd]` grows by one
+/// position per step; the encoder's, `[b / beams, h, s, hd]` (one per encoder row, see
+/// [`EncoderOut::beams`](super::EncoderOut)), are computed once.
 #[derive(Debug, Clone, Default)]
 pub struct LayerCache {
     pub self_kv: Option<(Tensor<4>, Tensor<4>)>,
@@ -56,14 +57,16 @@ pub struct LayerCache {
 }
 
 impl LayerCache {
-    /// Keeps rows `index` (beam reordering, finished-sentence removal).
+    /// Keeps rows `index` of both caches: for decoding with `beams = 1`, where decoder and
+    /// encoder rows coincide. With beams, use [`Self::select_self`] with decoder rows and
+    /// [`Self::select_cross`] with encoder rows.
     pub fn select(&mut self, index: &Tensor<1, burn::tensor::Int>) {
         self.select_self(index);
         self.select_cross(index);
     }
 
-    /// Reorders only the self-attention cache: enough when beams move within their sentence,
-    /// since every beam of a sentence holds the same encoder keys and values.
+    /// Reorders the self-attention cache (decoder rows): beams moving within their sentence
+    /// leave the encoder's keys and values where they are.
     pub fn select_self(&mut self, index: &Tensor<1, burn::tensor::Int>) {
         if let Some(kv) = &mut self.self_kv {
             kv.0 = kv.0.clone().select(0, index.clone());
@@ -71,6 +74,7 @@ impl LayerCache {
         }
     }
 
+    /// Keeps encoder rows `index` of the cross-attention cache (finished sentences leave).
     pub fn select_cross(&mut self, index: &Tensor<1, burn::tensor::Int>) {
         if let Some(kv) = &mut self.cross_kv {
             kv.0 = kv.0.clone().select(0, index.clone());
@@ -206,6 +210,8 @@ impl<P: Projection> DecoderLayer<P> {
 
     /// One position `x [b, 1, d]`: its key/value joins the cache, so the query sees every
     /// earlier position and itself (what the causal mask allows in [`DecoderLayer::forward`]).
+    /// With `enc.beams = g`, `b = g·(encoder rows)`: the `g` queries of a source sentence attend
+    /// to its keys as one `[g, s]` product.
     pub fn step(&self, x: Tensor<3>, enc: &EncoderOut, cache: &mut LayerCache) -> Tensor<3> {
         let x = residual(x, &self.self_norm, self.pre_norm, &self.dropout, |h| {
             let (k, v) = self.self_attn.keys_values(h.clone());
@@ -221,7 +227,12 @@ impl<P: Projection> DecoderLayer<P> {
                 .cross_kv
                 .get_or_insert_with(|| self.cross_attn.keys_values(enc.x.clone()))
                 .clone();
-            self.cross_attn.attend(h, k, v, Some(enc.key_bias.clone()))
+            let [b, _, d] = h.dims();
+            let g = enc.beams.max(1);
+            let grouped = h.reshape([b / g, g, d]);
+            self.cross_attn
+                .attend(grouped, k, v, Some(enc.key_bias.clone()))
+                .reshape([b, 1, d])
         });
         residual(x, &self.ffn_norm, self.pre_norm, &self.dropout, |h| {
             ffn(&self.fc1, &self.fc2, &self.activation_dropout, h)

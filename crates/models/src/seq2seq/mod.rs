@@ -56,6 +56,13 @@ pub struct Seq2SeqConfig {
     /// Decoder output projection = decoder input embedding (fairseq's
     /// `--share-decoder-input-output-embed`).
     pub share_decoder_io: bool,
+    /// One table for the encoder's input, the decoder's input and the output projection
+    /// (fairseq's `--share-all-embeddings`, the trained WMT14 Transformer's setting). Needs a
+    /// joined dictionary (`src_vocab == tgt_vocab`, the same symbols) and implies
+    /// `share_decoder_io`. The one-layer lottery's masked models never use it: the official code
+    /// keeps separate encoder and decoder tables even on WMT14's joined dictionary.
+    #[serde(default)]
+    pub share_all_embeddings: bool,
     /// LayerNorm gains and biases (the one-layer lottery turns them off: nothing to learn).
     pub norm_affine: bool,
     /// Biases in every projection (fairseq's default; off in the lottery).
@@ -80,6 +87,7 @@ impl Seq2SeqConfig {
             activation_dropout: 0.0,
             pre_norm: false,
             share_decoder_io: true,
+            share_all_embeddings: false,
             norm_affine: true,
             bias: true,
             max_positions: 1024,
@@ -105,6 +113,13 @@ impl Seq2SeqConfig {
         }
         if self.src_vocab <= UNK || self.tgt_vocab <= UNK {
             return Err("vocabularies must hold at least the four special symbols".into());
+        }
+        if self.share_all_embeddings && (self.src_vocab != self.tgt_vocab || !self.share_decoder_io)
+        {
+            return Err(format!(
+                "share_all_embeddings needs one joined dictionary (src_vocab {} and tgt_vocab {} must be equal; build the dictionaries with `joined`) and a tied output projection (share_decoder_io, here {})",
+                self.src_vocab, self.tgt_vocab, self.share_decoder_io
+            ));
         }
         if self.encoder_layers == 0 || self.decoder_layers == 0 || self.ffn == 0 {
             return Err("layers and ffn width must be positive".into());
@@ -348,6 +363,10 @@ pub struct EncoderOut {
     pub x: Tensor<3>,
     /// `[b, 1, 1, s]` additive bias: 0 for tokens, -1e9 for padding.
     pub key_bias: Tensor<4>,
+    /// Decoder rows per encoder row in incremental decoding: beam search sets it to the beam
+    /// (decoder row `i·beams + j` reads source `i`), so the cross-attention keys and values are
+    /// computed, cached and reordered once per sentence rather than once per beam. 1 otherwise.
+    pub beams: usize,
 }
 
 #[derive(Module, Debug)]
@@ -363,7 +382,9 @@ pub struct Encoder<P: Projection + Module, T: TokenTable + Module> {
 
 #[derive(Module, Debug)]
 pub struct Decoder<P: Projection + Module, T: TokenTable + Module> {
-    pub embed: T,
+    /// `None` when the encoder's table is shared (`share_all_embeddings`); read it through
+    /// [`Seq2Seq::target_table`].
+    pub embed: Option<T>,
     pub layers: Vec<DecoderLayer<P>>,
     pub final_norm: Option<Norm>,
     /// `None` when tied to `embed`.
@@ -399,7 +420,8 @@ fn embed_tokens(
 
 impl<P: Projection, T: TokenTable> Seq2Seq<P, T> {
     /// Builds the model, asking `proj` for every matrix (with its site and `[d_in, d_out]`) and
-    /// `table` for the source and target embeddings. Sharing is whatever the factories return.
+    /// `table` for the source and target embeddings (the target's only without
+    /// `share_all_embeddings`). Sharing is whatever the factories return.
     pub fn build(
         cfg: &Seq2SeqConfig,
         mut proj: impl FnMut(Site, usize, usize) -> P,
@@ -471,9 +493,11 @@ impl<P: Projection, T: TokenTable> Seq2Seq<P, T> {
             .collect();
         let output = (!cfg.share_decoder_io)
             .then(|| proj(site(Side::Decoder, 0, Kind::Output), d, cfg.tgt_vocab));
+        let enc_embed = table(Side::Encoder, cfg.src_vocab, d);
+        let dec_embed = (!cfg.share_all_embeddings).then(|| table(Side::Decoder, cfg.tgt_vocab, d));
         Ok(Self {
             encoder: Encoder {
-                embed: table(Side::Encoder, cfg.src_vocab, d),
+                embed: enc_embed,
                 layers: enc_layers,
                 final_norm: cfg.pre_norm.then(norm),
                 dropout: dropout.clone(),
@@ -481,7 +505,7 @@ impl<P: Projection, T: TokenTable> Seq2Seq<P, T> {
                 d_model: d,
             },
             decoder: Decoder {
-                embed: table(Side::Decoder, cfg.tgt_vocab, d),
+                embed: dec_embed,
                 layers: dec_layers,
                 final_norm: cfg.pre_norm.then(norm),
                 output,
@@ -490,6 +514,12 @@ impl<P: Projection, T: TokenTable> Seq2Seq<P, T> {
                 d_model: d,
             },
         })
+    }
+
+    /// The decoder's input table (also its output projection when tied): its own, or the
+    /// encoder's under `share_all_embeddings`.
+    pub fn target_table(&self) -> &T {
+        self.decoder.embed.as_ref().unwrap_or(&self.encoder.embed)
     }
 
     pub fn encode(
@@ -508,7 +538,11 @@ impl<P: Projection, T: TokenTable> Seq2Seq<P, T> {
         if let Some(n) = &e.final_norm {
             x = n.forward(x);
         }
-        EncoderOut { x, key_bias }
+        EncoderOut {
+            x,
+            key_bias,
+            beams: 1,
+        }
     }
 
     /// Teacher-forced decoder logits `[b, t, V]` for `prev` (`</s>` + target without its last
@@ -520,7 +554,7 @@ impl<P: Projection, T: TokenTable> Seq2Seq<P, T> {
         let pos = Tensor::<1, Int>::arange(PAD as i64 + 1..(PAD + 1 + t) as i64, &device)
             .reshape([1, t])
             .expand([b, t]);
-        let table = dec.embed.table();
+        let table = self.target_table().table();
         let mut x = embed_tokens(table.clone(), &dec.positions, prev, pos, &dec.dropout);
         let causal = causal_bias(t, &device);
         for layer in &dec.layers {
@@ -564,7 +598,7 @@ impl<P: Projection, T: TokenTable> Seq2Seq<P, T> {
         let [b, _] = tokens.dims();
         let device = tokens.device();
         let pos = Tensor::<2, Int>::full([b, 1], (PAD + 1 + step) as i64, &device);
-        let table = dec.embed.table();
+        let table = self.target_table().table();
         let mut x = embed_tokens(table.clone(), &dec.positions, tokens, pos, &dec.dropout);
         for (layer, cache) in dec.layers.iter().zip(caches.iter_mut()) {
             x = layer.step(x, enc, cache);
@@ -679,7 +713,7 @@ impl<P: Projection, T: TokenTable> Seq2Seq<P, T> {
                 d_model: e.d_model,
             },
             decoder: Decoder {
-                embed: g(Side::Decoder, &d.embed),
+                embed: d.embed.as_ref().map(|t| g(Side::Decoder, t)),
                 layers: d
                     .layers
                     .iter()
