@@ -408,11 +408,12 @@ fn batched_beam_search_equals_one_sentence_at_a_time() {
         max_len_b: 15,
         ..BeamConfig::default()
     };
-    let batched = beam_search(&m, &refs, &bc, &dev());
-    let lens: Vec<usize> = batched.iter().map(|h| h.tokens.len()).collect();
+    let mut active = Vec::new();
+    let batched = beam_search_observed(&m, &refs, &bc, &dev(), |a| active.push(a));
+    // Sentences must leave while others go on decoding, or the removal path is not exercised.
     assert!(
-        lens.iter().any(|&l| l < 15) && lens.iter().any(|&l| l != lens[0]),
-        "the fixture must have sentences finishing at different steps: {lens:?}"
+        active.windows(2).any(|w| w[1] < w[0] && w[1] > 0),
+        "the fixture must have sentences finishing at different steps: {active:?}"
     );
     for (i, s) in refs.iter().enumerate() {
         let one = beam_search(&m, &[s], &bc, &dev());

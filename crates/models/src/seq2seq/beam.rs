@@ -60,7 +60,7 @@ fn select_enc(enc: &EncoderOut, index: &Tensor<1, Int>) -> EncoderOut {
 /// The `k` best candidates of one sentence, best first, ties to the lower flat index (what a
 /// stable sort of every candidate would give): candidate `b·V + t` scores
 /// `(lprobs[b][t] + ban[t]) + scores[b]` (fairseq's order of additions) over the sentence's
-/// `scores.len()` beams. One pass with a running threshold on the host, where the model's
+/// `scores.len()` beams; a NaN log-probability counts as −∞, as fairseq sets it. One pass with a running threshold on the host, where the model's
 /// log-probabilities are read anyway: no `[rows, V]` tensors for the sums and no sort of all
 /// `beam·V` candidates (that sort was an eighth of flex's decoding time).
 fn best_candidates(
@@ -75,8 +75,9 @@ fn best_candidates(
     for (b, &s) in scores.iter().enumerate() {
         let row = &lprobs[b * vocab..(b + 1) * vocab];
         for (t, (&lp, &bn)) in row.iter().zip(ban).enumerate() {
+            let lp = if lp.is_nan() { f32::NEG_INFINITY } else { lp };
             let v = (lp + bn) + s;
-            // Only a strictly better candidate displaces the worst kept one (a NaN never does).
+            // Only a strictly better candidate displaces the worst kept one.
             if out.len() == k && v.partial_cmp(&out[k - 1].0) != Some(std::cmp::Ordering::Greater) {
                 continue;
             }
@@ -103,6 +104,19 @@ pub fn beam_search<P: Projection, T: TokenTable>(
     cfg: &BeamConfig,
     device: &Device,
 ) -> Vec<Hypothesis> {
+    beam_search_observed(model, srcs, cfg, device, |_| {})
+}
+
+/// [`beam_search`], calling `on_step(active)` before every decoder step with the number of
+/// sentences still in the batch (for progress displays, and for tests that must see sentences
+/// leave).
+pub fn beam_search_observed<P: Projection, T: TokenTable>(
+    model: &Seq2Seq<P, T>,
+    srcs: &[&[u32]],
+    cfg: &BeamConfig,
+    device: &Device,
+    mut on_step: impl FnMut(usize),
+) -> Vec<Hypothesis> {
     let n = srcs.len();
     if n == 0 {
         return Vec::new();
@@ -127,6 +141,7 @@ pub fn beam_search<P: Projection, T: TokenTable>(
 
     for step in 0..=max_len {
         let a = active.len();
+        on_step(a);
         let r = a * beam;
         let tokens = Tensor::<2, Int>::from_data(TensorData::new(last.clone(), [r, 1]), device);
         let lprobs: Vec<f32> = model
@@ -249,17 +264,26 @@ mod tests {
     fn best_candidates_equal_a_full_stable_sort() {
         let vocab = 7;
         // Values on a coarse grid so that ties are frequent.
-        let lprobs: Vec<f32> = (0..3 * vocab)
+        let mut lprobs: Vec<f32> = (0..3 * vocab)
             .map(|i| -(((i * 5) % 4) as f32) * 0.5)
             .collect();
+        // A NaN (a broken model's output) ranks as −∞, as fairseq sets it, never first.
+        lprobs[2] = f32::NAN;
         let scores = [-1.0f32, -0.5, -1.5];
         let mut ban = vec![0.0f32; vocab];
         ban[1] = f32::NEG_INFINITY;
         for k in [1, 4, 6, 3 * vocab] {
             let mut got = Vec::new();
             best_candidates(&lprobs, &scores, &ban, k, &mut got);
+            let lp = |f: usize| {
+                if lprobs[f].is_nan() {
+                    f32::NEG_INFINITY
+                } else {
+                    lprobs[f]
+                }
+            };
             let mut all: Vec<(f32, usize)> = (0..3 * vocab)
-                .map(|f| ((lprobs[f] + ban[f % vocab]) + scores[f / vocab], f))
+                .map(|f| ((lp(f) + ban[f % vocab]) + scores[f / vocab], f))
                 .collect();
             all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
             all.truncate(k);

@@ -229,6 +229,10 @@ impl<P: Projection> DecoderLayer<P> {
                 .clone();
             let [b, _, d] = h.dims();
             let g = enc.beams.max(1);
+            assert!(
+                b.is_multiple_of(g),
+                "{b} decoder rows cannot be grouped {g} per encoder row"
+            );
             let grouped = h.reshape([b / g, g, d]);
             self.cross_attn
                 .attend(grouped, k, v, Some(enc.key_bias.clone()))

@@ -29,7 +29,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 pub use batch::{batch_by_size, Batch, Pair};
-pub use beam::{beam_search, BeamConfig, Hypothesis};
+pub use beam::{beam_search, beam_search_observed, BeamConfig, Hypothesis};
 pub use layers::{DecoderLayer, EncoderLayer, LayerCache, MultiheadAttention, Norm};
 pub use schedule::InverseSqrt;
 
@@ -548,6 +548,10 @@ impl<P: Projection, T: TokenTable> Seq2Seq<P, T> {
     /// Teacher-forced decoder logits `[b, t, V]` for `prev` (`</s>` + target without its last
     /// token, right-padded).
     pub fn decode(&self, enc: &EncoderOut, prev: Tensor<2, Int>) -> Tensor<3> {
+        assert_eq!(
+            enc.beams, 1,
+            "teacher-forced decoding reads one decoder row per encoder row (EncoderOut::beams = 1)"
+        );
         let dec = &self.decoder;
         let [b, t] = prev.dims();
         let device = prev.device();
