@@ -613,10 +613,9 @@ fn run_row(
     if let Some(a) = r.attention_dropout {
         cfg.attention_dropout = a;
     }
+    // `validate` has checked the row kind and the corpus settings; this checks the dictionaries
+    // the corpus actually built.
     if r.share_all_embeddings {
-        if r.kind != RowKind::Trained {
-            bail!("row `{}`: share_all_embeddings is for trained rows (the masked models keep separate encoder and decoder tables, as the official code does)", r.label);
-        }
         if corpus.src_dict != corpus.tgt_dict {
             bail!("row `{}`: share_all_embeddings needs one joined dictionary, but corpus `{}` has separate source and target dictionaries (set `joined_dictionary = true` on the corpus)", r.label, corpus.name);
         }

@@ -60,9 +60,10 @@ fn select_enc(enc: &EncoderOut, index: &Tensor<1, Int>) -> EncoderOut {
 /// The `k` best candidates of one sentence, best first, ties to the lower flat index (what a
 /// stable sort of every candidate would give): candidate `b·V + t` scores
 /// `(lprobs[b][t] + ban[t]) + scores[b]` (fairseq's order of additions) over the sentence's
-/// `scores.len()` beams; a NaN log-probability counts as −∞, as fairseq sets it. One pass with a running threshold on the host, where the model's
-/// log-probabilities are read anyway: no `[rows, V]` tensors for the sums and no sort of all
-/// `beam·V` candidates (that sort was an eighth of flex's decoding time).
+/// `scores.len()` beams; a NaN log-probability counts as −∞, as fairseq sets it. One pass with
+/// a running threshold on the host, where the model's log-probabilities are read anyway: no
+/// `[rows, V]` tensors for the sums and no sort of all `beam·V` candidates (that sort was an
+/// eighth of flex's decoding time).
 fn best_candidates(
     lprobs: &[f32],
     scores: &[f32],

@@ -57,14 +57,6 @@ pub struct LayerCache {
 }
 
 impl LayerCache {
-    /// Keeps rows `index` of both caches: for decoding with `beams = 1`, where decoder and
-    /// encoder rows coincide. With beams, use [`Self::select_self`] with decoder rows and
-    /// [`Self::select_cross`] with encoder rows.
-    pub fn select(&mut self, index: &Tensor<1, burn::tensor::Int>) {
-        self.select_self(index);
-        self.select_cross(index);
-    }
-
     /// Reorders the self-attention cache (decoder rows): beams moving within their sentence
     /// leave the encoder's keys and values where they are.
     pub fn select_self(&mut self, index: &Tensor<1, burn::tensor::Int>) {
