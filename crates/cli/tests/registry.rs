@@ -22,6 +22,16 @@ fn every_registered_experiment_lists_its_profiles() {
     }
 }
 
+/// Every profile of every experiment file reads strictly (no key that no setting reads) and
+/// passes the checks `reproduce` makes before running.
+#[test]
+fn every_experiment_file_passes_its_checks() {
+    for e in kiln_cli::registry::EXPERIMENTS {
+        e.check_file()
+            .unwrap_or_else(|err| panic!("{}: {err:#}", e.name()));
+    }
+}
+
 #[test]
 fn every_experiment_file_is_registered() {
     let names = kiln_cli::registry::names();

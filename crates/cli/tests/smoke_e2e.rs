@@ -35,6 +35,29 @@ fn reproduce(experiment: &str, extra: &[&str]) -> (tempfile::TempDir, tempfile::
     (out, cache, dir)
 }
 
+/// The model glue-pruning saved for `task` at constraint `c`: one run folder keyed by what shaped
+/// it, with `kiln-pruned.json` saying what it was pruned from.
+fn pruned_model(cache: &Path, task: &str, c: &str) -> PathBuf {
+    let runs: Vec<PathBuf> = std::fs::read_dir(cache.join("pruned/smoke-tiny").join(task))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let ck = runs[0].join(format!("c{c}"));
+    let rec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ck.join("kiln-pruned.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        (rec["task"].as_str(), rec["profile"].as_str()),
+        (Some(task), Some("smoke"))
+    );
+    assert!(
+        rec["source"].as_str().unwrap().contains("in-process"),
+        "{rec}"
+    );
+    ck
+}
+
 fn run_json(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap()
 }
@@ -100,16 +123,28 @@ fn glue_finetune_smoke_runs_end_to_end() {
         // 82.25 here (the tasks carry label noise).
         assert!(acc > 75.0, "{t}: dev accuracy {acc}");
         check_glue_predictions(&dir.join(format!("predictions/{t}-dev.csv")), acc);
-        // The checkpoint records how it was trained, for the experiments that start from it.
-        let ck = cache.path().join("finetuned/smoke-tiny").join(t);
-        let line = kiln_glue::checkpoints::provenance(&ck).expect("kiln-finetune.json");
+        // The checkpoint records how it was trained, for the experiments that start from it,
+        // under a directory keyed by those settings (`<profile>-<key>`).
+        let cks = kiln_glue::checkpoints::cached_checkpoints(cache.path(), "smoke-tiny", t);
+        assert_eq!(cks.len(), 1, "{cks:?}");
+        let ck = &cks[0];
+        let line = kiln_glue::checkpoints::provenance(ck).expect("kiln-finetune.json");
         assert!(
             line.contains("`smoke` profile") && line.contains(&format!("{acc:.2}")),
             "{line}"
         );
-        let ck = kiln_glue::finetuned_dir(cache.path(), "smoke-tiny", t);
+        let prov = kiln_glue::checkpoints::read_provenance(ck).unwrap();
+        let settings = prov.settings.expect("the settings that shape it");
+        assert_eq!(
+            ck,
+            &kiln_glue::finetuned_dir(cache.path(), "smoke-tiny", t, "smoke", &settings)
+        );
+        assert_eq!(
+            meta["settings"]["checkpoints"][t].as_str(),
+            Some(ck.display().to_string().as_str())
+        );
         let (m, _) =
-            kiln_models::bert::load_classifier(&ck, 2, &burn::tensor::Device::flex()).unwrap();
+            kiln_models::bert::load_classifier(ck, 2, &burn::tensor::Device::flex()).unwrap();
         assert_eq!(m.num_labels(), 2);
         assert!(ck.join("tokenizer.json").exists());
     }
@@ -207,7 +242,7 @@ fn glue_pruning_smoke_runs_end_to_end() {
         );
     }
     // The physically pruned model was saved into the run's cache and loads back smaller.
-    let ck = cache.path().join("pruned/smoke-tiny/syn-sentiment/c0.5");
+    let ck = pruned_model(cache.path(), "syn-sentiment", "0.5");
     let (m, _) = kiln_models::bert::load_classifier(&ck, 2, &burn::tensor::Device::flex()).unwrap();
     assert!(m.bert.neurons_per_layer().iter().sum::<usize>() < 256);
 }
@@ -234,7 +269,7 @@ fn glue_pruning_span_task_smoke_runs_end_to_end() {
     .unwrap();
     assert_eq!(preds.as_object().unwrap().len(), 300);
     // The pruned span model is saved as an HF BertForQuestionAnswering directory.
-    let ck = cache.path().join("pruned/smoke-tiny/syn-squad/c0.5");
+    let ck = pruned_model(cache.path(), "syn-squad", "0.5");
     let (qa, _) = kiln_models::bert::load_qa(&ck, &burn::tensor::Device::flex()).unwrap();
     assert!(qa.bert.neurons_per_layer().iter().sum::<usize>() < 256);
 }

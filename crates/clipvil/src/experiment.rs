@@ -15,7 +15,7 @@ use kiln_core::progress;
 use kiln_data::vqa::{
     clip_normalize, load_split_images, read_yesno, synthetic_scenes, Vocab, DEFAULT_MAX_LEN,
 };
-use kiln_experiment::{Bench, ExperimentFile, Paper, Plot, RunArgs, RunContext, RunRecord};
+use kiln_experiment::{Bench, ExperimentFile, Flags, Paper, Plot, RunArgs, RunContext, RunRecord};
 use kiln_models::clip::{GridPositions, VisualConfig};
 use kiln_report::{Cell, Series};
 use serde::{Deserialize, Serialize};
@@ -125,6 +125,14 @@ pub const VQA_V2_FILES: [&str; 4] = [
 impl Paper for ClipVil {
     type Profile = Profile;
     const NAME: &'static str = NAME;
+
+    fn flags(&self, p: &Profile) -> Flags {
+        Flags {
+            epochs: true,
+            model: !p.weights.is_empty(),
+            ..Flags::default()
+        }
+    }
 
     fn inputs(&self, _: &str, p: &Profile, args: &RunArgs) -> Result<String, String> {
         match p.data.as_str() {
@@ -621,6 +629,18 @@ pub struct RowOutcome {
     pub test_answers: Vec<String>,
 }
 
+/// `--epochs` as a whole number: clip-vil trains whole epochs, and rounding 0.4 up to 1 (or 2.5
+/// to 3) would train a schedule other than the one asked for and recorded.
+fn epochs_override(ctx: &RunContext) -> Result<Option<usize>> {
+    match ctx.args.epochs {
+        None => Ok(None),
+        Some(e) if e.fract() == 0.0 && e >= 1.0 => Ok(Some(e as usize)),
+        Some(e) => anyhow::bail!(
+            "--epochs {e}: clip-vil trains whole epochs; pass a whole number of at least 1"
+        ),
+    }
+}
+
 fn run_row(r: &RowSettings, p: &Profile, data: &Prepared, ctx: &RunContext) -> Result<RowOutcome> {
     let visual = r.encoder.as_ref().map(|e| &p.encoders[e]);
     let h = &p.head;
@@ -639,8 +659,8 @@ fn run_row(r: &RowSettings, p: &Profile, data: &Prepared, ctx: &RunContext) -> R
         dropout: h.dropout,
     };
     let mut tc = r.train.clone().unwrap_or_else(|| p.train.clone());
-    if let Some(e) = ctx.args.epochs {
-        tc.epochs = e.round().max(1.0) as usize;
+    if let Some(e) = epochs_override(ctx)? {
+        tc.epochs = e;
     }
     let mut seeds = Vec::new();
     let mut params = 0;
@@ -859,7 +879,7 @@ fn record(
         t.note("SYNTHETIC: checks the machinery end to end; says nothing about the paper's claim.");
     }
     t.note(format!(
-        "Training{}: Adam (lr {}, warm-up {:.0}% from ×{}, ×{} at {:?} of the run), per-tensor clip {}, batch {}, {} epochs, mmf's logit BCE (mean × answers).",
+        "Training{}: Adam (lr {}, warm-up {:.0}% from ×{}, ×{} at {:?} of the run), per-tensor clip {}, batch {}, {} epochs{}, mmf's logit BCE (mean × answers).",
         if p.rows.iter().any(|r| r.train.is_some()) { " (rows without their own schedule)" } else { "" },
         p.train.lr,
         p.train.warmup * 100.0,
@@ -868,7 +888,8 @@ fn record(
         p.train.decay_at,
         p.train.clip,
         p.train.batch_size,
-        p.train.epochs
+        epochs_override(ctx)?.unwrap_or(p.train.epochs),
+        if ctx.args.epochs.is_some() { " (--epochs, every row)" } else { "" }
     ));
     rec.table("table", t);
     let mut series = Vec::new();

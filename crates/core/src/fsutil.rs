@@ -35,6 +35,27 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), CoreError> {
     result.map_err(werr)
 }
 
+/// Swaps two existing paths (folders or files) in one step, so that a reader, or a kill at any
+/// instant, sees either both old names or both new ones: Linux's `renameat2(RENAME_EXCHANGE)`.
+/// `Ok(false)` where the platform or file system cannot (not Linux, or a file system without
+/// exchange support, such as some network mounts): the caller then falls back to two renames.
+pub fn exchange_paths(a: &Path, b: &Path) -> std::io::Result<bool> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{renameat_with, RenameFlags, CWD};
+        match renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE) {
+            Ok(()) => Ok(true),
+            Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => Ok(false),
+            Err(e) => Err(std::io::Error::from(e)),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (a, b);
+        Ok(false)
+    }
+}
+
 /// Hex sha256 of a file, streamed.
 pub fn sha256_file(path: &Path) -> Result<String, CoreError> {
     let rerr = |source| CoreError::Read {
@@ -82,5 +103,36 @@ mod tests {
             "3fc4ccfe745870e2c0d99f71f30ff0656c8dedd41cc1d7d3d376b0dbe685e2f3"
         );
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn exchange_swaps_two_folders() {
+        let d = tempfile_dir("ex");
+        let (a, b) = (d.join("a"), d.join("b"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        std::fs::write(a.join("f"), "A").unwrap();
+        std::fs::write(b.join("f"), "B").unwrap();
+        let swapped = exchange_paths(&a, &b).unwrap();
+        if cfg!(target_os = "linux") {
+            assert!(
+                swapped,
+                "RENAME_EXCHANGE should work on a local Linux file system"
+            );
+        }
+        if swapped {
+            assert_eq!(std::fs::read_to_string(a.join("f")).unwrap(), "B");
+            assert_eq!(std::fs::read_to_string(b.join("f")).unwrap(), "A");
+        }
+        // A missing side is an error, not a silent rename.
+        assert!(exchange_paths(&a, &d.join("missing")).is_err() || !swapped);
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    fn tempfile_dir(tag: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("kiln-core-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
     }
 }

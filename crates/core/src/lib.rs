@@ -13,5 +13,5 @@ pub mod timing;
 
 pub use device::{backend_name, parse_device, tch_parity_device, DeviceChoice};
 pub use error::CoreError;
-pub use fsutil::{atomic_write, sha256_file};
+pub use fsutil::{atomic_write, exchange_paths, sha256_file};
 pub use run::RunMeta;

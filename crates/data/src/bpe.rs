@@ -176,6 +176,7 @@ impl Bpe {
                 }
             }
         })?;
+        let bytes = crate::textfile::strip_bom_vec(bytes);
         let text = String::from_utf8(bytes).map_err(|e| {
             let at = e.utf8_error().valid_up_to();
             let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;

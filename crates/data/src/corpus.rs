@@ -10,13 +10,38 @@ use serde::{Deserialize, Serialize};
 
 use crate::{DataError, TextTokenizer};
 
-/// What a cache holds (written next to it as `<cache>.json`).
+/// What a cache holds (written next to it as `<cache>.json`). A cache is reused only when
+/// what it was built from has the same content: the sources' bytes (`source_sha256`), the
+/// tokenizer ([`TextTokenizer::fingerprint`]) and kiln's tokenisation rules (`builder`); names,
+/// sizes and modification times decide nothing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CacheInfo {
     pub sources: Vec<String>,
     pub source_bytes: u64,
+    /// sha256 of each source file, in order (absent in caches written before kiln keyed them).
+    #[serde(default)]
+    pub source_sha256: Vec<String>,
+    /// [`TextTokenizer::fingerprint`] of the tokenizer that produced the ids.
+    #[serde(default)]
+    pub tokenizer_sha256: String,
+    /// [`BUILDER`] when the cache was written.
+    #[serde(default)]
+    pub builder: u32,
     pub tokens: usize,
     pub vocab_size: usize,
+}
+
+/// Version of kiln's text-to-ids rules (reading, BOM handling, line-wise tokenisation, id
+/// width): a cache built under other rules is rebuilt. 2: content-keyed caches, BOM dropped.
+pub const BUILDER: u32 = 2;
+
+/// Hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A `uint16` token cache, loaded.
@@ -41,9 +66,11 @@ fn sidecar(cache: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Reads a text file, naming the file and the byte offset when it is not UTF-8.
+/// Reads a text file, naming the file and the byte offset when it is not UTF-8. A leading
+/// byte-order mark is dropped ([`crate::textfile`]).
 pub fn read_utf8(path: &Path) -> Result<String, DataError> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    let bytes = crate::textfile::strip_bom_vec(bytes);
     String::from_utf8(bytes).map_err(|e| DataError::Layout {
         path: path.to_path_buf(),
         msg: format!(
@@ -54,8 +81,10 @@ pub fn read_utf8(path: &Path) -> Result<String, DataError> {
 }
 
 /// Tokenizes `sources` (concatenated without separators, as the reference does with C4
-/// documents) into a `uint16` cache at `cache`, unless a cache built from the same files (names
-/// and sizes) already exists there.
+/// documents) into a `uint16` cache at `cache`, unless the cache there was built from sources
+/// with the same content (sha256 of each file, in order), by the same tokenizer
+/// ([`TextTokenizer::fingerprint`]) under the same rules ([`BUILDER`]). Hashing reads every
+/// source once per call, which is cheap beside tokenising it.
 pub fn build_token_cache(
     sources: &[PathBuf],
     tok: &TextTokenizer,
@@ -70,8 +99,17 @@ pub fn build_token_cache(
         })
         .sum::<Result<u64, _>>()?;
     let want_sources: Vec<String> = sources.iter().map(|p| p.display().to_string()).collect();
+    let source_sha256 = sources
+        .iter()
+        .map(|p| kiln_core::sha256_file(p).map_err(|e| DataError::Invalid(e.to_string())))
+        .collect::<Result<Vec<String>, _>>()?;
+    let tokenizer_sha256 = tok.fingerprint()?;
     if let Ok(c) = open_token_cache(cache) {
-        if c.info.sources == want_sources && c.info.source_bytes == source_bytes {
+        if c.info.source_sha256 == source_sha256
+            && c.info.tokenizer_sha256 == tokenizer_sha256
+            && c.info.builder == BUILDER
+            && c.info.vocab_size == tok.vocab_size()
+        {
             return Ok(c);
         }
     }
@@ -96,6 +134,9 @@ pub fn build_token_cache(
     let info = CacheInfo {
         sources: want_sources,
         source_bytes,
+        source_sha256,
+        tokenizer_sha256,
+        builder: BUILDER,
         tokens: ids.len(),
         vocab_size: tok.vocab_size(),
     };
@@ -246,6 +287,37 @@ mod tests {
             std::fs::metadata(&cache).unwrap().modified().unwrap(),
             before
         );
+    }
+
+    /// Issue 35.3: the cache was keyed by file names and sizes, so new text of the same size
+    /// (or the same text under another tokenizer) read the old ids.
+    #[test]
+    fn same_size_new_text_or_another_tokenizer_is_tokenised_again() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("a.txt");
+        let cache = d.path().join("a.bin");
+        std::fs::write(&src, "the ( was ) the .").unwrap();
+        let ids = |c: &TokenCorpus| (0..c.len()).map(|i| c.get(i)).collect::<Vec<u16>>();
+        let first = ids(&build_token_cache(std::slice::from_ref(&src), &tok(), &cache).unwrap());
+        // Same name, same size, other words.
+        std::fs::write(&src, "was ( the ) was .").unwrap();
+        let fresh_cache = d.path().join("fresh.bin");
+        let want =
+            ids(&build_token_cache(std::slice::from_ref(&src), &tok(), &fresh_cache).unwrap());
+        assert_ne!(first, want);
+        let got = ids(&build_token_cache(std::slice::from_ref(&src), &tok(), &cache).unwrap());
+        assert_eq!(got, want, "stale token ids reused for same-size new text");
+        // Same text, a tokenizer with other ids: tokenised again.
+        let mut words = crate::synthetic::lm_vocabulary();
+        words.reverse();
+        let other = TextTokenizer::word_level(&words, 1024).unwrap();
+        assert_ne!(other.fingerprint().unwrap(), tok().fingerprint().unwrap());
+        let c = build_token_cache(std::slice::from_ref(&src), &other, &cache).unwrap();
+        assert_eq!(c.info.tokenizer_sha256, other.fingerprint().unwrap());
+        assert_ne!(ids(&c), want);
+        // The fingerprint is a property of the tokenizer, not of one instance (the word-level
+        // vocabulary is a hash map inside).
+        assert_eq!(tok().fingerprint().unwrap(), tok().fingerprint().unwrap());
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub enum DataError {
     Image { path: PathBuf, msg: String },
     #[error("{0}")]
     Invalid(String),
+    /// A metric asked to score nothing, or given a NaN: an error, never a number.
+    #[error("{metric}: {msg}")]
+    Metric { metric: &'static str, msg: String },
 }
 
 impl DataError {

@@ -175,6 +175,60 @@ impl GlueTask {
         }
     }
 
+    /// The labels a labelled file of this task may hold, for messages.
+    pub fn label_set(self) -> &'static str {
+        match self {
+            Self::Stsb => "a score in [0, 5]",
+            Self::Mnli | Self::MnliMismatched => {
+                "one of entailment, neutral, contradiction (or 0, 1, 2)"
+            }
+            Self::Qnli | Self::Rte => "one of entailment, not_entailment (or 0, 1)",
+            _ => "0 or 1",
+        }
+    }
+
+    /// Checks a label value: for STS-B a finite score in [0, 5], else one of the task's class
+    /// indices. The error says what was found and what is allowed.
+    pub fn check_label(self, v: f32) -> Result<f32, String> {
+        let ok = if self.is_regression() {
+            (0.0..=5.0).contains(&v)
+        } else {
+            v.is_finite() && v >= 0.0 && v.fract() == 0.0 && (v as usize) < self.num_labels()
+        };
+        if ok {
+            Ok(v)
+        } else {
+            Err(format!(
+                "label {v} is not a valid {} label: expected {}",
+                self.name(),
+                self.label_set()
+            ))
+        }
+    }
+
+    /// Reads one label cell: `Ok(None)` for an unlabelled row (empty, or the HF test export's
+    /// `-1`), `Ok(Some(v))` for a label that passes [`GlueTask::check_label`].
+    pub fn read_label_cell(self, cell: &str) -> Result<Option<f32>, String> {
+        let c = cell.trim();
+        if c.is_empty() {
+            return Ok(None);
+        }
+        match c.parse::<f32>() {
+            Ok(v) if v == -1.0 => Ok(None),
+            Ok(v) => self
+                .check_label(v)
+                .map(Some)
+                .map_err(|e| format!("`{c}`: {e}")),
+            Err(_) => self.parse_label(c).map(Some).ok_or_else(|| {
+                format!(
+                    "cannot parse label `{c}` for task {}: expected {}",
+                    self.name(),
+                    self.label_set()
+                )
+            }),
+        }
+    }
+
     /// Maps a label cell to HF's numbering. Numeric cells are taken as they are.
     pub fn parse_label(self, cell: &str) -> Option<f32> {
         let c = cell.trim();
@@ -291,7 +345,77 @@ fn detect_layout(task: GlueTask, first: &[&str], path: &Path) -> Result<Layout, 
     }
 }
 
-/// Reads a GLUE TSV file for `task`; `.parquet` files go to the parquet reader.
+/// Which rows of a file carry a label. A GLUE file is labelled on every row (train, dev) or on
+/// none (test); a mix means a damaged row, which would otherwise reach training as a NaN label.
+#[derive(Debug, Default)]
+pub(crate) struct LabelRows {
+    rows: usize,
+    first_labelled: Option<usize>,
+    first_unlabelled: Option<usize>,
+}
+
+impl LabelRows {
+    /// Records row `line` (1-based line, or row for parquet).
+    pub(crate) fn push(&mut self, line: usize, labelled: bool) {
+        self.rows += 1;
+        let slot = if labelled {
+            &mut self.first_labelled
+        } else {
+            &mut self.first_unlabelled
+        };
+        slot.get_or_insert(line);
+    }
+
+    /// An error for a file with no rows, or with labelled and unlabelled rows mixed.
+    /// `unit` is "line" or "row".
+    pub(crate) fn finish(&self, path: &Path, task: GlueTask, unit: &str) -> Result<(), DataError> {
+        if self.rows == 0 {
+            return Err(DataError::Layout {
+                path: path.to_path_buf(),
+                msg: "no examples (a header, or nothing, but no data rows): every GLUE split \
+                      needs at least one; check that the file was written completely"
+                    .into(),
+            });
+        }
+        if let (Some(with), Some(without)) = (self.first_labelled, self.first_unlabelled) {
+            return Err(DataError::Malformed {
+                path: path.to_path_buf(),
+                line: without,
+                msg: format!(
+                    "no label (empty or -1), but {unit} {with} has one: a training or dev file \
+                     needs a label on every row ({} for {}); fill it in or drop the row",
+                    task.label_set(),
+                    task.name()
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// [`read_glue_file`] for a split that must be labelled (train, dev): a file without labels
+/// (a test split: no label column, or every label empty or -1) is an error naming it.
+pub fn read_glue_labelled(path: &Path, task: GlueTask) -> Result<Vec<Example>, DataError> {
+    let ex = read_glue_file(path, task)?;
+    // read_glue_file refuses a file that mixes labelled and unlabelled rows, so the first row
+    // speaks for all.
+    if ex.first().is_some_and(|e| e.label.is_none()) {
+        return Err(DataError::Layout {
+            path: path.to_path_buf(),
+            msg: format!(
+                "no labels (a test split? no label column, or every label empty or -1): \
+                 training and evaluation need {} on every row; point at the train or dev file",
+                task.label_set()
+            ),
+        });
+    }
+    Ok(ex)
+}
+
+/// Reads a GLUE TSV file for `task`; `.parquet` files go to the parquet reader. Labels are
+/// checked on every row ([`GlueTask::check_label`]: STS-B scores in [0, 5], class labels in the
+/// task's set); a file with no rows, or with labelled and unlabelled rows mixed, is an error
+/// naming the file and line.
 pub fn read_glue_file(path: &Path, task: GlueTask) -> Result<Vec<Example>, DataError> {
     if path.extension().is_some_and(|e| e == "parquet") {
         return crate::parquet_reader::read_glue_parquet(path, task);
@@ -320,6 +444,7 @@ fn parse_tsv(text: &str, task: GlueTask, path: &Path) -> Result<Vec<Example>, Da
     let first: Vec<&str> = first_line.split('\t').collect();
     let layout = detect_layout(task, &first, path)?;
     let mut out = Vec::new();
+    let mut labelled = LabelRows::default();
     let first_row = if layout.has_header {
         None
     } else {
@@ -346,49 +471,30 @@ fn parse_tsv(text: &str, task: GlueTask, path: &Path) -> Result<Vec<Example>, Da
         }
         let label = match layout.label {
             None => None,
-            Some(c) => {
-                let cell = cols[c].trim();
-                match task.parse_label(cell) {
-                    Some(v) => {
-                        if !task.is_regression()
-                            && (v.fract() != 0.0 || v as usize >= task.num_labels())
-                        {
-                            return Err(DataError::Malformed {
-                                path: path.to_path_buf(),
-                                line: lineno,
-                                msg: format!(
-                                    "label `{cell}` out of range for {} ({} classes)",
-                                    task.name(),
-                                    task.num_labels()
-                                ),
-                            });
-                        }
-                        Some(v)
-                    }
-                    None if cell == "-1" || cell.is_empty() => None,
-                    None => {
-                        return Err(DataError::Malformed {
-                            path: path.to_path_buf(),
-                            line: lineno,
-                            msg: format!("cannot parse label `{cell}` for task {}", task.name()),
-                        })
-                    }
-                }
-            }
+            Some(c) => task
+                .read_label_cell(cols[c])
+                .map_err(|msg| DataError::Malformed {
+                    path: path.to_path_buf(),
+                    line: lineno,
+                    msg,
+                })?,
         };
+        labelled.push(lineno, label.is_some());
         out.push(Example {
             text_a: cols[layout.a].to_string(),
             text_b: layout.b.map(|b| cols[b].to_string()),
             label,
         });
     }
+    labelled.finish(path, task, "line")?;
     Ok(out)
 }
 
 /// Reads MRPC's `dev_ids.tsv` (pairs of sentence ids defining the GLUE dev split of MSRP).
 pub fn read_id_pairs(path: &Path) -> Result<Vec<(u64, u64)>, DataError> {
     let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
-    text.lines()
+    crate::textfile::strip_bom_str(&text)
+        .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
@@ -450,6 +556,115 @@ mod tests {
         let t = "sentence\tlabel\ngood film\tmaybe\n";
         let err = parse_tsv(t, GlueTask::Sst2, p()).unwrap_err().to_string();
         assert!(err.contains("mem.tsv:2") && err.contains("maybe"), "{err}");
+    }
+
+    /// A STS-B dev file in the canonical layout with the given score cells.
+    fn stsb(scores: &[&str]) -> String {
+        let mut t = String::from(
+            "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n",
+        );
+        for (i, s) in scores.iter().enumerate() {
+            t += &format!("{i}\tmain\tMSRvid\t2012\t{i}\tnone\tnone\tA man.\tA person.\t{s}\n");
+        }
+        t
+    }
+
+    // Issue 35: a `nan` STS-B score reached Spearman (finite, wrong); 7.5 and -3 passed.
+    #[test]
+    fn stsb_scores_are_checked_where_read() {
+        assert_eq!(
+            parse_tsv(&stsb(&["5.000", "0", "2.5"]), GlueTask::Stsb, p())
+                .unwrap()
+                .iter()
+                .map(|e| e.label)
+                .collect::<Vec<_>>(),
+            vec![Some(5.0), Some(0.0), Some(2.5)]
+        );
+        for bad in ["nan", "NaN", "7.5", "-3", "inf", "5.01"] {
+            let err = parse_tsv(&stsb(&["1.0", bad]), GlueTask::Stsb, p())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("mem.tsv:3") && err.contains(bad) && err.contains("[0, 5]"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn class_labels_must_be_in_the_task_set() {
+        for (task, bad) in [
+            (GlueTask::Sst2, "2"),
+            (GlueTask::Sst2, "0.5"),
+            (GlueTask::Sst2, "-2"),
+            (GlueTask::Sst2, "nan"),
+            (GlueTask::Qnli, "neutral"),
+        ] {
+            let t = if task.is_pair() {
+                format!("question\tsentence\tlabel\nWhy?\tBecause.\t{bad}\n")
+            } else {
+                format!("sentence\tlabel\ngood film\t{bad}\n")
+            };
+            let err = parse_tsv(&t, task, p()).unwrap_err().to_string();
+            assert!(
+                err.contains("mem.tsv:2") && err.contains(bad) && err.contains("expected"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    // Issue 35: a dev file with a header and no rows scored accuracy 0.
+    #[test]
+    fn header_without_rows_is_an_error() {
+        let err = parse_tsv("sentence\tlabel\n", GlueTask::Sst2, p())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("mem.tsv") && err.contains("no examples"),
+            "{err}"
+        );
+        let err = parse_tsv(&stsb(&[]), GlueTask::Stsb, p())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no examples"), "{err}");
+    }
+
+    // Issue 35: an empty label in a training file surfaced as "label NaN in a training batch"
+    // with no file or line.
+    #[test]
+    fn empty_label_among_labelled_rows_names_the_line() {
+        let t = "sentence\tlabel\ngood film\t1\nbad film\t\nfine\t0\n";
+        let err = parse_tsv(t, GlueTask::Sst2, p()).unwrap_err().to_string();
+        assert!(
+            err.contains("mem.tsv:3") && err.contains("no label") && err.contains("line 2"),
+            "{err}"
+        );
+        // The first rows unlabelled, a later one labelled: the unlabelled line is named.
+        let err = parse_tsv(&stsb(&["", "-1", "3.2"]), GlueTask::Stsb, p())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mem.tsv:2") && err.contains("line 4"), "{err}");
+        // A test file (no label anywhere) still reads, as unlabelled rows.
+        let t = "sentence1\tsentence2\tlabel\tidx\nA.\tB.\t-1\t0\nC.\tD.\t-1\t1\n";
+        let ex = parse_tsv(t, GlueTask::Rte, p()).unwrap();
+        assert!(ex.iter().all(|e| e.label.is_none()));
+    }
+
+    #[test]
+    fn labelled_reader_refuses_a_test_split() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("train.tsv");
+        std::fs::write(&f, "index\tsentence\n0\tgood film\n1\tbad film\n").unwrap();
+        assert_eq!(read_glue_file(&f, GlueTask::Sst2).unwrap().len(), 2);
+        let err = read_glue_labelled(&f, GlueTask::Sst2)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("train.tsv") && err.contains("no labels"),
+            "{err}"
+        );
+        std::fs::write(&f, "sentence\tlabel\ngood film\t1\n").unwrap();
+        assert_eq!(read_glue_labelled(&f, GlueTask::Sst2).unwrap().len(), 1);
     }
 
     #[test]

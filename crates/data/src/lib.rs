@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod parquet_reader;
 pub mod squad;
 pub mod synthetic;
+pub mod textfile;
 pub mod tokenize;
 pub mod translation;
 pub mod vqa;
@@ -25,5 +26,5 @@ pub mod vqa_v2;
 
 pub use batch::{make_batches, make_batches_grouped, Batch, Encoded};
 pub use error::DataError;
-pub use glue::{read_glue_file, Example, GlueTask, Split};
+pub use glue::{read_glue_file, read_glue_labelled, Example, GlueTask, Split};
 pub use tokenize::TextTokenizer;

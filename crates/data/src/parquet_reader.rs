@@ -9,6 +9,7 @@ use std::path::Path;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::Field;
 
+use crate::glue::LabelRows;
 use crate::{DataError, Example, GlueTask};
 
 pub fn read_glue_parquet(path: &Path, task: GlueTask) -> Result<Vec<Example>, DataError> {
@@ -23,6 +24,7 @@ pub fn read_glue_parquet(path: &Path, task: GlueTask) -> Result<Vec<Example>, Da
         .get_row_iter(None)
         .map_err(|e| layout_err(format!("cannot read rows: {e}")))?;
     let mut out = Vec::new();
+    let mut labelled = LabelRows::default();
     for (i, row) in iter.enumerate() {
         let row = row.map_err(|e| DataError::Malformed {
             path: path.to_path_buf(),
@@ -68,20 +70,31 @@ pub fn read_glue_parquet(path: &Path, task: GlueTask) -> Result<Vec<Example>, Da
                 })
             }
         };
-        let label = label.filter(|v| task.is_regression() || *v >= 0.0);
+        // -1 (the hub's test label) or null: unlabelled; anything else must be a valid label.
+        let label = match label {
+            None => None,
+            Some(v) if v == -1.0 => None,
+            Some(v) => Some(task.check_label(v).map_err(|msg| DataError::Malformed {
+                path: path.to_path_buf(),
+                line: i + 1,
+                msg: format!("row {}: {msg}", i + 1),
+            })?),
+        };
+        labelled.push(i + 1, label.is_some());
         out.push(Example {
             text_a,
             text_b,
             label,
         });
     }
+    labelled.finish(path, task, "row")?;
     Ok(out)
 }
 
 /// Writes examples in the hub's layout (`sentence1`, `sentence2` or `sentence`, `label`, `idx`),
 /// e.g. to export a subset; test labels are written as -1.
 pub fn write_glue_parquet(path: &Path, examples: &[Example]) -> Result<(), DataError> {
-    use parquet::data_type::{ByteArray, ByteArrayType, Int32Type, Int64Type};
+    use parquet::data_type::{ByteArray, ByteArrayType, FloatType, Int32Type, Int64Type};
     use parquet::file::properties::WriterProperties;
     use parquet::file::writer::SerializedFileWriter;
     use parquet::schema::parser::parse_message_type;
@@ -92,12 +105,18 @@ pub fn write_glue_parquet(path: &Path, examples: &[Example]) -> Result<(), DataE
         msg: format!("cannot write parquet: {e}"),
     };
     let pair = examples.first().is_some_and(|e| e.text_b.is_some());
+    // Scores (STS-B) as float, as the hub's own files store them; class ids as int64. Writing a
+    // score as an integer would turn 2.5 into 2 without a word.
+    let scores = examples
+        .iter()
+        .any(|e| e.label.is_some_and(|l| l.fract() != 0.0));
+    let label_type = if scores { "FLOAT" } else { "INT64" };
     let schema = if pair {
-        "message glue { REQUIRED BYTE_ARRAY sentence1 (UTF8); REQUIRED BYTE_ARRAY sentence2 (UTF8); REQUIRED INT64 label; REQUIRED INT32 idx; }"
+        format!("message glue {{ REQUIRED BYTE_ARRAY sentence1 (UTF8); REQUIRED BYTE_ARRAY sentence2 (UTF8); REQUIRED {label_type} label; REQUIRED INT32 idx; }}")
     } else {
-        "message glue { REQUIRED BYTE_ARRAY sentence (UTF8); REQUIRED INT64 label; REQUIRED INT32 idx; }"
+        format!("message glue {{ REQUIRED BYTE_ARRAY sentence (UTF8); REQUIRED {label_type} label; REQUIRED INT32 idx; }}")
     };
-    let schema = Arc::new(parse_message_type(schema).map_err(err)?);
+    let schema = Arc::new(parse_message_type(&schema).map_err(err)?);
     let file = std::fs::File::create(path).map_err(|e| DataError::io(path, e))?;
     let mut writer =
         SerializedFileWriter::new(file, schema, Arc::new(WriterProperties::builder().build()))
@@ -123,6 +142,11 @@ pub fn write_glue_parquet(path: &Path, examples: &[Example]) -> Result<(), DataE
             let v = if col_no == 0 { &a } else { &b };
             col.typed::<ByteArrayType>()
                 .write_batch(v, None, None)
+                .map_err(err)?;
+        } else if col_no == text_cols && scores {
+            let f: Vec<f32> = examples.iter().map(|e| e.label.unwrap_or(-1.0)).collect();
+            col.typed::<FloatType>()
+                .write_batch(&f, None, None)
                 .map_err(err)?;
         } else if col_no == text_cols {
             col.typed::<Int64Type>()

@@ -55,7 +55,8 @@ struct RawFile {
 /// Reads a SQuAD JSON file (v1.1 or v2.0), checking every answer offset against its context.
 pub fn read_squad(path: &Path) -> Result<Vec<SquadExample>, DataError> {
     let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
-    let raw: RawFile = serde_json::from_str(&text).map_err(|e| DataError::Malformed {
+    let text = crate::textfile::strip_bom_str(&text);
+    let raw: RawFile = serde_json::from_str(text).map_err(|e| DataError::Malformed {
         path: path.to_path_buf(),
         line: e.line(),
         msg: format!("not a SQuAD JSON file: {e}"),
@@ -105,6 +106,14 @@ pub fn read_squad(path: &Path) -> Result<Vec<SquadExample>, DataError> {
                 });
             }
         }
+    }
+    if out.is_empty() {
+        return Err(DataError::Layout {
+            path: path.to_path_buf(),
+            msg: "no questions (`data` holds no paragraph with a question): a SQuAD split needs \
+                  at least one; check that the file was written completely"
+                .into(),
+        });
     }
     Ok(out)
 }
@@ -160,9 +169,18 @@ pub fn f1_score(pred: &str, gold: &str) -> f64 {
 }
 
 /// EM and F1 (x100) over a dataset; a missing prediction scores 0 (the official script warns).
-pub fn evaluate(examples: &[SquadExample], predictions: &BTreeMap<String, String>) -> (f64, f64) {
+/// An empty dataset is an error, not a score of 0.
+pub fn evaluate(
+    examples: &[SquadExample],
+    predictions: &BTreeMap<String, String>,
+) -> Result<(f64, f64), DataError> {
     if examples.is_empty() {
-        return (0.0, 0.0);
+        return Err(DataError::Metric {
+            metric: "SQuAD EM/F1",
+            msg: "no questions to score: the evaluation set is empty (check the dev file and \
+                  any option that subsets it)"
+                .into(),
+        });
     }
     let (mut em, mut f1) = (0.0, 0.0);
     for ex in examples {
@@ -181,7 +199,7 @@ pub fn evaluate(examples: &[SquadExample], predictions: &BTreeMap<String, String
         f1 += golds.iter().map(|g| f1_score(pred, g)).fold(0.0, f64::max);
     }
     let n = examples.len() as f64;
-    (100.0 * em / n, 100.0 * f1 / n)
+    Ok((100.0 * em / n, 100.0 * f1 / n))
 }
 
 /// One window of one example (HF `prepare_train_features` / `prepare_validation_features`):
@@ -444,7 +462,7 @@ mod tests {
         pred.insert("q1".to_string(), "in 1887".to_string()); // EM 0, F1 2/3
         pred.insert("q2".to_string(), "the Smith".to_string()); // EM 1 (vs "Smith"), F1 1
         pred.insert("q3".to_string(), "".to_string()); // unanswerable, abstained: 1, 1
-        let (em, f1) = evaluate(&ex, &pred);
+        let (em, f1) = evaluate(&ex, &pred).unwrap();
         assert!((em - 200.0 / 3.0).abs() < 1e-9, "{em}");
         assert!(
             (f1 - 100.0 * (2.0 / 3.0 + 1.0 + 1.0) / 3.0).abs() < 1e-9,
@@ -454,6 +472,16 @@ mod tests {
             normalize_answer("The  Quick, brown fox!"),
             "quick brown fox"
         );
+    }
+
+    // Issue 35: zero questions scored EM 0 / F1 0 instead of failing.
+    #[test]
+    fn no_questions_is_an_error_not_a_score() {
+        let (_d, p) = write(r#"{"version": "v2.0", "data": []}"#);
+        let e = read_squad(&p).unwrap_err().to_string();
+        assert!(e.contains("dev.json") && e.contains("no questions"), "{e}");
+        let e = evaluate(&[], &BTreeMap::new()).unwrap_err().to_string();
+        assert!(e.contains("no questions"), "{e}");
     }
 
     #[test]
@@ -539,7 +567,7 @@ mod tests {
         // Gold logits decode back to the gold answers: EM 100.
         let (s, e) = one_hot(&feats, false);
         let pred = squad_predictions(&examples, &feats, &s, &e, SquadDecode::default());
-        assert_eq!(evaluate(&examples, &pred), (100.0, 100.0));
+        assert_eq!(evaluate(&examples, &pred).unwrap(), (100.0, 100.0));
     }
 
     #[test]
@@ -561,10 +589,10 @@ mod tests {
             ..SquadDecode::default()
         };
         let pred = squad_predictions(&examples, &feats, &s, &e, v2);
-        assert_eq!(evaluate(&examples, &pred), (100.0, 100.0));
+        assert_eq!(evaluate(&examples, &pred).unwrap(), (100.0, 100.0));
         // Without v2 handling every question gets a span, so the impossible ones score 0.
         let pred = squad_predictions(&examples, &feats, &s, &e, SquadDecode::default());
-        let (em, _) = evaluate(&examples, &pred);
+        let (em, _) = evaluate(&examples, &pred).unwrap();
         assert!(em < 75.0, "{em}");
     }
 

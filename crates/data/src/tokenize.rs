@@ -161,6 +161,18 @@ impl TextTokenizer {
         self.inner.token_to_id(token).map(|x| x as i64)
     }
 
+    /// sha256 (hex) of the tokenizer as [`Self::encode_with_offsets`] uses it (its serialised
+    /// form, without truncation): equal fingerprints give equal ids, so caches of token ids key
+    /// on it.
+    pub fn fingerprint(&self) -> Result<String, DataError> {
+        let p = self
+            .source
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("<built-in>"));
+        let json = self.plain.to_string(false).map_err(|e| tok_err(&p, e))?;
+        Ok(crate::corpus::sha256_hex(json.as_bytes()))
+    }
+
     /// Writes the tokenizer as `tokenizer.json` (so saved models carry their tokenizer).
     pub fn save(&self, path: &Path) -> Result<(), DataError> {
         self.inner.save(path, false).map_err(|e| tok_err(path, e))

@@ -86,6 +86,7 @@ fn read_lines_hinted(path: &Path, hint: &str) -> Result<Vec<String>, DataError> 
     } else {
         raw
     };
+    let bytes = crate::textfile::strip_bom_vec(bytes);
     if bytes.is_empty() {
         return Ok(Vec::new());
     }

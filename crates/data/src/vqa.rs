@@ -102,6 +102,8 @@ pub fn read_yesno(path: &Path) -> Result<Vec<VqaQuestion>, DataError> {
             }
         }
     })?;
+    // A BOM would glue an invisible U+FEFF to the first image name (crate::textfile).
+    let text = crate::textfile::strip_bom_string(text);
     let source: Arc<Path> = Arc::from(path);
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
@@ -442,16 +444,22 @@ pub struct ImageRgb {
 /// crop), with a **bicubic** filter (Catmull-Rom, a = −0.5, as PIL's `BICUBIC`; the filter is
 /// widened when shrinking, as PIL does), computed in `f32` on [0, 1] values and clamped to
 /// [0, 1] (PIL would round to 8 bits). Grey or alpha images become RGB.
+///
+/// Strict: a truncated file (a JPEG whose marker structure does not reach its end-of-image
+/// marker, a PNG without its `IEND` chunk) is an error naming the file, although the `image`
+/// crate alone would decode it with the missing rows grey.
 pub fn load_rgb(path: &Path, size: Option<(usize, usize)>) -> Result<ImageRgb, DataError> {
     let img = decode(path, || None)?;
     Ok(to_chw(img, size))
 }
 
+/// Reads and decodes one image, strictly: the whole file is read, checked to be complete (see
+/// [`check_complete`]) and only then decoded, so a file cut short is an error naming it.
 fn decode(
     path: &Path,
     referenced_by: impl FnOnce() -> Option<String>,
 ) -> Result<image::DynamicImage, DataError> {
-    let reader = image::ImageReader::open(path).map_err(|e| {
+    let bytes = std::fs::read(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             match referenced_by() {
                 Some(r) => DataError::MissingImage {
@@ -470,14 +478,158 @@ fn decode(
             }
         }
     })?;
-    let reader = reader.with_guessed_format().map_err(|e| DataError::Io {
+    check_complete(&bytes).map_err(|msg| DataError::Image {
         path: path.to_path_buf(),
-        source: e,
+        msg,
     })?;
+    let reader = image::ImageReader::new(std::io::Cursor::new(bytes.as_slice()))
+        .with_guessed_format()
+        .map_err(|e| DataError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
     reader.decode().map_err(|e| DataError::Image {
         path: path.to_path_buf(),
         msg: e.to_string(),
     })
+}
+
+/// Checks that an image file is whole before it is decoded.
+///
+/// **Why:** the `image` crate's JPEG decoder (zune-jpeg, which `image` runs in non-strict
+/// mode) is lenient about truncation: a JPEG cut to half its size, or missing its last 200
+/// bytes, decodes without error, the missing rows filled with grey, which silently changes
+/// the features and the results. zune-jpeg's strict mode is not reachable through `image`, and
+/// it would also reject harmless quirks (extra bytes between segments) that every other
+/// decoder accepts.
+///
+/// **What is checked (the choice):** the container structure, not the pixels.
+/// * **JPEG** (`FF D8`): the marker segments are walked by their lengths (so an `FF D9` inside
+///   an EXIF thumbnail or other APPn segment is skipped, not mistaken for the end), the
+///   entropy-coded data after each start-of-scan is skipped up to the next marker (`FF 00`
+///   stuffing, `RSTn` and `FF` fill bytes are not markers), and the walk must reach the
+///   end-of-image marker `FF D9`. A file that ends first, or a segment whose length runs past
+///   the end of the file, is truncated. Bytes after `FF D9` are allowed (some cameras append
+///   data there); a file whose only defect is a missing `FF D9` is rejected too (it was cut,
+///   even if no pixel is lost).
+/// * **PNG** (the 8-byte signature): the chunks are walked by their lengths and the `IEND`
+///   chunk must be reached before the end of the file (the `png` decoder itself checks CRCs and
+///   the zlib stream).
+/// * Anything else is left to the decoder, which fails on formats it does not know.
+///
+/// Corruption that keeps the structure intact (flipped bits inside the compressed data) cannot
+/// be detected without a checksum, which JPEG does not have; it decodes to different pixels.
+fn check_complete(bytes: &[u8]) -> Result<(), String> {
+    const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
+    if bytes.starts_with(&[0xFF, 0xD8]) {
+        jpeg_complete(bytes)
+    } else if bytes.starts_with(PNG_SIGNATURE) {
+        png_complete(bytes, PNG_SIGNATURE.len())
+    } else {
+        Ok(())
+    }
+}
+
+fn jpeg_complete(b: &[u8]) -> Result<(), String> {
+    let n = b.len();
+    let cut = |what: String| {
+        Err(format!(
+            "truncated JPEG ({n} bytes): {what} before the end-of-image marker FF D9; the file \
+             was cut short (an interrupted download or copy)"
+        ))
+    };
+    let mut i = 2; // after SOI
+    let mut in_scan = false;
+    loop {
+        if in_scan {
+            // Entropy-coded data: runs to the next byte pair FF xx that is a marker.
+            loop {
+                if i + 1 >= n {
+                    return cut("the compressed image data runs to the end of the file".into());
+                }
+                if b[i] == 0xFF {
+                    match b[i + 1] {
+                        0x00 | 0xD0..=0xD7 => i += 2,
+                        0xFF => i += 1,
+                        _ => break,
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+            in_scan = false;
+        }
+        // Between segments: skip stray bytes (decoders tolerate them), then FF fill bytes.
+        while i < n && b[i] != 0xFF {
+            i += 1;
+        }
+        while i < n && b[i] == 0xFF {
+            i += 1;
+        }
+        if i >= n {
+            return cut(format!(
+                "the file ends at byte {n} where a marker was expected"
+            ));
+        }
+        let marker = b[i];
+        let at = i - 1;
+        i += 1;
+        match marker {
+            0xD9 => return Ok(()),
+            // Standalone markers: no length field.
+            0x00 | 0x01 | 0xD0..=0xD8 => continue,
+            _ => {}
+        }
+        if i + 2 > n {
+            return cut(format!(
+                "the length of segment FF {marker:02X} at byte {at} is cut off"
+            ));
+        }
+        let len = usize::from(u16::from_be_bytes([b[i], b[i + 1]]));
+        if len < 2 {
+            return Err(format!(
+                "corrupt JPEG: segment FF {marker:02X} at byte {at} has length {len} (at least 2)"
+            ));
+        }
+        if i + len > n {
+            return cut(format!(
+                "segment FF {marker:02X} at byte {at} needs {len} bytes but the file ends at byte \
+                 {n}"
+            ));
+        }
+        i += len;
+        if marker == 0xDA {
+            in_scan = true;
+        }
+    }
+}
+
+fn png_complete(b: &[u8], start: usize) -> Result<(), String> {
+    let n = b.len();
+    let mut i = start;
+    loop {
+        if i + 8 > n {
+            return Err(format!(
+                "truncated PNG ({n} bytes): the file ends at byte {n} inside a chunk header, \
+                 before the IEND chunk; the file was cut short (an interrupted download or copy)"
+            ));
+        }
+        let len = u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]) as usize;
+        let kind = &b[i + 4..i + 8];
+        let end = (i + 12).saturating_add(len);
+        if end > n {
+            return Err(format!(
+                "truncated PNG ({n} bytes): chunk `{}` at byte {i} needs {} bytes but the file \
+                 ends at byte {n}, before the IEND chunk; the file was cut short",
+                String::from_utf8_lossy(kind),
+                len.saturating_add(12)
+            ));
+        }
+        if kind == b"IEND" {
+            return Ok(());
+        }
+        i = end;
+    }
 }
 
 fn to_chw(img: image::DynamicImage, size: Option<(usize, usize)>) -> ImageRgb {
@@ -592,7 +744,8 @@ pub type Progress<'a> = &'a mut dyn FnMut(usize, usize);
 /// Decodes every distinct image the `questions` reference (from `dir`) once, in order of first
 /// reference, single-threaded, resizing as [`load_rgb`] does. Without `size` every image must
 /// have the first one's size. A missing file is an error naming the file and the first
-/// question line that references it; an undecodable one names the file.
+/// question line that references it; an undecodable or truncated one (checked as in
+/// [`load_rgb`]) names the file.
 ///
 /// Memory: `n·3·h·w` floats, 1.2 GB for all 8,127 `vqa2_yesno` images at 112×112 (4.9 GB at
 /// 224×224). Time (release, one busy core): 2–4 s for the 8,127 at 112×112, ~18 s resized to

@@ -271,7 +271,14 @@ pub fn read_split(
 ) -> Result<Vec<VqaExample>, DataError> {
     let questions = read_questions(questions_path)?;
     match annotations_path {
-        Some(p) => join(questions, read_annotations(p)?, p),
+        // join names the annotations file; a mismatch may as well be the questions file's.
+        Some(p) => join(questions, read_annotations(p)?, p).map_err(|e| match e {
+            DataError::Layout { path, msg } => DataError::Layout {
+                path,
+                msg: format!("{msg} (questions from {})", questions_path.display()),
+            },
+            e => e,
+        }),
         None => Ok(questions_only(questions)),
     }
 }
@@ -355,6 +362,7 @@ impl AnswerTable {
     /// the position), keeping its order so released checkpoints line up.
     pub fn from_label2ans_json(path: &Path) -> Result<Self, DataError> {
         let bytes = std::fs::read(path).map_err(|e| read_error(path, e))?;
+        let bytes = crate::textfile::strip_bom(&bytes);
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
             return Err(DataError::Malformed {
                 path: path.to_path_buf(),
@@ -364,7 +372,7 @@ impl AnswerTable {
                     .into(),
             });
         }
-        let answers: Vec<String> = serde_json::from_slice(&bytes).map_err(|e| {
+        let answers: Vec<String> = serde_json::from_slice(bytes).map_err(|e| {
             json_error(
                 path,
                 "label2ans file",
@@ -603,7 +611,8 @@ fn json_error(path: &Path, what: &str, e: &serde_json::Error, expected: &str) ->
 fn read_json<T: DeserializeOwned>(path: &Path, what: &str, expected: &str) -> Result<T, DataError> {
     // One read then from_slice: much faster than from_reader on the 300 MB annotation files.
     let bytes = std::fs::read(path).map_err(|e| read_error(path, e))?;
-    serde_json::from_slice(&bytes).map_err(|e| json_error(path, what, &e, expected))
+    serde_json::from_slice(crate::textfile::strip_bom(&bytes))
+        .map_err(|e| json_error(path, what, &e, expected))
 }
 
 static TMP_COUNTER: AtomicUsize = AtomicUsize::new(0);

@@ -88,6 +88,32 @@ fn label_balance_and_values_are_glue_like() {
     );
 }
 
+// Issue 35: a `nan` score in the STS-B dev file reached Spearman, which ranked it after every
+// number and reported a finite, wrong correlation (-5.08 instead of -3.19); a dev file cut to
+// its header scored accuracy 0. Both are errors naming the file (and line) now.
+#[test]
+fn damaged_real_dev_files_are_errors() {
+    let Some(d) = shared() else { return };
+    let text = std::fs::read_to_string(d.join("glue_data/STS-B/dev.tsv")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("dev.tsv");
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    // Line 11 of the file: the score is the last column.
+    let cut = lines[10].rfind('\t').unwrap();
+    lines[10] = format!("{}\tnan", &lines[10][..cut]);
+    std::fs::write(&p, lines.join("\n")).unwrap();
+    let err = read_glue_file(&p, GlueTask::Stsb).unwrap_err().to_string();
+    assert!(err.contains("dev.tsv:11") && err.contains("nan"), "{err}");
+
+    let sst = std::fs::read_to_string(d.join("glue_data/SST-2/dev.tsv")).unwrap();
+    std::fs::write(&p, sst.lines().next().unwrap()).unwrap();
+    let err = read_glue_file(&p, GlueTask::Sst2).unwrap_err().to_string();
+    assert!(
+        err.contains("dev.tsv") && err.contains("no examples"),
+        "{err}"
+    );
+}
+
 #[test]
 fn mrpc_dev_ids_match_dev_split() {
     let Some(d) = shared() else { return };

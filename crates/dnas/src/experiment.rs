@@ -17,7 +17,7 @@ use kiln_data::ctr::{
     preprocess, random_split, read_avazu, read_criteo, weights_arch_split, CtrCache, CtrData,
     CtrFormat, ReadOptions,
 };
-use kiln_experiment::{Bench, ExperimentFile, Paper, Plot, RunArgs, RunContext, RunRecord};
+use kiln_experiment::{Bench, ExperimentFile, Flags, Paper, Plot, RunArgs, RunContext, RunRecord};
 use kiln_models::dlrm::{CtrRows, DlrmConfig, Interaction};
 use kiln_report::{Cell, Series};
 use rand::SeedableRng;
@@ -124,6 +124,14 @@ pub struct Profile {
 impl Paper for DnasDlrm {
     type Profile = Profile;
     const NAME: &'static str = NAME;
+
+    fn flags(&self, p: &Profile) -> Flags {
+        Flags {
+            tasks: Some(p.datasets.clone()),
+            lenient: true,
+            ..Flags::default()
+        }
+    }
 
     fn inputs(&self, _: &str, p: &Profile, args: &RunArgs) -> Result<String, String> {
         let r = kiln_experiment::Resolver::from_args(args);
@@ -290,6 +298,13 @@ fn load(name: &str, p: &Profile, ctx: &RunContext) -> Result<Prepared> {
     println!("{name}: {}", data.stats());
     let n = data.len();
     let (train, val, test) = if name == "criteo-kaggle" {
+        if n < 14 {
+            bail!(
+                "{source}: {n} rows, but DLRM's day split needs at least 14 (7 days, the last \
+                 halved into test and val; the Kaggle train.txt has 45,840,617): point \
+                 --data-dir at the full file"
+            );
+        }
         // DLRM's split: days 0-5 train ("total" randomisation), the first half of day 6 test.
         let s = kiln_data::ctr::dlrm_split(n);
         let mut train: Vec<usize> = s.train.collect();
@@ -297,18 +312,12 @@ fn load(name: &str, p: &Profile, ctx: &RunContext) -> Result<Prepared> {
         train.shuffle(&mut ChaCha8Rng::seed_from_u64(ctx.seed));
         (train, s.val.collect(), s.test.collect())
     } else {
-        if p.split.len() != 3 || p.split[0] + p.split[1] >= n {
-            bail!(
-                "experiments/{NAME}.toml: split {:?} must be three sizes (train, val, test) whose train and val leave rows of {name}'s {n} for test",
-                p.split
-            );
-        }
-        // The test part takes what is left when the file is shorter (Avazu's 9,999 rows).
-        let sizes = [
-            p.split[0],
-            p.split[1],
-            p.split[2].min(n - p.split[0] - p.split[1]),
-        ];
+        let source = if name == "synthetic" {
+            format!("{source} (`synthetic_rows` in experiments/{NAME}.toml)")
+        } else {
+            source.clone()
+        };
+        let sizes = split_sizes(&p.split, n, &source)?;
         let mut parts = random_split(n, &sizes, ctx.seed)?;
         let test = parts.pop().unwrap_or_default();
         let val = parts.pop().unwrap_or_default();
@@ -332,6 +341,29 @@ fn load(name: &str, p: &Profile, ctx: &RunContext) -> Result<Prepared> {
         test: data.subset(&test),
         test_rows: test,
     })
+}
+
+/// Train / val / test sizes of the random split of a click log of `n` rows (`source` names it):
+/// the profile's `split`, the test part cut to what is left when the file is shorter (Avazu's
+/// 9,999 rows). A `split` that is not three positive sizes is the experiment file's fault; a
+/// log too short for train and val plus one test row is the data file's, and the error names
+/// it with how many rows it has and needs.
+fn split_sizes(split: &[usize], n: usize, source: &str) -> Result<[usize; 3]> {
+    let &[train, val, test] = split else {
+        bail!("experiments/{NAME}.toml: split {split:?} must be three sizes (train, val, test)");
+    };
+    if train == 0 || val == 0 || test == 0 {
+        bail!("experiments/{NAME}.toml: split {split:?}: every part needs at least one row");
+    }
+    let need = train.saturating_add(val).saturating_add(1);
+    if n < need {
+        bail!(
+            "{source}: {n} rows, but the split {split:?} needs at least {need} ({train} train + \
+             {val} val + at least 1 test); use a complete click log, or shrink `split` in \
+             experiments/{NAME}.toml"
+        );
+    }
+    Ok([train, val, test.min(n - train - val)])
 }
 
 fn rows(d: &CtrData) -> CtrRows<'_> {
@@ -887,4 +919,42 @@ fn record(
             .collect::<Vec<_>>(),
     );
     Ok(rec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Issue 35: an empty or too-short click log blamed the `split` setting of the experiment
+    // file; the data file is named now, with the rows it has and needs.
+    #[test]
+    fn short_click_log_names_the_data_file() {
+        let src = "/data/criteo/dac10k/train.txt";
+        for n in [0, 5, 9_000] {
+            let e = split_sizes(&[8000, 1000, 1000], n, src)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with(src)
+                    && e.contains(&format!("{n} rows"))
+                    && e.contains("at least 9001")
+                    && !e.starts_with("experiments/"),
+                "{e}"
+            );
+        }
+        // The test part takes what is left.
+        assert_eq!(
+            split_sizes(&[8000, 1000, 1000], 9_999, src).unwrap(),
+            [8000, 1000, 999]
+        );
+        assert_eq!(
+            split_sizes(&[8000, 1000, 1000], 10_000, src).unwrap(),
+            [8000, 1000, 1000]
+        );
+        // A malformed `split` is still the experiment file's fault.
+        for bad in [&[8000, 1000][..], &[8000, 0, 1000][..]] {
+            let e = split_sizes(bad, 10_000, src).unwrap_err().to_string();
+            assert!(e.starts_with("experiments/dnas-dlrm.toml"), "{e}");
+        }
+    }
 }

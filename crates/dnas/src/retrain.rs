@@ -54,16 +54,17 @@ pub struct Scores {
     pub n: usize,
 }
 
-pub fn score(p: &[f32], y: &[f32]) -> Scores {
+/// The split's metrics; an error (not NaN) for an empty split or a NaN prediction.
+pub fn score(p: &[f32], y: &[f32]) -> Result<Scores, DnasError> {
     let p: Vec<f64> = p.iter().map(|&x| x as f64).collect();
     let y: Vec<f64> = y.iter().map(|&x| x as f64).collect();
-    Scores {
-        log_loss: metrics::log_loss(&p, &y),
-        auc: metrics::roc_auc(&p, &y),
-        accuracy: metrics::accuracy_round(&p, &y),
-        calibration: metrics::calibration(&p, &y),
+    Ok(Scores {
+        log_loss: metrics::log_loss(&p, &y)?,
+        auc: metrics::roc_auc(&p, &y)?,
+        accuracy: metrics::accuracy_round(&p, &y)?,
+        calibration: metrics::calibration(&p, &y)?,
         n: y.len(),
-    }
+    })
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -177,15 +178,15 @@ pub fn train_dlrm(
         curve.push(EpochPoint {
             epoch: epoch + 1,
             train_loss: sum / per_epoch as f64,
-            val: score(&pv, val.labels),
+            val: score(&pv, val.labels)?,
         });
     }
     let model = model.valid();
     let pv = predict(&model, val, tc.eval_batch, device);
     let test_p = predict(&model, test, tc.eval_batch, device);
     Ok(Trained {
-        val: score(&pv, val.labels),
-        test: score(&test_p, test.labels),
+        val: score(&pv, val.labels)?,
+        test: score(&test_p, test.labels)?,
         model,
         curve,
         test_p,

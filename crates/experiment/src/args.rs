@@ -8,6 +8,36 @@ fn parse_device(s: &str) -> Result<DeviceChoice, String> {
     DeviceChoice::parse(s).map_err(|e| e.to_string())
 }
 
+/// `--epochs`: a finite number above zero (fractions allowed where the experiment trains by
+/// steps: 0.5 is half an epoch). `inf` would never end, `0`, `-1` and `NaN` would train one step
+/// and print NaN.
+fn parse_epochs(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number"))?;
+    check_epochs(v)?;
+    Ok(v)
+}
+
+fn check_epochs(v: f64) -> Result<(), String> {
+    if v.is_finite() && v > 0.0 && v <= 1e6 {
+        Ok(())
+    } else {
+        Err(format!(
+            "{v} epochs: expected a finite number above 0 (and at most 1e6)"
+        ))
+    }
+}
+
+fn parse_count(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("0: expected at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{s}` is not a whole number of at least 1")),
+    }
+}
+
 /// The arguments every experiment accepts. Experiments read the ones that apply to them (a
 /// corpus experiment has no `--tasks`) and record the rest in `run.json` unused.
 #[derive(Debug, Clone, clap::Args)]
@@ -47,10 +77,10 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_download: bool,
     /// Override the training-subset size of every task (quick trials; recorded in run.json).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_count)]
     pub train_examples: Option<usize>,
-    /// Override the number of epochs of every task.
-    #[arg(long)]
+    /// Override the number of epochs of every task (a finite number above 0).
+    #[arg(long, value_parser = parse_epochs)]
     pub epochs: Option<f64>,
     /// Count and skip malformed rows of row-oriented data (click logs) instead of stopping at
     /// the first; the run prints how many were skipped and the first line numbers.
@@ -88,6 +118,56 @@ impl RunArgs {
         self.cache
             .clone()
             .unwrap_or_else(kiln_core::paths::cache_dir)
+    }
+
+    /// Checks what clap cannot: values set from code (tests, library users) and paths that must
+    /// exist. An explicit `--data-dir` or `--model` that does not exist is an error, never a
+    /// silent fall-back to another source.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if let Some(e) = self.epochs {
+            check_epochs(e).map_err(|m| anyhow::anyhow!("--epochs {m}"))?;
+        }
+        if self.train_examples == Some(0) {
+            anyhow::bail!("--train-examples 0: expected at least 1");
+        }
+        if let Some(t) = &self.tasks {
+            if t.is_empty() || t.iter().any(|t| t.trim().is_empty()) {
+                anyhow::bail!(
+                    "--tasks {:?}: an empty task name; pass e.g. --tasks sst2,mrpc",
+                    t.join(",")
+                );
+            }
+        }
+        for (flag, p) in [("--data-dir", &self.data_dir), ("--model", &self.model)] {
+            if let Some(p) = p {
+                if !p.exists() {
+                    anyhow::bail!(
+                        "{flag} {}: no such file or folder (given explicitly, so kiln does not fall back to another source); check the path",
+                        p.display()
+                    );
+                }
+            }
+        }
+        if let Some(c) = &self.cache {
+            if c.exists() && !c.is_dir() {
+                anyhow::bail!("--cache {}: is a file, not a folder", c.display());
+            }
+        }
+        Ok(())
+    }
+
+    /// The command-line overrides this run was given, for run.json (`settings.overrides`): the
+    /// profile recorded beside them is the file's, these replace its values.
+    pub fn overrides(&self) -> serde_json::Value {
+        serde_json::json!({
+            "tasks": self.tasks,
+            "epochs": self.epochs,
+            "train_examples": self.train_examples,
+            "data_dir": self.data_dir,
+            "model": self.model,
+            "lenient": self.lenient,
+            "seed": self.seed,
+        })
     }
 
     /// The profile's task list, or the `--tasks` subset.

@@ -22,6 +22,8 @@ pub struct RunContext {
     pub cache: PathBuf,
     pub seed: u64,
     pub resolver: Resolver,
+    /// The results folder's lock, held until the context is dropped (after `finish`).
+    lock: crate::outdir::OutLock,
     started_unix: u64,
     clock: Instant,
 }
@@ -33,9 +35,15 @@ impl RunContext {
         profile_choice: &str,
         args: &RunArgs,
     ) -> anyhow::Result<Self> {
+        args.check()?;
+        let out = args.out.join(experiment).join(profile);
+        // Before any work: a bad --out, or a second run on the same folder, fails now rather
+        // than after training.
+        let lock = crate::outdir::OutLock::acquire(&out)?;
         Ok(Self {
             device: args.device.device()?,
-            out: args.out.join(experiment).join(profile),
+            out,
+            lock,
             cache: args.cache_root(),
             seed: args.seed,
             resolver: Resolver::from_args(args),
@@ -46,6 +54,11 @@ impl RunContext {
             started_unix: kiln_core::run::unix_now(),
             clock: Instant::now(),
         })
+    }
+
+    /// The results folder's lock file.
+    pub fn lock_path(&self) -> &std::path::Path {
+        self.lock.path()
     }
 
     /// Seconds since the run started.

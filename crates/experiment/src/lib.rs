@@ -21,6 +21,7 @@ pub mod bench;
 pub mod context;
 pub mod file;
 pub mod hub;
+pub mod outdir;
 pub mod predictions;
 pub mod record;
 pub mod registry;
@@ -31,5 +32,7 @@ pub use bench::BenchArgs;
 pub use context::RunContext;
 pub use file::{ExperimentFile, ExperimentInfo, PaperNumbers, ProfileInfo};
 pub use record::{Plot, RunRecord};
-pub use registry::{choose_profile, Bench, Choice, Experiment, Paper, AUTO_ORDER};
+pub use registry::{
+    check_flags, choose_profile, Bench, Choice, Experiment, Flags, Paper, AUTO_ORDER,
+};
 pub use resolve::{Resolved, Resolver, TaskFiles};

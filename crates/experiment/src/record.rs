@@ -1,9 +1,11 @@
 //! The run record: everything a run produced, written at once by [`RunRecord::finish`].
 //!
 //! A run builds its tables, plots, per-example predictions, metrics and settings in memory;
-//! `finish` renders them into a staging folder beside the target and swaps it in with renames,
-//! so `results/<experiment>/<profile>/` always holds one whole run: the previous one if this one
-//! failed while writing, never a mix, never a half-written file.
+//! `finish` renders them into a staging folder beside the target and swaps it in (one
+//! `RENAME_EXCHANGE` on Linux, see [`crate::outdir`]), so `results/<experiment>/<profile>/`
+//! always holds one whole run: the previous one if this one failed or was killed while writing,
+//! never a mix, never a half-written file. The run holds the folder's lock from its start
+//! ([`crate::RunContext::new`]) to its end.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -148,14 +150,7 @@ impl RunRecord {
             );
         }
         let out = ctx.out.clone();
-        let parent = out
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
-        let leaf = out
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "run".into());
+        let (parent, leaf) = crate::outdir::split(&out);
         std::fs::create_dir_all(&parent)
             .with_context(|| format!("{}: cannot create", parent.display()))?;
         let staging = parent.join(format!(".{leaf}.staging-{}", std::process::id()));
@@ -164,19 +159,7 @@ impl RunRecord {
             let _ = std::fs::remove_dir_all(&staging);
             return Err(e);
         }
-        let old = parent.join(format!(".{leaf}.old-{}", std::process::id()));
-        if out.exists() {
-            std::fs::rename(&out, &old).with_context(|| {
-                format!("{}: cannot move the previous results aside", out.display())
-            })?;
-        }
-        if let Err(e) = std::fs::rename(&staging, &out) {
-            // Put the previous run back rather than leave nothing.
-            let _ = std::fs::rename(&old, &out);
-            let _ = std::fs::remove_dir_all(&staging);
-            return Err(e).with_context(|| format!("{}: cannot write results", out.display()));
-        }
-        let _ = std::fs::remove_dir_all(&old);
+        crate::outdir::swap_in(&staging, &out)?;
         for (_, t) in &self.tables {
             println!("\n{}", t.to_markdown());
         }
@@ -286,7 +269,8 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .filter(|n| n.to_string_lossy().starts_with('.'))
             .collect();
-        assert!(leftovers.is_empty(), "{leftovers:?}");
+        // Only the lock of the run still holding the folder (`c`).
+        assert_eq!(leftovers, [".smoke.lock"], "{leftovers:?}");
         // A record without its main table is refused before anything is written.
         let mut none = RunRecord::new(true);
         none.metric("m", 3.0);

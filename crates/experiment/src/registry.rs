@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -45,9 +45,65 @@ pub trait Paper: Sync {
     }
 
     /// Checks settings that serde cannot (ranges, combinations), naming the file and field.
+    /// Every profile also passes [`file::check_numbers`] (finite numbers, positive sizes).
     fn validate(&self, _profile: &Self::Profile) -> Result<()> {
         Ok(())
     }
+
+    /// Which of the shared command-line overrides this experiment reads for `profile`. Giving
+    /// one it does not read is an error: a flag that silently does nothing leaves the user
+    /// believing the table measures what they asked for.
+    fn flags(&self, _profile: &Self::Profile) -> Flags {
+        Flags::default()
+    }
+}
+
+/// The shared overrides an experiment honours (see [`Paper::flags`]). `--data-dir`, `--seed`,
+/// `--device`, `--out` and `--cache` apply to every experiment.
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    /// The names `--tasks` selects from (GLUE tasks, click-log datasets); `None`: the
+    /// experiment has no such list and `--tasks` is an error.
+    pub tasks: Option<Vec<String>>,
+    pub epochs: bool,
+    pub train_examples: bool,
+    pub model: bool,
+    pub lenient: bool,
+}
+
+/// Refuses overrides `experiment` would ignore, and `--tasks` names outside its list.
+pub fn check_flags(experiment: &str, profile: &str, flags: &Flags, args: &RunArgs) -> Result<()> {
+    let unread = [
+        ("--epochs", args.epochs.is_some(), flags.epochs),
+        (
+            "--train-examples",
+            args.train_examples.is_some(),
+            flags.train_examples,
+        ),
+        ("--model", args.model.is_some(), flags.model),
+        ("--lenient", args.lenient, flags.lenient),
+    ];
+    for (flag, given, read) in unread {
+        if given && !read {
+            bail!(
+                "{experiment} (profile `{profile}`) does not read {flag}; leave it out, or set the experiment file's setting instead (experiments/{experiment}.toml)"
+            );
+        }
+    }
+    if let Some(asked) = &args.tasks {
+        let Some(known) = &flags.tasks else {
+            bail!(
+                "{experiment} (profile `{profile}`) has no task list, so --tasks would select nothing; leave it out"
+            );
+        };
+        let unknown: Vec<&String> = asked.iter().filter(|t| !known.contains(t)).collect();
+        if !unknown.is_empty() {
+            bail!(
+                "--tasks: {unknown:?} not in {experiment}'s profile `{profile}`, whose tasks are {known:?}"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// What the CLI sees of an experiment.
@@ -57,6 +113,9 @@ pub trait Experiment: Sync {
     fn list(&self) -> Result<ExperimentInfo>;
     /// Chooses the profile, runs it and writes `results/<name>/<profile>/`.
     fn reproduce(&self, args: &RunArgs) -> Result<PathBuf>;
+    /// Reads the experiment file strictly and checks every profile as `reproduce` would
+    /// (unknown keys, number ranges, the paper's own checks), without running anything.
+    fn check_file(&self) -> Result<()>;
     fn benches(&self) -> &'static [Bench];
 }
 
@@ -70,11 +129,38 @@ impl<T: Paper> Experiment for T {
     }
 
     fn list(&self) -> Result<ExperimentInfo> {
-        file::load(T::NAME)
+        file::load_info(T::NAME)
     }
 
     fn reproduce(&self, args: &RunArgs) -> Result<PathBuf> {
+        args.check()?;
         let file: ExperimentFile<T::Profile> = file::load(T::NAME)?;
+        if let Some(asked) = &args.tasks {
+            // A name no profile knows is a typo, whichever profile would be chosen; caught
+            // before the choice, which would otherwise pass over `mini` for it.
+            let lists: Vec<Vec<String>> = file
+                .profiles
+                .values()
+                .filter_map(|p| self.flags(p).tasks)
+                .collect();
+            if lists.is_empty() {
+                bail!(
+                    "{} has no task list in any profile, so --tasks would select nothing; leave it out",
+                    T::NAME
+                );
+            }
+            let known: Vec<String> = lists.into_iter().flatten().collect();
+            let unknown: Vec<&String> = asked.iter().filter(|t| !known.contains(t)).collect();
+            if !unknown.is_empty() {
+                let mut known = known.clone();
+                known.sort();
+                known.dedup();
+                bail!(
+                    "--tasks: {unknown:?} is not a task of {} (its profiles know {known:?})",
+                    T::NAME
+                );
+            }
+        }
         let choice = choose_profile(T::NAME, &file, args.profile.as_deref(), |name, p| {
             self.inputs(name, p, args)
         })?;
@@ -83,13 +169,26 @@ impl<T: Paper> Experiment for T {
             bail!("profile `{}` vanished from the file", choice.name);
         };
         self.validate(profile)?;
+        file::check_numbers(T::NAME, &choice.name)?;
+        check_flags(T::NAME, &choice.name, &self.flags(profile), args)?;
         let ctx = RunContext::new(T::NAME, &choice.name, &choice.why, args)?;
         let mut record = self.run(&ctx, &file, profile)?;
         record
             .paper(&file.paper)
             .setting("profile", profile)
-            .setting("profile_choice", &choice.why);
+            .setting("profile_choice", &choice.why)
+            .setting("overrides", args.overrides());
         record.finish(&ctx)
+    }
+
+    fn check_file(&self) -> Result<()> {
+        let file: ExperimentFile<T::Profile> = file::load(T::NAME)?;
+        for (name, p) in &file.profiles {
+            self.validate(p)
+                .with_context(|| format!("{}: profile `{name}`", T::NAME))?;
+            file::check_numbers(T::NAME, name)?;
+        }
+        Ok(())
     }
 
     fn benches(&self) -> &'static [Bench] {

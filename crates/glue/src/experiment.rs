@@ -8,10 +8,10 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use burn::tensor::Device;
-use kiln_data::{read_glue_file, Example, GlueTask, TextTokenizer};
+use kiln_data::{read_glue_labelled, Example, GlueTask, TextTokenizer};
 use kiln_experiment::predictions::{glue_rows, GLUE_HEADER};
 use kiln_experiment::{
-    Bench, ExperimentFile, Paper, Plot, Resolver, RunArgs, RunContext, RunRecord,
+    Bench, ExperimentFile, Flags, Paper, Plot, Resolver, RunArgs, RunContext, RunRecord,
 };
 use kiln_models::bert::{load_classifier, save_classifier};
 use kiln_models::finetune::{finetune, predict, CurvePoint, FinetuneConfig, TaskData};
@@ -21,7 +21,9 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoints::{check_vocab, encode_all, finetuned_dir, smoke_task, SMOKE_MODEL};
+use crate::checkpoints::{
+    check_vocab, encode_all, file_sha256, finetuned_dir, smoke_task, FinetuneSettings, SMOKE_MODEL,
+};
 
 pub const NAME: &str = "glue-finetune";
 
@@ -64,6 +66,8 @@ struct TaskRun {
     curve: Vec<CurvePoint>,
     data_from: String,
     predictions: Vec<Vec<String>>,
+    /// Where the checkpoint was saved (keyed by its settings).
+    saved_to: std::path::PathBuf,
 }
 
 /// A task ready to fine-tune: its model, tokenizer and examples (dev rows with their index in
@@ -82,6 +86,16 @@ struct Job<'a> {
 impl Paper for GlueFinetune {
     type Profile = FinetuneProfile;
     const NAME: &'static str = NAME;
+
+    fn flags(&self, p: &FinetuneProfile) -> Flags {
+        Flags {
+            tasks: Some(crate::checkpoints::task_choices(&p.model, &p.tasks, &[])),
+            epochs: true,
+            train_examples: true,
+            model: p.model != "tiny",
+            lenient: false,
+        }
+    }
 
     fn inputs(&self, _: &str, p: &FinetuneProfile, args: &RunArgs) -> Result<String, String> {
         if p.model == "tiny" {
@@ -158,6 +172,12 @@ impl Paper for GlueFinetune {
                 "curves",
                 runs.iter()
                     .map(|r| (r.task.clone(), r.curve.clone()))
+                    .collect::<BTreeMap<_, _>>(),
+            )
+            .setting(
+                "checkpoints",
+                runs.iter()
+                    .map(|r| (r.task.clone(), r.saved_to.display().to_string()))
                     .collect::<BTreeMap<_, _>>(),
             );
         let loss = runs
@@ -296,29 +316,117 @@ fn subset(ex: Vec<Example>, n: Option<usize>, seed: u64) -> Vec<(usize, Example)
     ex
 }
 
-fn train_cfg(p: &FinetuneProfile, task: &str, args: &RunArgs) -> FinetuneConfig {
+/// What a glue-finetune run changes from its profile: `--train-examples`, `--epochs`, `--seed`.
+#[derive(Debug, Clone)]
+struct Overrides {
+    train_examples: Option<usize>,
+    epochs: Option<f64>,
+    seed: u64,
+}
+
+impl Overrides {
+    fn of(args: &RunArgs) -> Self {
+        Self {
+            train_examples: args.train_examples,
+            epochs: args.epochs,
+            seed: args.seed,
+        }
+    }
+
+    /// The profile as written, at the seed glue-finetune runs with when none is given: what an
+    /// experiment starting from a profile's checkpoints expects, and what its fine-tuning stage
+    /// trains (whatever that experiment's own `--seed`).
+    fn none() -> Self {
+        Self {
+            train_examples: None,
+            epochs: None,
+            seed: RunArgs::new("", Path::new(""), Path::new("")).seed,
+        }
+    }
+}
+
+fn train_cfg(p: &FinetuneProfile, task: &str, o: &Overrides) -> FinetuneConfig {
     let mut c = p.train.clone();
-    c.seed = args.seed;
-    if let Some(o) = p.task.get(task) {
-        if let Some(e) = o.epochs {
+    c.seed = o.seed;
+    if let Some(t) = p.task.get(task) {
+        if let Some(e) = t.epochs {
             c.epochs = e;
         }
-        if let Some(lr) = o.learning_rate {
+        if let Some(lr) = t.learning_rate {
             c.learning_rate = lr;
         }
     }
-    if let Some(e) = args.epochs {
+    if let Some(e) = o.epochs {
         c.epochs = e;
     }
     c
+}
+
+/// The settings glue-finetune's profile `p` trains a real GLUE `task` with, from `files` and a
+/// base model whose weights hash to `base_sha256`.
+fn task_settings(
+    p: &FinetuneProfile,
+    task: GlueTask,
+    files: &kiln_experiment::TaskFiles,
+    base_sha256: &str,
+    o: &Overrides,
+) -> Result<FinetuneSettings> {
+    let over = p.task.get(task.name());
+    Ok(FinetuneSettings {
+        task: task.name().to_string(),
+        base_model: p.model.clone(),
+        base_model_sha256: base_sha256.to_string(),
+        train_data: format!("sha256:{}", file_sha256(&files.train)?),
+        dev_data: format!("sha256:{}", file_sha256(&files.dev)?),
+        train_examples: o
+            .train_examples
+            .or(over.and_then(|t| t.train_examples))
+            .or(p.train_examples),
+        dev_examples: over.and_then(|t| t.dev_examples).or(p.dev_examples),
+        max_len: p.max_len,
+        train: train_cfg(p, task.name(), o),
+    })
+}
+
+/// What glue-finetune's `profile` would train `task` with here, run without overrides (no
+/// `--train-examples` or `--epochs`, the default seed), on the data and base model `resolver`
+/// finds: the settings of the checkpoint an experiment starting from that profile expects
+/// ([`crate::checkpoints::finetuned_for`]). The base model's hash is left empty (not compared)
+/// when the base model is not found locally.
+pub fn expected_settings(
+    profile: &str,
+    task: &str,
+    resolver: &Resolver,
+) -> Result<FinetuneSettings> {
+    let p = profile_named(profile)?;
+    if p.model == "tiny" {
+        bail!("glue-finetune `{profile}` trains synthetic tasks, not {task}");
+    }
+    let t = GlueTask::parse(task)?;
+    let files = resolver
+        .find_task(t)
+        .with_context(|| format!("GLUE data for {task} not found (pass --data-dir)"))?;
+    // The base model by name: `--model`, for a consumer, names the fine-tuned checkpoint.
+    let base = Resolver {
+        model: None,
+        ..resolver.clone()
+    }
+    .find_model(&p.model);
+    let base_sha256 = match base {
+        Some(b) => file_sha256(&b.path.join("model.safetensors"))?,
+        None => String::new(),
+    };
+    task_settings(&p, t, &files, &base_sha256, &Overrides::none())
 }
 
 fn run_task(
     job: Job,
     cfg: &FinetuneConfig,
     profile: &str,
+    settings: &FinetuneSettings,
     save_to: &Path,
     device: &Device,
+    device_label: &str,
 ) -> Result<TaskRun> {
     let name = job.name;
     let (num_labels, metric_names): (usize, Vec<String>) = match job.task {
@@ -360,6 +468,9 @@ fn run_task(
     let outputs = predict(&res.model, &dv, job.tok.pad_id as i64, 64, None, device);
     let gold: Vec<f32> = dvl.iter().map(|l| l.unwrap_or(f32::NAN)).collect();
     let predictions = glue_rows(job.task, &dev_idx, &outputs, &gold);
+    // The record goes first and comes back last: a save cut short leaves a directory without
+    // one, which no consumer accepts.
+    crate::checkpoints::clear_provenance(save_to)?;
     crate::checkpoints::save_with_tokenizer(
         |tok| Ok(save_classifier(&res.model, job.config, Some(tok), save_to)?),
         job.tok,
@@ -376,6 +487,9 @@ fn run_task(
             epochs: cfg.epochs,
             steps: res.steps,
             seed: cfg.seed,
+            settings: Some(settings.clone()),
+            weights_sha256: Some(file_sha256(&save_to.join("model.safetensors"))?),
+            device: Some(device_label.to_string()),
         },
     )?;
     println!(
@@ -397,17 +511,29 @@ fn run_task(
         curve: res.curve,
         data_from: job.data_from,
         predictions,
+        saved_to: save_to.to_path_buf(),
     })
 }
 
 fn run_smoke(p: &FinetuneProfile, ctx: &RunContext) -> Result<Vec<TaskRun>> {
     let profile = ctx.profile.as_str();
     let mut runs = Vec::new();
-    for t in &p.tasks {
+    for t in &ctx.args.tasks_or(&p.tasks) {
         let n_train = ctx.args.train_examples.or(p.train_examples).unwrap_or(1500);
         let n_dev = p.dev_examples.unwrap_or(400);
         let st = smoke_task(t, n_train, n_dev, p.max_len, ctx.seed, &ctx.device)?;
-        let cfg = train_cfg(p, t, &ctx.args);
+        let cfg = train_cfg(p, t, &Overrides::of(&ctx.args));
+        let settings = FinetuneSettings {
+            task: t.clone(),
+            base_model: "tiny (random initialisation)".into(),
+            base_model_sha256: String::new(),
+            train_data: format!("synthetic {t}, seed {}", ctx.seed),
+            dev_data: format!("synthetic {t}, seed {}", ctx.seed),
+            train_examples: Some(n_train),
+            dev_examples: Some(n_dev),
+            max_len: p.max_len,
+            train: cfg.clone(),
+        };
         let job = Job {
             name: t,
             task: None,
@@ -418,14 +544,28 @@ fn run_smoke(p: &FinetuneProfile, ctx: &RunContext) -> Result<Vec<TaskRun>> {
             dev: st.dev.into_iter().enumerate().collect(),
             data_from: format!("synthetic (seed {})", ctx.seed),
         };
-        let save_to = finetuned_dir(&ctx.cache, SMOKE_MODEL, t);
-        runs.push(run_task(job, &cfg, profile, &save_to, &ctx.device)?);
+        let save_to = finetuned_dir(&ctx.cache, SMOKE_MODEL, t, profile, &settings);
+        runs.push(run_task(
+            job,
+            &cfg,
+            profile,
+            &settings,
+            &save_to,
+            &ctx.device,
+            &ctx.device_label(),
+        )?);
     }
     Ok(runs)
 }
 
 fn run_real(p: &FinetuneProfile, ctx: &RunContext) -> Result<(Vec<TaskRun>, String)> {
-    run_real_tasks(p, &ctx.profile, &ctx.args.tasks_or(&p.tasks), ctx)
+    run_real_tasks(
+        p,
+        &ctx.profile,
+        &ctx.args.tasks_or(&p.tasks),
+        &Overrides::of(&ctx.args),
+        ctx,
+    )
 }
 
 /// What a fine-tuning stage run by another experiment produced.
@@ -440,6 +580,8 @@ pub struct FinetuneSummary {
     pub epochs: f64,
     pub steps: usize,
     pub seconds: f64,
+    /// Where the checkpoint was saved.
+    pub checkpoint: std::path::PathBuf,
 }
 
 impl FinetuneSummary {
@@ -480,14 +622,15 @@ pub fn finetune_inputs(profile: &str, tasks: &[String], args: &RunArgs) -> Resul
 
 /// Fine-tunes `tasks` with glue-finetune's `profile` into the cache the pruning experiments read
 /// ([`crate::checkpoints::finetuned_dir`]), as the first stage of an experiment that starts from
-/// fine-tuned checkpoints.
+/// fine-tuned checkpoints: the profile as written, at glue-finetune's default seed, whatever the
+/// calling run's `--seed` (so the checkpoint is the one [`expected_settings`] describes).
 pub fn finetune_missing(
     profile: &str,
     tasks: &[String],
     ctx: &RunContext,
 ) -> Result<Vec<FinetuneSummary>> {
     let p = profile_named(profile)?;
-    let (runs, _) = run_real_tasks(&p, profile, tasks, ctx)?;
+    let (runs, _) = run_real_tasks(&p, profile, tasks, &Overrides::none(), ctx)?;
     Ok(runs
         .into_iter()
         .map(|r| FinetuneSummary {
@@ -499,6 +642,7 @@ pub fn finetune_missing(
             epochs: r.epochs,
             steps: r.steps,
             seconds: r.seconds,
+            checkpoint: r.saved_to,
         })
         .collect())
 }
@@ -507,6 +651,7 @@ fn run_real_tasks(
     p: &FinetuneProfile,
     profile: &str,
     tasks: &[String],
+    o: &Overrides,
     ctx: &RunContext,
 ) -> Result<(Vec<TaskRun>, String)> {
     let model_dir = ctx.resolver.model(&p.model)?;
@@ -525,6 +670,7 @@ fn run_real_tasks(
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| p.model.clone());
+    let base_sha256 = file_sha256(&model_dir.path.join("model.safetensors"))?;
     let mut runs = Vec::new();
     for t in tasks {
         let task = GlueTask::parse(t)?;
@@ -535,19 +681,18 @@ fn run_real_tasks(
             files.train.parent().unwrap_or(Path::new(".")).display(),
             files.how
         );
-        let over = p.task.get(task.name());
-        let n_train = ctx
-            .args
-            .train_examples
-            .or(over.and_then(|o| o.train_examples))
-            .or(p.train_examples);
-        let train = subset(read_glue_file(&files.train, task)?, n_train, ctx.seed);
-        let dev = subset(
-            read_glue_file(&files.dev, task)?,
-            over.and_then(|o| o.dev_examples).or(p.dev_examples),
-            ctx.seed,
+        let settings = task_settings(p, task, &files, &base_sha256, o)?;
+        let train = subset(
+            read_glue_labelled(&files.train, task)?,
+            settings.train_examples,
+            o.seed,
         );
-        ctx.device.seed(ctx.seed);
+        let dev = subset(
+            read_glue_labelled(&files.dev, task)?,
+            settings.dev_examples,
+            o.seed,
+        );
+        ctx.device.seed(o.seed);
         let (model, ck) = load_classifier(&model_dir.path, task.num_labels(), &ctx.device)?;
         let job = Job {
             name: task.name(),
@@ -559,9 +704,16 @@ fn run_real_tasks(
             dev,
             data_from: format!("{} ({})", files.train.display(), files.how),
         };
-        let cfg = train_cfg(p, task.name(), &ctx.args);
-        let save_to = finetuned_dir(&ctx.cache, &model_name, task.name());
-        runs.push(run_task(job, &cfg, profile, &save_to, &ctx.device)?);
+        let save_to = finetuned_dir(&ctx.cache, &model_name, task.name(), profile, &settings);
+        runs.push(run_task(
+            job,
+            &settings.train.clone(),
+            profile,
+            &settings,
+            &save_to,
+            &ctx.device,
+            &ctx.device_label(),
+        )?);
     }
     Ok((runs, model_dir.path.display().to_string()))
 }

@@ -27,16 +27,29 @@ pub fn removal_vs_dense(a: &BenchArgs) -> Result<()> {
     );
     let mut any = false;
     for (task, max_len) in [("sst2", 64usize), ("mrpc", 128)] {
-        let dir = cache.join("finetuned/all-MiniLM-L6-v2").join(task);
         let t = kiln_data::GlueTask::parse(task)?;
         let Ok(files) = resolver.task(t) else {
             println!("bench: no {task} data; skipping the token-removal benchmark for {task}");
             continue;
         };
-        if !dir.join("model.safetensors").exists() {
-            println!("bench: no fine-tuned {task} checkpoint (run glue-finetune, mini); skipping the token-removal benchmark for {task}");
-            continue;
-        }
+        // The checkpoint ltp-glue mini starts from, checked as it checks it.
+        let wanted = kiln_glue::checkpoints::Wanted {
+            by: "the token-removal bench".into(),
+            profiles: vec!["mini".into()],
+        };
+        let dir = match kiln_glue::checkpoints::finetuned_for(
+            &resolver,
+            "all-MiniLM-L6-v2",
+            task,
+            &wanted,
+            true,
+        ) {
+            Ok(c) => c.dir,
+            Err(e) => {
+                println!("bench: {e:#}\nskipping the token-removal benchmark for {task}");
+                continue;
+            }
+        };
         any = true;
         let (model, _) = kiln_models::bert::load_classifier(&dir, t.num_labels(), &device)?;
         let tok = kiln_data::TextTokenizer::from_file(&dir.join("tokenizer.json"), max_len)?;
@@ -59,7 +72,7 @@ pub fn removal_vs_dense(a: &BenchArgs) -> Result<()> {
         let mut best: Option<(f64, f64, crate::LtpModel)> = None;
         for theta in [0.005, 0.0075, 0.01, 0.0125, 0.015, 0.02, 0.03] {
             let m = crate::LtpModel::new(model.clone(), theta, 128)?;
-            let rel = crate::train::evaluate(&m, &split, crate::Mode::Hard, &device)
+            let rel = crate::train::evaluate(&m, &split, crate::Mode::Hard, &device)?
                 .flops
                 .relative();
             if best

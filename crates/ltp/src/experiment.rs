@@ -12,8 +12,8 @@ use anyhow::{bail, Result};
 use burn::tensor::Device;
 use kiln_data::Encoded;
 use kiln_experiment::predictions::{glue_rows, GLUE_HEADER};
-use kiln_experiment::{Bench, ExperimentFile, Paper, Plot, RunArgs, RunContext, RunRecord};
-use kiln_glue::checkpoints::{finetuned_inputs, real_glue, smoke_glue, GlueModel};
+use kiln_experiment::{Bench, ExperimentFile, Flags, Paper, Plot, RunArgs, RunContext, RunRecord};
+use kiln_glue::checkpoints::{finetuned_inputs, real_glue, smoke_glue, Chosen, GlueModel, Wanted};
 use kiln_report::{Cell, Series, Table};
 use serde::{Deserialize, Serialize};
 
@@ -62,6 +62,12 @@ pub struct Profile {
     bench_runs: usize,
     /// Task for the length-robustness study (train short / test long and the reverse).
     length_task: Option<String>,
+    /// glue-finetune profiles whose checkpoints this profile starts from, in order of
+    /// preference. A cached checkpoint is used only when it was made as one of them makes it here
+    /// (same base weights and data files by sha256, same settings); any other is refused unless
+    /// given with `--model`.
+    #[serde(default)]
+    finetuned_by: Vec<String>,
     #[serde(default)]
     task: BTreeMap<String, TaskOverride>,
 }
@@ -144,14 +150,14 @@ fn sweep(
 ) -> Result<Vec<(Point, LtpModel)>> {
     let mut out = Vec::new();
     let point = |method: &str, setting: String, m: &LtpModel, mode: Mode, secs: f64| {
-        let e = evaluate(m, eval_on, mode, device);
+        let e = evaluate(m, eval_on, mode, device)?;
         let idx: Vec<usize> = (0..eval_on.dev.len()).collect();
         let gold: Vec<f32> = eval_on
             .dev_labels
             .iter()
             .map(|l| l.unwrap_or(f32::NAN))
             .collect();
-        Point {
+        Ok::<_, kiln_models::ModelError>(Point {
             predictions: glue_rows(g.task, &idx, &e.outputs, &gold),
             task: g.name.clone(),
             method: method.into(),
@@ -162,7 +168,7 @@ fn sweep(
             kept_per_layer: e.flops.kept_per_layer(),
             thresholds: m.thresholds.values(),
             train_seconds: secs,
-        }
+        })
     };
     // Hard-mode training with best-epoch selection (stage 2 of LTP, and both baselines).
     let hard = |m: LtpModel, mode: Mode| -> Result<LtpModel> {
@@ -177,12 +183,13 @@ fn sweep(
         .0)
     };
     let mut record = |method: &str, setting: String, m: LtpModel, mode: Mode, t0: Instant| {
-        let pt = point(method, setting, &m, mode, t0.elapsed().as_secs_f64());
+        let pt = point(method, setting, &m, mode, t0.elapsed().as_secs_f64())?;
         println!(
             "  {} {method} {}: {} {:.2} at {:.3} relative FLOPs",
             g.name, pt.setting, eval_on.main_metric, pt.metric, pt.relative_flops
         );
         out.push((pt, m));
+        Ok::<_, kiln_models::ModelError>(())
     };
     if methods.contains(&"ltp") {
         for &lambda in &p.lambdas {
@@ -205,7 +212,7 @@ fn sweep(
                 hard(m, Mode::Hard)?,
                 Mode::Hard,
                 t0,
-            );
+            )?;
         }
     }
     if methods.contains(&"topk") {
@@ -213,7 +220,7 @@ fn sweep(
             let t0 = Instant::now();
             let mode = Mode::TopK { rate };
             let m = LtpModel::new(g.model.clone(), p.final_threshold, p.norm_len)?;
-            record("top-k", format!("r={rate}"), hard(m, mode)?, mode, t0);
+            record("top-k", format!("r={rate}"), hard(m, mode)?, mode, t0)?;
         }
     }
     if methods.contains(&"manual") {
@@ -226,7 +233,7 @@ fn sweep(
                 hard(m, Mode::Hard)?,
                 Mode::Hard,
                 t0,
-            );
+            )?;
         }
     }
     Ok(out)
@@ -236,8 +243,21 @@ impl Paper for LtpGlue {
     type Profile = Profile;
     const NAME: &'static str = NAME;
 
-    fn inputs(&self, _: &str, p: &Profile, args: &RunArgs) -> Result<String, String> {
-        finetuned_inputs(&p.model, &p.tasks, args)
+    fn flags(&self, p: &Profile) -> Flags {
+        Flags {
+            tasks: Some(kiln_glue::checkpoints::task_choices(
+                &p.model,
+                &p.tasks,
+                &[],
+            )),
+            train_examples: true,
+            model: p.model != "tiny",
+            ..Flags::default()
+        }
+    }
+
+    fn inputs(&self, name: &str, p: &Profile, args: &RunArgs) -> Result<String, String> {
+        finetuned_inputs(&p.model, &p.tasks, args, &wanted(p, name))
     }
 
     fn validate(&self, p: &Profile) -> Result<()> {
@@ -266,6 +286,7 @@ impl Paper for LtpGlue {
         let mut tput = Vec::new();
         let mut lengths = Vec::new();
         let mut sources = BTreeMap::new();
+        let mut checkpoints = BTreeMap::new();
         for task in &tasks {
             let max_len = p
                 .task
@@ -275,9 +296,17 @@ impl Paper for LtpGlue {
             let g = if synthetic {
                 smoke_glue(task, max_len, ctx.seed, device)?
             } else {
-                real_glue(task, &p.model, max_len, &ctx.resolver, device)?
+                real_glue(
+                    task,
+                    &p.model,
+                    max_len,
+                    &ctx.resolver,
+                    device,
+                    &wanted(p, &ctx.profile),
+                )?
             };
             sources.insert(g.name.clone(), g.source.clone());
+            checkpoints.insert(g.name.clone(), g.checkpoint.clone());
             let n_train = ctx
                 .args
                 .train_examples
@@ -294,7 +323,7 @@ impl Paper for LtpGlue {
                 pad_id: g.tok.pad_id as i64,
             };
             let base = LtpModel::new(g.model.clone(), p.final_threshold, p.norm_len)?;
-            let e = evaluate(&base, &split, Mode::Off, device);
+            let e = evaluate(&base, &split, Mode::Off, device)?;
             let unpruned = e.main(&g.main_metric);
             println!(
                 "{}: unpruned dev {} = {unpruned:.2} ({:.3} GFLOPs/example); training on {} examples",
@@ -364,6 +393,7 @@ impl Paper for LtpGlue {
             tput,
             lengths,
             sources,
+            checkpoints,
         };
         record(file, p, ctx, &r, ctx.elapsed())
     }
@@ -380,6 +410,16 @@ struct Results {
     tput: Vec<Throughput>,
     lengths: Vec<LengthRow>,
     sources: BTreeMap<String, String>,
+    /// The fine-tuned checkpoint of each task and how it was chosen (`None`: in-process).
+    checkpoints: BTreeMap<String, Option<Chosen>>,
+}
+
+/// The fine-tuning a profile starts from: its `finetuned_by` glue-finetune profiles.
+fn wanted(p: &Profile, profile: &str) -> Wanted {
+    Wanted {
+        by: format!("{NAME} `{profile}`"),
+        profiles: p.finetuned_by.clone(),
+    }
 }
 
 /// Train on the shorter half (by token count) and evaluate on the longer half of dev, and the
@@ -427,7 +467,7 @@ fn length_study(
             pad_id: g.tok.pad_id as i64,
         };
         let base = LtpModel::new(g.model.clone(), p.final_threshold, p.norm_len)?;
-        let unpruned = evaluate(&base, &tsplit, Mode::Off, device).main(&g.main_metric);
+        let unpruned = evaluate(&base, &tsplit, Mode::Off, device)?.main(&g.main_metric);
         println!(
             "{} length study, {dir}: {} train / {} eval examples",
             g.name,
@@ -539,9 +579,18 @@ fn record(
             "training subset: {n} examples per task (seeded shuffle)"
         ));
     }
+    table.note(format!(
+        "starting checkpoints: {}",
+        r.sources
+            .iter()
+            .map(|(t, s)| format!("{t}: {s}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    ));
     table.note(format!("wall time {wall:.0} s"));
     rec.table("table", table);
     rec.setting("sources", &r.sources)
+        .setting("checkpoints", &r.checkpoints)
         .setting("points", &r.points)
         .setting("throughput", &r.tput)
         .setting("length_robustness", &r.lengths);

@@ -61,7 +61,13 @@ impl Evaluation {
     }
 }
 
-pub fn evaluate(model: &LtpModel, task: &TaskSplit, mode: Mode, device: &Device) -> Evaluation {
+/// Errors when the dev set cannot be scored (no examples, a missing label, a NaN output).
+pub fn evaluate(
+    model: &LtpModel,
+    task: &TaskSplit,
+    mode: Mode,
+    device: &Device,
+) -> Result<Evaluation, kiln_models::ModelError> {
     let model = model.valid();
     let d = model
         .classifier
@@ -92,11 +98,11 @@ pub fn evaluate(model: &LtpModel, task: &TaskSplit, mode: Mode, device: &Device)
         .iter()
         .map(|l| l.unwrap_or(f32::NAN))
         .collect();
-    Evaluation {
-        metrics: score(task.metric_names, &outputs, &gold),
+    Ok(Evaluation {
+        metrics: score(task.metric_names, &outputs, &gold)?,
         flops,
         outputs,
-    }
+    })
 }
 
 /// What a stage did.
@@ -219,7 +225,7 @@ pub fn train_stage(
                 thresholds: thresholds.valid(),
                 norm_len,
             };
-            let e = evaluate(&m, task, eval_mode, device);
+            let e = evaluate(&m, task, eval_mode, device)?;
             let v = e.main(task.main_metric);
             log.evals.push((epoch, v, e.flops.relative()));
             if best.as_ref().is_none_or(|(bv, _)| v > *bv) {

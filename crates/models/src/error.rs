@@ -31,10 +31,21 @@ pub enum ModelError {
     },
     #[error("{path}: {msg}")]
     Store { path: PathBuf, msg: String },
+    #[error("{path}: tensor `{tensor}` is stored as {found}{others}, but this loader reads float32 weights; convert the checkpoint to float32 (in Python: `model.float().save_pretrained(dir)` or `save_file({{k: v.float() for k, v in load_file(path).items()}}, path)`)")]
+    Dtype {
+        path: PathBuf,
+        tensor: String,
+        found: String,
+        /// ", like N more tensors" when there are others, else empty.
+        others: String,
+    },
     #[error("mask shape mismatch: {0}")]
     Mask(String),
     #[error("{0}")]
     Invalid(String),
     #[error("training loss became {loss}; lower the learning rate or check the labels")]
     NonFiniteLoss { loss: f64 },
+    /// A metric or reader error surfacing through evaluation.
+    #[error(transparent)]
+    Data(#[from] kiln_data::DataError),
 }

@@ -91,35 +91,67 @@ pub struct FinetuneResult<M = BertForSequenceClassification> {
 }
 
 /// GLUE metrics (x100) from predictions. Classification: argmax; regression: the score.
-pub fn score(metric_names: &[String], outputs: &[Vec<f32>], gold: &[f32]) -> BTreeMap<String, f64> {
+/// No examples, a missing (NaN) or non-class gold label, or a NaN model output is an error,
+/// never a number: a NaN label cast to a class would silently count as class 0.
+pub fn score(
+    metric_names: &[String],
+    outputs: &[Vec<f32>],
+    gold: &[f32],
+) -> Result<BTreeMap<String, f64>, ModelError> {
+    if outputs.len() != gold.len() {
+        return Err(ModelError::Invalid(format!(
+            "scoring {} model outputs against {} gold labels; score each dev example once",
+            outputs.len(),
+            gold.len()
+        )));
+    }
     let mut m = BTreeMap::new();
     if outputs.first().is_some_and(|o| o.len() == 1) {
         let p: Vec<f64> = outputs.iter().map(|o| o[0] as f64).collect();
         let g: Vec<f64> = gold.iter().map(|&x| x as f64).collect();
-        m.insert("pearson".into(), 100.0 * metrics::pearson(&p, &g));
-        m.insert("spearman".into(), 100.0 * metrics::spearman(&p, &g));
+        m.insert("pearson".into(), 100.0 * metrics::pearson(&p, &g)?);
+        m.insert("spearman".into(), 100.0 * metrics::spearman(&p, &g)?);
     } else {
-        let p: Vec<usize> = outputs
-            .iter()
-            .map(|o| {
+        let mut p = Vec::with_capacity(outputs.len());
+        for (i, o) in outputs.iter().enumerate() {
+            if o.is_empty() || o.iter().any(|v| v.is_nan()) {
+                return Err(ModelError::Invalid(format!(
+                    "model output {o:?} for dev example {} of {} has no class score or a NaN: \
+                     no argmax to score (did training diverge?)",
+                    i + 1,
+                    outputs.len()
+                )));
+            }
+            p.push(
                 o.iter()
                     .enumerate()
                     .max_by(|a, b| a.1.total_cmp(b.1))
-                    .map_or(0, |x| x.0)
-            })
-            .collect();
-        let g: Vec<usize> = gold.iter().map(|&x| x as usize).collect();
+                    .map_or(0, |x| x.0),
+            );
+        }
+        let mut g = Vec::with_capacity(gold.len());
+        for (i, &x) in gold.iter().enumerate() {
+            if !(x.is_finite() && x >= 0.0 && x.fract() == 0.0) {
+                return Err(ModelError::Invalid(format!(
+                    "dev example {} of {} has gold label {x}, not a class index: every dev \
+                     example needs a label (is the dev file a test split?)",
+                    i + 1,
+                    gold.len()
+                )));
+            }
+            g.push(x as usize);
+        }
         for name in metric_names {
             let v = match name.as_str() {
-                "accuracy" => metrics::accuracy(&p, &g),
-                "f1" => metrics::f1(&p, &g),
-                "mcc" => metrics::matthews(&p, &g),
+                "accuracy" => metrics::accuracy(&p, &g)?,
+                "f1" => metrics::f1(&p, &g)?,
+                "mcc" => metrics::matthews(&p, &g)?,
                 _ => continue,
             };
             m.insert(name.clone(), 100.0 * v);
         }
     }
-    m
+    Ok(m)
 }
 
 /// Runs the model over `examples` in batches (no gradients) and returns per-example outputs.
@@ -158,7 +190,7 @@ pub fn evaluate(
     task: &TaskData,
     batch_size: usize,
     device: &Device,
-) -> BTreeMap<String, f64> {
+) -> Result<BTreeMap<String, f64>, ModelError> {
     let outputs = predict(model, task.dev, task.pad_id, batch_size, None, device);
     let gold: Vec<f32> = task
         .dev_labels
@@ -247,7 +279,8 @@ pub fn train_step<M: EncoderTask>(
 }
 
 /// The loop every head trains with: AdamW, linear warmup then linear decay, clipping, a
-/// NaN-loss stop, and `cfg.evals` dev evaluations (`evaluate` gets the model in eval mode).
+/// NaN-loss stop, and `cfg.evals` dev evaluations (`evaluate` gets the model in eval mode; its
+/// error ends the run).
 /// `batches(epoch)` yields one epoch's batches (`per_epoch` of them).
 pub fn train<M: EncoderTask>(
     model: M,
@@ -255,7 +288,7 @@ pub fn train<M: EncoderTask>(
     per_epoch: usize,
     mut batches: impl FnMut(u64) -> Vec<kiln_data::Batch>,
     cfg: &FinetuneConfig,
-    mut evaluate: impl FnMut(&M) -> BTreeMap<String, f64>,
+    mut evaluate: impl FnMut(&M) -> Result<BTreeMap<String, f64>, ModelError>,
     device: &Device,
 ) -> Result<FinetuneResult<M>, ModelError> {
     let RunLabels {
@@ -317,7 +350,13 @@ pub fn train<M: EncoderTask>(
             if eval_at.contains(&step) {
                 let train_s = start.elapsed().as_secs_f64() - eval_s;
                 let t_eval = std::time::Instant::now();
-                dev_metrics = evaluate(&model.valid());
+                dev_metrics = match evaluate(&model.valid()) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        pb.abandon();
+                        return Err(e);
+                    }
+                };
                 eval_s += t_eval.elapsed().as_secs_f64();
                 let dm = dev_metrics.get(main).copied();
                 curve.push(CurvePoint {
@@ -396,11 +435,14 @@ pub fn evaluate_squad(
     pad_id: i64,
     masks: Option<&crate::EncoderMasks>,
     device: &Device,
-) -> BTreeMap<String, f64> {
+) -> Result<BTreeMap<String, f64>, ModelError> {
     let (s, e) = predict_spans(model, features, pad_id, 32, masks, device);
     let pred = squad_predictions(examples, features, &s, &e, decode);
-    let (em, f1) = kiln_data::squad::evaluate(examples, &pred);
-    BTreeMap::from([("exact_match".to_string(), em), ("f1".to_string(), f1)])
+    let (em, f1) = kiln_data::squad::evaluate(examples, &pred)?;
+    Ok(BTreeMap::from([
+        ("exact_match".to_string(), em),
+        ("f1".to_string(), f1),
+    ]))
 }
 
 /// Fine-tunes a span head on SQuAD features (shuffled each epoch with `cfg.seed + epoch`).
@@ -410,7 +452,7 @@ pub fn finetune_qa(
     train_features: &[SquadFeature],
     pad_id: i64,
     cfg: &FinetuneConfig,
-    evaluate: impl FnMut(&BertForQuestionAnswering) -> BTreeMap<String, f64>,
+    evaluate: impl FnMut(&BertForQuestionAnswering) -> Result<BTreeMap<String, f64>, ModelError>,
     device: &Device,
 ) -> Result<FinetuneResult<BertForQuestionAnswering>, ModelError> {
     use rand::seq::SliceRandom;

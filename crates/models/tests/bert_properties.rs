@@ -311,6 +311,60 @@ mod bad_input {
         );
     }
 
+    // Issue 35: a checkpoint with a float16 tensor failed with a dtype error that did not say
+    // which tensor (or file) was at fault.
+    #[test]
+    fn f16_tensor_is_named_with_the_file() {
+        let d = tempfile::tempdir().unwrap();
+        let p = saved(d.path());
+        let w = p.join("model.safetensors");
+        let bytes = std::fs::read(&w).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let target = "bert.encoder.layer.1.attention.self.key.weight";
+        let owned: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = st
+            .tensors()
+            .into_iter()
+            .map(|(name, v)| {
+                if name == target {
+                    let half: Vec<u8> = v
+                        .data()
+                        .chunks_exact(4)
+                        .flat_map(|b| {
+                            half::f16::from_f32(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                                .to_le_bytes()
+                        })
+                        .collect();
+                    (name, safetensors::Dtype::F16, v.shape().to_vec(), half)
+                } else {
+                    (name, v.dtype(), v.shape().to_vec(), v.data().to_vec())
+                }
+            })
+            .collect();
+        let views = owned.iter().map(|(n, dt, s, b)| {
+            let view = safetensors::tensor::TensorView::new(*dt, s.clone(), b).unwrap();
+            (n.clone(), view)
+        });
+        std::fs::write(&w, safetensors::serialize(views, None).unwrap()).unwrap();
+        let device = Device::flex();
+        let err = match load_classifier(&p, 3, &device) {
+            Err(e) => e.to_string(),
+            Ok((m, _)) => {
+                let out = m.forward(&input(&device), None);
+                panic!(
+                    "the F16 tensor loaded without error; forward gave {:?}",
+                    out.into_data()
+                );
+            }
+        };
+        assert!(
+            err.contains(target)
+                && err.contains("model.safetensors")
+                && err.contains("F16")
+                && err.contains("float32"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn wrong_model_family() {
         let d = tempfile::tempdir().unwrap();

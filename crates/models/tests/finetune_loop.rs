@@ -81,3 +81,32 @@ fn diverging_loss_is_an_error_not_a_nan_result() {
         "{err}"
     );
 }
+
+// Issue 35: an unlabelled dev example (gold NaN) counted as class 0, an empty dev set scored
+// accuracy 0, and a NaN STS-B gold score gave a finite Spearman. Each is an error now.
+#[test]
+fn scoring_nothing_or_a_nan_is_an_error() {
+    use kiln_models::finetune::score;
+    let acc = vec!["accuracy".to_string()];
+    let e = score(&acc, &[], &[]).unwrap_err().to_string();
+    assert!(e.contains("no examples"), "{e}");
+    let e = score(&acc, &[vec![0.1, 0.9], vec![0.8, 0.2]], &[1.0, f32::NAN])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("dev example 2 of 2") && e.contains("NaN"), "{e}");
+    let e = score(&acc, &[vec![0.1, f32::NAN]], &[1.0])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("dev example 1 of 1"), "{e}");
+    let sts = vec!["pearson".to_string(), "spearman".to_string()];
+    let e = score(
+        &sts,
+        &[vec![1.0], vec![2.0], vec![3.0]],
+        &[1.0, f32::NAN, 2.0],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("gold value 2 of 3") && e.contains("NaN"), "{e}");
+    let ok = score(&acc, &[vec![0.1, 0.9], vec![0.8, 0.2]], &[1.0, 1.0]).unwrap();
+    assert_eq!(ok["accuracy"], 50.0);
+}

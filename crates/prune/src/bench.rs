@@ -1,7 +1,7 @@
 //! `kiln bench --only pruning`: the physically pruned vs the dense fine-tuned MiniLM, and the
 //! wall time of one full 2048-sample pruning run.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use burn::tensor::Device;
@@ -35,17 +35,10 @@ pub fn pruned_vs_dense(a: &BenchArgs) -> Result<()> {
     );
     let mut any = false;
     for (task, seq, peer) in [("sst2", 64usize, 1.86), ("mrpc", 128, 2.07)] {
-        let dense_dir = cache.join("finetuned/all-MiniLM-L6-v2").join(task);
-        let pruned_dir = cache
-            .join("pruned/all-MiniLM-L6-v2")
-            .join(task)
-            .join("c0.5");
-        if !dense_dir.join("model.safetensors").exists()
-            || !pruned_dir.join("model.safetensors").exists()
-        {
+        let Some((dense_dir, pruned_dir)) = dense_and_pruned(cache, task) else {
             println!("bench: no dense/pruned {task} checkpoints (run glue-finetune and glue-pruning, mini); skipping the pruning speedup for {task}");
             continue;
-        }
+        };
         any = true;
         let (dense, _) = kiln_models::bert::load_classifier(&dense_dir, 2, &device)?;
         let (pruned, _) = kiln_models::bert::load_classifier(&pruned_dir, 2, &device)?;
@@ -94,6 +87,44 @@ pub fn pruned_vs_dense(a: &BenchArgs) -> Result<()> {
         write_table(&a.dir(), "pruning", &table)?;
     }
     Ok(())
+}
+
+/// The fine-tuned MiniLM glue-pruning mini prunes (checked as that profile checks it) and a
+/// constraint-0.5 model glue-pruning pruned from it (its `kiln-pruned.json` names the dense
+/// weights' sha256).
+fn dense_and_pruned(cache: &Path, task: &str) -> Option<(PathBuf, PathBuf)> {
+    let wanted = kiln_glue::checkpoints::Wanted {
+        by: "the pruning bench".into(),
+        profiles: vec!["quick".into(), "mini".into()],
+    };
+    let dense = kiln_glue::checkpoints::finetuned_for(
+        &Resolver::offline(cache),
+        "all-MiniLM-L6-v2",
+        task,
+        &wanted,
+        true,
+    )
+    .map_err(|e| println!("bench: {task}: {e:#}"))
+    .ok()?
+    .dir;
+    let weights = format!(
+        "sha256:{}",
+        kiln_glue::checkpoints::file_sha256(&dense.join("model.safetensors")).ok()?
+    );
+    let mut runs: Vec<PathBuf> =
+        std::fs::read_dir(cache.join("pruned/all-MiniLM-L6-v2").join(task))
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path().join("c0.5")))
+            .filter(|d| {
+                std::fs::read_to_string(d.join("kiln-pruned.json"))
+                    .ok()
+                    .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                    .is_some_and(|v| v["source_weights"] == weights.as_str())
+                    && d.join("model.safetensors").exists()
+            })
+            .collect();
+    runs.sort();
+    Some((dense, runs.pop()?))
 }
 
 /// Wall time of one full pruning run (2048 samples drawn with replacement, batch 32, all three

@@ -17,10 +17,11 @@ use kiln_data::squad::{
 };
 use kiln_data::{Encoded, TextTokenizer};
 use kiln_experiment::predictions::GLUE_HEADER;
-use kiln_experiment::{Bench, ExperimentFile, Paper, Plot, RunArgs, RunContext, RunRecord};
+use kiln_experiment::{Bench, ExperimentFile, Flags, Paper, Plot, RunArgs, RunContext, RunRecord};
 use kiln_glue::checkpoints::{
-    avg_len, check_vocab, finetuned_checkpoint, finetuned_inputs, real_glue, save_with_tokenizer,
-    smoke_glue, smoke_train_config, GlueModel, SMOKE_MODEL,
+    avg_len, check_vocab, file_sha256, finetuned_checkpoint, finetuned_for, finetuned_inputs,
+    real_glue, save_with_tokenizer, smoke_glue, smoke_train_config, CheckpointError, Chosen,
+    GlueModel, Wanted, SMOKE_MODEL,
 };
 use kiln_glue::experiment::{finetune_inputs, finetune_missing, FinetuneSummary};
 use kiln_models::bert::{load_qa, save_classifier, save_qa, PrunePlan};
@@ -90,6 +91,12 @@ pub struct Profile {
     /// glue-finetune profile that fine-tunes missing checkpoints as the run's first stage
     /// (`None`: a missing checkpoint is an error).
     finetune: Option<String>,
+    /// glue-finetune profiles whose checkpoints this profile prunes, in order of preference (the
+    /// `finetune` stage's profile is accepted too). A cached checkpoint is used only when it was
+    /// made as one of them makes it here (same base weights and data files by sha256, same
+    /// settings); any other is refused unless given with `--model`.
+    #[serde(default)]
+    finetuned_by: Vec<String>,
     #[serde(default)]
     task: BTreeMap<String, TaskOverride>,
 }
@@ -135,6 +142,11 @@ struct Prepared {
     seq_len: f64,
     bench_seq: usize,
     source: String,
+    /// What the model was pruned from, as a key for the pruned-model cache: the checkpoint's
+    /// weights (`sha256:<hex>`), or the in-process source's description.
+    source_key: String,
+    /// The fine-tuned checkpoint and why it was used (`None`: fine-tuned in-process).
+    checkpoint: Option<Chosen>,
     head: Head,
 }
 
@@ -218,6 +230,8 @@ fn prepare_smoke_squad(task: &str, p: &Profile, ctx: &RunContext) -> Result<Prep
         source: format!(
             "synthetic reading comprehension (seed {seed}), tiny BERT span model fine-tuned in-process"
         ),
+        source_key: format!("synthetic reading comprehension (seed {seed})"),
+        checkpoint: None,
         head: Head::Squad {
             model,
             train,
@@ -258,7 +272,18 @@ fn prepare_squad(task: &str, p: &Profile, ctx: &RunContext) -> Result<Prepared> 
         bench_seq: max_len,
         tok,
         main_metric: "f1".into(),
-        source: format!("{} (data: {})", dir.display(), files.how),
+        source: format!(
+            "{} (given: kiln does not fine-tune SQuAD; data: {})",
+            dir.display(),
+            files.how
+        ),
+        source_key: format!("sha256:{}", file_sha256(&dir.join("model.safetensors"))?),
+        checkpoint: Some(Chosen {
+            how: "--model, KILN_MODELS or the cache (placed by hand)".into(),
+            matches: None,
+            provenance: kiln_glue::checkpoints::read_provenance(&dir),
+            dir,
+        }),
         head: Head::Squad {
             model,
             train,
@@ -278,9 +303,67 @@ fn prepare_real(task_name: &str, p: &Profile, ctx: &RunContext) -> Result<Prepar
         .get(task_name)
         .and_then(|o| o.max_len)
         .unwrap_or(p.max_len);
-    let g = real_glue(task_name, &p.model, max_len, &ctx.resolver, &ctx.device)?;
+    let g = real_glue(
+        task_name,
+        &p.model,
+        max_len,
+        &ctx.resolver,
+        &ctx.device,
+        &wanted(p, &ctx.profile),
+    )?;
+    let key = match &g.checkpoint {
+        Some(c) => format!("sha256:{}", file_sha256(&c.dir.join("model.safetensors"))?),
+        None => g.source.clone(),
+    };
     let seq_len = task_seq_len(&g.name);
-    Ok(Prepared::from_glue(g, max_len, seq_len))
+    let mut prep = Prepared::from_glue(g, max_len, seq_len);
+    prep.source_key = key;
+    Ok(prep)
+}
+
+/// The fine-tuning a profile starts from: its `finetuned_by` profiles, then its `finetune`
+/// stage's.
+fn wanted(p: &Profile, profile: &str) -> Wanted {
+    let mut profiles = p.finetuned_by.clone();
+    if let Some(ft) = &p.finetune {
+        if !profiles.contains(ft) {
+            profiles.push(ft.clone());
+        }
+    }
+    Wanted {
+        by: format!("{NAME} `{profile}`"),
+        profiles,
+    }
+}
+
+/// Where the headline's first-seed pruned model is saved:
+/// `<cache>/pruned/<model>/<task>/<profile>-<key>/c<C>`, the key hashing what shaped it (the
+/// checkpoint it was pruned from, by its weights' sha256; the profile's settings; the seed), with
+/// `kiln-pruned.json` beside it saying so. Runs from another checkpoint or with other settings
+/// save beside it, never over it.
+fn pruned_dir(
+    ctx: &RunContext,
+    p: &Profile,
+    model_name: &str,
+    t: &Prepared,
+) -> Result<(std::path::PathBuf, serde_json::Value)> {
+    let record = serde_json::json!({
+        "experiment": NAME,
+        "profile": ctx.profile,
+        "task": t.name,
+        "seed": ctx.seed,
+        "source": t.source,
+        "source_weights": t.source_key,
+        "settings": p,
+    });
+    let key = kiln_data::corpus::sha256_hex(serde_json::to_string(&record)?.as_bytes());
+    let dir = ctx
+        .cache
+        .join("pruned")
+        .join(model_name)
+        .join(&t.name)
+        .join(format!("{}-{}", ctx.profile, &key[..16]));
+    Ok((dir, record))
 }
 
 impl Prepared {
@@ -292,7 +375,9 @@ impl Prepared {
             tok: g.tok,
             main_metric: g.main_metric,
             bench_seq,
+            source_key: g.source.clone(),
             source: g.source,
+            checkpoint: g.checkpoint,
             head: Head::Glue {
                 task: g.task,
                 model: g.model,
@@ -354,7 +439,7 @@ impl Prepared {
                 };
                 let idx: Vec<usize> = (0..dev.len()).collect();
                 let rows = kiln_experiment::predictions::glue_rows(*task, &idx, &out, dev_labels);
-                (score(metric_names, &out, dev_labels), Preds::Glue(rows))
+                (score(metric_names, &out, dev_labels)?, Preds::Glue(rows))
             }
             Head::Squad {
                 model,
@@ -374,7 +459,7 @@ impl Prepared {
                     None => predict_spans(model, dev, pad, 32, None, device),
                 };
                 let pred = squad_predictions(dev_examples, dev, &s, &e, *decode);
-                let (em, f1) = kiln_data::squad::evaluate(dev_examples, &pred);
+                let (em, f1) = kiln_data::squad::evaluate(dev_examples, &pred)?;
                 let scores =
                     BTreeMap::from([("exact_match".to_string(), em), ("f1".to_string(), f1)]);
                 (scores, Preds::Squad(pred))
@@ -852,15 +937,16 @@ fn run_cells<M: EncoderTask>(
                 );
                 speedup = Some(s);
                 mac_bound = Some(bound);
-                let save_to = ctx
-                    .cache
-                    .join("pruned")
-                    .join(model_name)
-                    .join(&t.name)
-                    .join(format!("c{c}"));
+                let (dir, mut record) = pruned_dir(ctx, p, model_name, t)?;
+                let save_to = dir.join(format!("c{c}"));
                 save_with_tokenizer(
                     |tok| t.save_pruned(small, &small_cfg, tok, &save_to),
                     &t.tok,
+                )?;
+                record["constraint"] = serde_json::json!(c);
+                kiln_core::atomic_write(
+                    &save_to.join("kiln-pruned.json"),
+                    serde_json::to_string_pretty(&record)?.as_bytes(),
                 )?;
             }
             cells.push(Cellres {
@@ -964,8 +1050,25 @@ impl Paper for GluePruning {
     type Profile = Profile;
     const NAME: &'static str = NAME;
 
-    fn inputs(&self, _: &str, p: &Profile, args: &RunArgs) -> Result<String, String> {
-        match (finetuned_inputs(&p.model, &p.tasks, args), &p.finetune) {
+    /// `--epochs` and `--train-examples` are not read: they would change the fine-tuning a
+    /// missing checkpoint gets, which is glue-finetune's (run it with them first).
+    fn flags(&self, p: &Profile) -> Flags {
+        Flags {
+            tasks: Some(kiln_glue::checkpoints::task_choices(
+                &p.model,
+                &p.tasks,
+                &["squad", "squad_v2"],
+            )),
+            model: p.model != "tiny",
+            ..Flags::default()
+        }
+    }
+
+    fn inputs(&self, name: &str, p: &Profile, args: &RunArgs) -> Result<String, String> {
+        match (
+            finetuned_inputs(&p.model, &p.tasks, args, &wanted(p, name)),
+            &p.finetune,
+        ) {
             (Ok(found), _) => Ok(found),
             (Err(why), None) => Err(why),
             (Err(_), Some(ft)) => finetune_inputs(ft, &p.tasks, args)
@@ -1000,27 +1103,40 @@ impl Paper for GluePruning {
         let tasks = ctx.args.tasks_or(&p.tasks);
         let mut finetuned = Vec::new();
         if !synthetic {
-            let missing: Vec<String> = tasks
-                .iter()
-                .filter(|t| {
-                    !matches!(t.as_str(), "squad" | "squad_v2")
-                        && finetuned_checkpoint(&ctx.resolver, &p.model, t).is_err()
-                })
-                .cloned()
-                .collect();
-            if !missing.is_empty() {
-                let Some(ft) = &p.finetune else {
-                    finetuned_checkpoint(&ctx.resolver, &p.model, &missing[0])?;
-                    bail!(
-                        "no fine-tuned {} checkpoint for {missing:?} and profile `{}` has no `finetune` stage: run `just reproduce glue-finetune --profile mini` first",
-                        p.model,
-                        ctx.profile
-                    );
-                };
+            let want = wanted(p, &ctx.profile);
+            let mut missing = Vec::new();
+            let mut why = Vec::new();
+            for t in &tasks {
+                if matches!(t.as_str(), "squad" | "squad_v2") {
+                    continue;
+                }
+                if let Err(e) = finetuned_for(&ctx.resolver, &p.model, t, &want, true) {
+                    if p.finetune.is_none() {
+                        // Refused: the error names the checkpoint, what made it, what this
+                        // profile expects and how to proceed.
+                        return Err(e);
+                    }
+                    why.push(match e.downcast_ref::<CheckpointError>() {
+                        Some(CheckpointError::Missing { .. }) => format!("{t}: none cached"),
+                        Some(CheckpointError::Mismatch { rejected, .. }) => format!(
+                            "{t}: no cached checkpoint is one this profile starts from; not used: {}",
+                            rejected
+                                .iter()
+                                .map(|r| format!("{} ({}; {})", r.dir.display(), r.made_with, r.why))
+                                .collect::<Vec<_>>()
+                                .join("; ")
+                        ),
+                        _ => format!("{t}: {e:#}"),
+                    });
+                    missing.push(t.clone());
+                }
+            }
+            if let Some(ft) = p.finetune.as_ref().filter(|_| !missing.is_empty()) {
                 println!(
-                    "stage 1/2: no fine-tuned {} checkpoint for {}: fine-tuning {} with glue-finetune's `{ft}` profile (saved to {}; later runs reuse them)",
+                    "stage 1/2: no fine-tuned {} checkpoint this profile starts from for {}:\n  {}\nfine-tuning {} with glue-finetune's `{ft}` profile as written (saved under {}, beside any other; later runs reuse them)",
                     p.model,
                     missing.join(", "),
+                    why.join("\n  "),
                     if missing.len() == 1 { "it" } else { "them" },
                     ctx.cache.join("finetuned").join(&p.model).display()
                 );
@@ -1032,6 +1148,7 @@ impl Paper for GluePruning {
         let mut latency = Vec::new();
         let mut luts = BTreeMap::new();
         let mut sources = BTreeMap::new();
+        let mut checkpoints = BTreeMap::new();
         for task in &tasks {
             let prep = match (synthetic, task.as_str()) {
                 (true, "syn-squad") => prepare_smoke_squad(task, p, ctx)?,
@@ -1040,12 +1157,15 @@ impl Paper for GluePruning {
                 (false, _) => prepare_real(task, p, ctx)?,
             };
             sources.insert(prep.name.clone(), prep.source.clone());
+            checkpoints.insert(prep.name.clone(), prep.checkpoint.clone());
             let out = run_task(&prep, p, &model_name, ctx, &mut luts)?;
             cells.extend(out.cells);
             latency.extend(out.latency);
         }
         let wall = ctx.elapsed();
         let mut rec = record(file, p, ctx, &cells, sources, wall, &finetuned)?;
+        // Which fine-tuning each task's checkpoint comes from, and how it was chosen.
+        rec.setting("checkpoints", checkpoints);
         if !latency.is_empty() {
             latency_tables(&mut rec, p, ctx, &latency, &luts);
         }

@@ -28,7 +28,7 @@ fn span_model_prunes_shrinks_and_round_trips() {
     let config = BertConfig::tiny(tok.vocab_size(), 2);
     let untrained = BertForQuestionAnswering::new(&config, &device);
     let decode = SquadDecode::default();
-    let f1_before = evaluate_squad(&untrained, &dev, &df, decode, 0, None, &device)["f1"];
+    let f1_before = evaluate_squad(&untrained, &dev, &df, decode, 0, None, &device).unwrap()["f1"];
     let cfg = FinetuneConfig {
         epochs: 3.0,
         batch_size: 16,

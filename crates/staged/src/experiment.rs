@@ -173,6 +173,16 @@ fn shards(dir: &std::path::Path, part: &str) -> Result<Vec<PathBuf>> {
     Ok(v)
 }
 
+fn write_if_changed(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    if std::fs::read(path).ok().as_deref() != Some(bytes) {
+        kiln_core::atomic_write(path, bytes)?;
+    }
+    Ok(())
+}
+
+/// Token caches live under `<cache>/corpus/`, named after the corpus and its first file; what
+/// decides reuse is their content key ([`build_token_cache`]: the sources' sha256, the
+/// tokenizer's fingerprint), so new text under an old name is tokenised again.
 fn load_data(p: &Profile, ctx: &RunContext) -> Result<Data> {
     let seed = ctx.seed;
     let cache_dir = ctx.cache.join("corpus");
@@ -182,18 +192,17 @@ fn load_data(p: &Profile, ctx: &RunContext) -> Result<Data> {
             let tok = TextTokenizer::word_level(&kiln_data::synthetic::lm_vocabulary(), 1 << 20)?;
             let train = cache_dir.join(format!("synthetic-{}-{}.txt", p.corpus_words, seed));
             let eval = cache_dir.join(format!("synthetic-eval-{}.txt", seed));
-            if !train.exists() {
-                kiln_core::atomic_write(
-                    &train,
-                    kiln_data::synthetic::lm_corpus(p.corpus_words, seed).as_bytes(),
-                )?;
-            }
-            if !eval.exists() {
-                kiln_core::atomic_write(
-                    &eval,
-                    kiln_data::synthetic::lm_corpus(p.corpus_words / 10, seed + 1).as_bytes(),
-                )?;
-            }
+            // Generated on every run (cheap) and written when the file differs, so the text is
+            // what this build's generator makes for these settings, whatever a file of that
+            // name held before.
+            write_if_changed(
+                &train,
+                kiln_data::synthetic::lm_corpus(p.corpus_words, seed).as_bytes(),
+            )?;
+            write_if_changed(
+                &eval,
+                kiln_data::synthetic::lm_corpus(p.corpus_words / 10, seed + 1).as_bytes(),
+            )?;
             (
                 tok,
                 vec![train],
@@ -840,6 +849,44 @@ mod tests {
         assert_eq!(&framed[1..5], &plain[..4]);
         assert_eq!(d.items(6, Some(GPT2_EOS)), d.train.len() / 4);
         assert_eq!(d.items(6, None), d.train.len() / 6);
+    }
+
+    /// Issue 35.3: the token cache was keyed by file name and size, so new text of the same
+    /// size under the same shard name trained on the old text's tokens.
+    #[test]
+    fn same_size_new_text_is_tokenised_again() {
+        let Some(shared) = kiln_core::paths::shared_data() else {
+            kiln_core::paths::skip("../shared/data (the GPT-2 tokenizer)");
+            return;
+        };
+        if !shared.join(GPT2_TOKENIZER).exists() {
+            kiln_core::paths::skip("the GPT-2 tokenizer under ../shared/data");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let (train, val) = (
+            dir.path().join("c4-train.00000.txt"),
+            dir.path().join("c4-validation.00000.txt"),
+        );
+        std::fs::write(&train, "the cat sat on the mat. ".repeat(20)).unwrap();
+        std::fs::write(&val, "a dog ran in the park. ".repeat(10)).unwrap();
+        let file = kiln_experiment::file::load::<Profile>(NAME).unwrap();
+        let mut p = file.profiles["paper"].clone();
+        (p.seq_len, p.batch_size, p.eval_blocks) = (16, 2, 2);
+        let (out, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut args = RunArgs::new("paper", out.path(), cache.path());
+        args.data_dir = Some(dir.path().to_path_buf());
+        let ctx = RunContext::new(NAME, "paper-cache", "test", &args).unwrap();
+        let ids = |c: &TokenCorpus| (0..c.len()).map(|i| c.get(i)).collect::<Vec<u16>>();
+        let before = ids(&load_data(&p, &ctx).unwrap().train);
+        // Same shard name, same size, other text.
+        std::fs::write(&train, "the mat sat on the cat. ".repeat(20)).unwrap();
+        let tok = gpt2_tokenizer(&ctx.resolver).unwrap();
+        let fresh = tempfile::tempdir().unwrap();
+        let want = ids(&build_token_cache(&[train], &tok, &fresh.path().join("t.bin")).unwrap());
+        assert_ne!(before, want);
+        let got = ids(&load_data(&p, &ctx).unwrap().train);
+        assert_eq!(got, want, "trained on the old text's tokens");
     }
 
     /// The paper profile's code path (text shards, `[BOS] ... [EOS]` items over the full GPT-2

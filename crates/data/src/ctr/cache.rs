@@ -22,8 +22,9 @@ const VERSION: u32 = 1;
 /// A header longer than this means the file is not a cache (the real one is a few KB).
 const MAX_HEADER: u64 = 16 << 20;
 
-/// What a cache holds and what it was built from; the source's size and modification time plus
-/// the options decide whether [`preprocess`] may reuse it.
+/// What a cache holds and what it was built from; the source's content (sha256), the format and
+/// the options decide whether [`preprocess`] may reuse it (size and modification time are
+/// recorded, but a file replaced by another of the same size and time is not the same source).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CacheHeader {
     pub version: u32,
@@ -38,6 +39,9 @@ pub struct CacheHeader {
     pub source_size: u64,
     pub source_mtime_secs: u64,
     pub source_mtime_nanos: u32,
+    /// sha256 of the source file (empty in caches written before kiln recorded it: rebuilt).
+    #[serde(default)]
+    pub source_sha256: String,
     pub options: ReadOptions,
     pub report: ReadReport,
 }
@@ -47,13 +51,13 @@ impl CacheHeader {
         4 * (1 + self.n_dense + self.n_cat) as u64
     }
 
-    /// Same source file (size, mtime), format and options.
+    /// Same source content (size and sha256), format and options.
     fn matches(&self, other: &CacheHeader) -> bool {
         self.version == other.version
             && self.name == other.name
             && self.source_size == other.source_size
-            && self.source_mtime_secs == other.source_mtime_secs
-            && self.source_mtime_nanos == other.source_mtime_nanos
+            && !self.source_sha256.is_empty()
+            && self.source_sha256 == other.source_sha256
             && self.options == other.options
     }
 }
@@ -303,8 +307,9 @@ impl CtrCache {
 }
 
 /// Encodes `src` into a cache at `cache` in two streaming passes and returns it opened. An
-/// existing cache built from a source of the same size and modification time with the same
-/// format and options is reused without reading `src`; a stale or corrupt one is rebuilt. The
+/// existing cache built from a source with the same content (sha256, one read of `src` per
+/// call: seconds per GB, against minutes for the two passes) with the same format and options
+/// is reused; a stale or corrupt one is rebuilt. The
 /// file is written beside `cache` and renamed into place, so an interrupted run never leaves a
 /// half cache under the real name. A file at `cache` that is not a kiln CTR cache is left alone
 /// (an error), so a swapped argument cannot overwrite the source.
@@ -336,6 +341,8 @@ pub fn preprocess(
         source_size: meta.len(),
         source_mtime_secs: mtime.as_secs(),
         source_mtime_nanos: mtime.subsec_nanos(),
+        source_sha256: kiln_core::sha256_file(src)
+            .map_err(|e| DataError::Invalid(e.to_string()))?,
         options: opts.clone(),
         report: ReadReport::default(),
     };

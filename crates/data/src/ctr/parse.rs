@@ -13,6 +13,12 @@ use crate::DataError;
 /// How many bad rows a lenient read lists by line number (the rest are only counted).
 pub(crate) const FIRST_BAD_KEPT: usize = 10;
 
+/// What a strict read's malformed-row error tells the user to do, in each of the three places
+/// the switch lives: the CLI flag, the experiment file and the library option.
+pub(crate) const LENIENT_HINT: &str = "repair the file, or pass `--lenient` to kiln (`lenient = \
+     true` in the experiment's profile; `ReadOptions::lenient(true)` from Rust) to count and \
+     skip malformed rows";
+
 /// Criteo Kaggle: label, I1..I13, C1..C26.
 pub(crate) const CRITEO_DENSE: usize = 13;
 pub(crate) const CRITEO_CAT: usize = 26;
@@ -200,8 +206,7 @@ fn criteo_row(line: &[u8], row: &mut RawRow) -> Result<(), String> {
         return Err(format!(
             "{n} tab-separated fields, expected {CRITEO_FIELDS} (label, I1-I13, C1-C26). A row \
              whose trailing empty fields were stripped is not padded, since it cannot be told \
-             from a cut-off one: repair the file, or set `lenient: true` in ReadOptions to count \
-             and skip such rows"
+             from a cut-off one"
         ));
     }
     row.dense.clear();
@@ -241,8 +246,7 @@ fn avazu_row(line: &[u8], row: &mut RawRow) -> Result<(), String> {
     let n = line.split(|&b| b == b',').count();
     if n != AVAZU_FIELDS {
         return Err(format!(
-            "{n} comma-separated fields, expected {AVAZU_FIELDS} (id, click, hour, C1 .. C21): \
-             repair the file, or set `lenient: true` in ReadOptions to count and skip such rows"
+            "{n} comma-separated fields, expected {AVAZU_FIELDS} (id, click, hour, C1 .. C21)"
         ));
     }
     row.dense.clear();
@@ -307,6 +311,9 @@ impl<R: BufRead> Lines<R> {
         }
         self.bytes += n as u64;
         self.line += 1;
+        if self.line == 1 && self.buf.starts_with(crate::textfile::UTF8_BOM) {
+            self.buf.drain(..crate::textfile::UTF8_BOM.len());
+        }
         if self.buf.last() == Some(&b'\n') {
             self.buf.pop();
         }
@@ -406,7 +413,7 @@ pub(crate) fn scan(
     let mut last_progress = 0u64;
     let bad = |report: &mut ReadReport, line: usize, msg: String| {
         if !opts.lenient {
-            return Err(malformed(line, msg));
+            return Err(malformed(line, format!("{msg}; {LENIENT_HINT}")));
         }
         report.skipped += 1;
         if report.first_bad.len() < FIRST_BAD_KEPT {

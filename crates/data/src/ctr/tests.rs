@@ -174,6 +174,8 @@ fn wrong_field_count_names_file_line_and_lenient() {
         "{msg}"
     );
     assert!(msg.contains("lenient"), "{msg}");
+    // Issue 35: the hint named only the library option; the CLI flag is `--lenient`.
+    assert_lenient_hint(&msg);
 
     let (d, rep) = read_criteo(&p, &ReadOptions::default().lenient(true)).unwrap();
     assert_eq!(d.len(), 2);
@@ -259,6 +261,7 @@ fn line_endings_final_newline_and_blank_lines() {
     let (path, line, msg) = malformed(read_criteo(&p, &ReadOptions::default()).unwrap_err());
     assert_eq!((path, line), (p.clone(), 2));
     assert!(msg.contains("blank line"), "{msg}");
+    assert_lenient_hint(&msg);
     let (d, rep) = read_criteo(&p, &ReadOptions::default().lenient(true)).unwrap();
     assert_eq!((d, rep.skipped), (base, 1));
 }
@@ -381,7 +384,19 @@ fn avazu_rows_header_and_errors() {
         let (_, line, msg) = malformed(e);
         assert_eq!(line, 3);
         assert!(msg.contains(want), "{msg}");
+        assert_lenient_hint(&msg);
     }
+}
+
+/// A strict read's malformed-row error names the CLI flag, the profile key and the library
+/// option that skip such rows.
+fn assert_lenient_hint(msg: &str) {
+    assert!(
+        msg.contains("`--lenient`")
+            && msg.contains("`lenient = true`")
+            && msg.contains("ReadOptions::lenient(true)"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -488,6 +503,60 @@ fn cache_is_reused_only_when_source_and_options_match() {
     )
     .unwrap();
     assert_eq!(c.len(), 25);
+}
+
+/// Issue 35.3: the cache was keyed by the source's size and modification time, so another file
+/// of the same size and time (a copy with `cp -p`, `rsync -t`, an archive extracted again) read
+/// the old rows.
+#[test]
+fn same_size_same_mtime_new_content_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = sample_text(20);
+    let src = write(dir.path(), "src.txt", &text);
+    let cache = dir.path().join("c.bin");
+    let opts = ReadOptions::default();
+    let old = preprocess(&src, CtrFormat::Criteo, &opts, &cache, &mut |_, _| {}).unwrap();
+    assert!(!old.header().source_sha256.is_empty());
+    let mtime = std::fs::metadata(&src).unwrap().modified().unwrap();
+    // Every label flipped: same size, same time, other data.
+    let flipped: String = text
+        .lines()
+        .map(|l| {
+            let (label, rest) = l.split_at(1);
+            format!("{}{rest}", if label == "1" { "0" } else { "1" })
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(flipped.len(), text.len());
+    std::fs::write(&src, &flipped).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&src)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    assert_eq!(std::fs::metadata(&src).unwrap().modified().unwrap(), mtime);
+    let (mem, _) = read_criteo(&src, &opts).unwrap();
+    let mut c = preprocess(&src, CtrFormat::Criteo, &opts, &cache, &mut |_, _| {}).unwrap();
+    assert_eq!(
+        c.read_rows(0, c.len()).unwrap(),
+        mem,
+        "stale rows reused for a same-size, same-time source"
+    );
+    // Touching the file (same content) keeps the cache.
+    let before = std::fs::read(&cache).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&src)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now())
+        .unwrap();
+    let mut calls = 0;
+    preprocess(&src, CtrFormat::Criteo, &opts, &cache, &mut |_, _| {
+        calls += 1
+    })
+    .unwrap();
+    assert_eq!((calls, std::fs::read(&cache).unwrap()), (1, before));
 }
 
 #[test]

@@ -164,6 +164,18 @@ impl BertConfig {
         ) {
             return Err(format!("unsupported hidden_act `{}`", self.hidden_act));
         }
+        // burn's Dropout panics outside [0, 1); say which key instead.
+        for (key, p) in [
+            ("hidden_dropout_prob", self.hidden_dropout_prob),
+            (
+                "attention_probs_dropout_prob",
+                self.attention_probs_dropout_prob,
+            ),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return Err(format!("{key} {p} is not a probability in [0, 1)"));
+            }
+        }
         if let Some(sizes) = &self.kiln_intermediate_sizes {
             if sizes.len() != self.num_hidden_layers {
                 return Err(format!(

@@ -104,9 +104,16 @@ pub(crate) fn read_header(path: &Path) -> Result<BTreeMap<String, Vec<usize>>, M
         .map_err(|e| corrupt(format!("header is not valid JSON: {e}")))?;
     let mut out = BTreeMap::new();
     let mut max_end = 0u64;
+    // Float tensors in another precision than F32: burn-store would load them as they are and
+    // the model would fail later, far from the tensor; name the first one here.
+    let mut not_f32: Vec<(String, String)> = Vec::new();
     for (name, info) in json {
         if name == "__metadata__" {
             continue;
+        }
+        let dtype = info.get("dtype").and_then(|d| d.as_str()).unwrap_or("");
+        if dtype != "F32" && (dtype.starts_with('F') || dtype.starts_with("BF")) {
+            not_f32.push((name.clone(), dtype.to_string()));
         }
         let shape: Vec<usize> = info
             .get("shape")
@@ -125,6 +132,19 @@ pub(crate) fn read_header(path: &Path) -> Result<BTreeMap<String, Vec<usize>>, M
             "tensor data needs {} bytes but the file has {file_len} (truncated download?)",
             8 + n + max_end
         )));
+    }
+    if let Some((tensor, found)) = not_f32.first() {
+        let more = not_f32.len() - 1;
+        return Err(ModelError::Dtype {
+            path: path.to_path_buf(),
+            tensor: tensor.clone(),
+            found: found.clone(),
+            others: if more > 0 {
+                format!(", like {more} more tensors")
+            } else {
+                String::new()
+            },
+        });
     }
     Ok(out)
 }
@@ -170,9 +190,31 @@ pub fn validate_checkpoint(dir: &Path) -> Result<HfCheckpoint, ModelError> {
             what: "model directory",
         });
     }
-    let config = BertConfig::from_file(&dir.join("config.json"))?;
+    let config_path = dir.join("config.json");
+    let config = BertConfig::from_file(&config_path)?;
     let weights = dir.join("model.safetensors");
     let tensors = read_header(&weights)?;
+    // A config claiming more layers than the file holds fails here, naming both files, before
+    // the expected tensors of (say) 2^64 − 1 layers are listed.
+    let layers_in_file = tensors
+        .keys()
+        .filter_map(|k| {
+            let rest = k.split_once("encoder.layer.")?.1;
+            rest.split('.').next()?.parse::<usize>().ok()
+        })
+        .max()
+        .map_or(0, |m| m + 1);
+    if config.num_hidden_layers > layers_in_file {
+        return Err(ModelError::Config {
+            path: config_path,
+            msg: format!(
+                "num_hidden_layers is {} but {} has weights for {layers_in_file} layers; the \
+                 config and weights belong to different models",
+                config.num_hidden_layers,
+                weights.display()
+            ),
+        });
+    }
     let prefixed = tensors.keys().any(|k| k.starts_with(config.hf_prefix()));
     let pre = if prefixed { config.hf_prefix() } else { "" };
     for (name, shape) in expected_shapes(&config) {
@@ -183,7 +225,9 @@ pub fn validate_checkpoint(dir: &Path) -> Result<HfCheckpoint, ModelError> {
                     path: weights,
                     tensor: full,
                     hint: format!(
-                        "is this a {} checkpoint in HuggingFace naming?",
+                        "{} asks for it: is this a {} checkpoint in HuggingFace naming, and \
+                         are config.json and the weights of the same model?",
+                        config_path.display(),
                         if config.is_roberta() {
                             "RoBERTa"
                         } else {
@@ -193,12 +237,17 @@ pub fn validate_checkpoint(dir: &Path) -> Result<HfCheckpoint, ModelError> {
                 })
             }
             Some(found) if *found != shape => {
-                return Err(ModelError::ShapeMismatch {
+                // Two files disagree: name both (either may be the one that was changed).
+                let mismatch = ModelError::ShapeMismatch {
                     path: weights,
                     tensor: full,
                     expected: shape,
                     found: found.clone(),
-                })
+                };
+                return Err(ModelError::Config {
+                    path: dir.join("config.json"),
+                    msg: format!("does not match the weights: {mismatch}"),
+                });
             }
             _ => {}
         }

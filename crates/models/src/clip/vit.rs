@@ -126,7 +126,11 @@ impl VitConfig {
             output_dim: get("projection_dim", Some(512))?,
             activation,
         };
-        c.validate()?;
+        // Name the file: the sizes came from it.
+        c.validate().map_err(|e| ModelError::Config {
+            path: path.to_path_buf(),
+            msg: e.to_string(),
+        })?;
         Ok(c)
     }
 }

@@ -114,6 +114,16 @@ impl Gpt2Config {
                 self.activation_function
             ));
         }
+        // burn's Dropout panics outside [0, 1); say which key instead.
+        for (key, p) in [
+            ("resid_pdrop", self.resid_pdrop),
+            ("embd_pdrop", self.embd_pdrop),
+            ("attn_pdrop", self.attn_pdrop),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return Err(format!("{key} {p} is not a probability in [0, 1)"));
+            }
+        }
         Ok(())
     }
 
