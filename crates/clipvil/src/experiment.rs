@@ -129,6 +129,7 @@ impl Paper for ClipVil {
     fn flags(&self, p: &Profile) -> Flags {
         Flags {
             epochs: true,
+            whole_epochs: true,
             model: !p.weights.is_empty(),
             ..Flags::default()
         }

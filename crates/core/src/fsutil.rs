@@ -38,14 +38,24 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), CoreError> {
 /// Swaps two existing paths (folders or files) in one step, so that a reader, or a kill at any
 /// instant, sees either both old names or both new ones: Linux's `renameat2(RENAME_EXCHANGE)`.
 /// `Ok(false)` where the platform or file system cannot (not Linux, or a file system without
-/// exchange support, such as some network mounts): the caller then falls back to two renames.
+/// exchange support, such as some network and FUSE mounts: EINVAL, ENOSYS, EOPNOTSUPP): the caller then falls back to two renames.
 pub fn exchange_paths(a: &Path, b: &Path) -> std::io::Result<bool> {
     #[cfg(target_os = "linux")]
     {
         use rustix::fs::{renameat_with, RenameFlags, CWD};
         match renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE) {
             Ok(()) => Ok(true),
-            Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => Ok(false),
+            Err(e)
+                if [
+                    rustix::io::Errno::INVAL,
+                    rustix::io::Errno::NOSYS,
+                    rustix::io::Errno::OPNOTSUPP,
+                    rustix::io::Errno::NOTSUP,
+                ]
+                .contains(&e) =>
+            {
+                Ok(false)
+            }
             Err(e) => Err(std::io::Error::from(e)),
         }
     }

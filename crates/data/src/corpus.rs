@@ -130,6 +130,13 @@ pub fn build_token_cache(
     }
     let bytes: Vec<u8> = ids.iter().flat_map(|x| x.to_le_bytes()).collect();
     let werr = |e: kiln_core::CoreError| DataError::Invalid(e.to_string());
+    // The sidecar goes first and comes back last: a kill in between leaves ids without a
+    // record, which are rebuilt, never new ids under the old text's hash.
+    match std::fs::remove_file(sidecar(cache)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(DataError::io(&sidecar(cache), e)),
+    }
     kiln_core::atomic_write(cache, &bytes).map_err(werr)?;
     let info = CacheInfo {
         sources: want_sources,

@@ -39,7 +39,8 @@ fn parse_count(s: &str) -> Result<usize, String> {
 }
 
 /// The arguments every experiment accepts. Experiments read the ones that apply to them (a
-/// corpus experiment has no `--tasks`) and record the rest in `run.json` unused.
+/// corpus experiment has no `--tasks`); giving one an experiment does not read is an error
+/// (`Paper::flags`), and run.json records the overrides applied (`settings.overrides`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
     /// smoke | mini | paper. Default: the best profile whose inputs resolve (it says which and

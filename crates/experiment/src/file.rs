@@ -229,6 +229,9 @@ const POSITIVE: &[&str] = &[
     "tau0",
 ];
 
+/// Keys of [`POSITIVE`] that, as an array, list values rather than sizes.
+const LISTS_OF_VALUES: &[&str] = &["seeds"];
+
 /// Keys that hold a probability or fraction in [0, 1).
 const FRACTION: &[&str] = &[
     "dropout",
@@ -284,6 +287,8 @@ fn walk(v: &toml::Value, path: &str, key: Option<&str>, bad: &mut Vec<String>) {
             return;
         }
         Value::Array(a) => {
+            // `seeds = [0, 1]` lists seed values (0 is one); `seeds = 3` counts them.
+            let key = key.filter(|k| !LISTS_OF_VALUES.contains(k));
             for (i, x) in a.iter().enumerate() {
                 walk(x, &format!("{path}[{i}]"), key, bad);
             }
@@ -374,6 +379,13 @@ mod tests {
     fn numbers_out_of_range_or_not_finite_are_errors() {
         let p = Path::new("experiments/x.toml");
         check_numbers_in(GOOD, p, "mini").unwrap();
+        // A list of seed values may hold seed 0; a count of seeds may not be 0 (below).
+        check_numbers_in(
+            &GOOD.replace("train_examples = 10", "train_examples = 10\nseeds = [0, 1]"),
+            p,
+            "mini",
+        )
+        .unwrap();
         for (from, to, want) in [
             (
                 "batch_size = 8",
@@ -383,6 +395,11 @@ mod tests {
             ("epochs = 3.0", "epochs = nan", "not a finite number"),
             ("epochs = 3.0", "epochs = inf", "not a finite number"),
             ("epochs = 3.0", "epochs = -1.0", "must be above 0"),
+            (
+                "train_examples = 10",
+                "train_examples = 10\nseeds = 0",
+                "seeds` = 0 must be above 0",
+            ),
         ] {
             let e = check_numbers_in(&GOOD.replace(from, to), p, "mini")
                 .unwrap_err()

@@ -8,6 +8,11 @@
 //! leaves a stale lock behind (at most an unlocked file, reused by the next run); the file's
 //! text only says who holds it, and a run that ends removes it.
 //!
+//! The lock is advisory and as good as the file system's `flock`: local file systems (and NFS
+//! with its default lock handling) honour it across processes; a mount where `flock` is local
+//! to one host (NFS with `local_lock=flock`) does not protect runs on two hosts writing one
+//! folder.
+//!
 //! Holding the lock also makes the leftovers of an interrupted run safe to act on: any
 //! `.<profile>.staging-*` folder is a dead run's unfinished output and is removed; an
 //! `.<profile>.old-*` folder is a previous result moved aside by a run killed between its two
@@ -34,20 +39,7 @@ impl OutLock {
     /// holder, and cleans up after interrupted runs.
     pub fn acquire(out: &Path) -> Result<Self> {
         let (parent, leaf) = split(out);
-        if out.exists() && !out.is_dir() {
-            bail!(
-                "{}: the results path exists and is a file, not a folder; pass another --out or move the file",
-                out.display()
-            );
-        }
-        for a in parent.ancestors() {
-            if a.exists() && !a.is_dir() {
-                bail!(
-                    "{}: is a file, so results cannot go under it; pass another --out (a folder)",
-                    a.display()
-                );
-            }
-        }
+        check_out(out)?;
         std::fs::create_dir_all(&parent).with_context(|| {
             format!(
                 "{}: cannot create the results folder; pass a writable --out",
@@ -141,6 +133,26 @@ fn same_file(file: &File, path: &Path) -> bool {
 #[cfg(not(unix))]
 fn same_file(_: &File, path: &Path) -> bool {
     path.exists()
+}
+
+/// Fails when `out`, or a folder above it, exists as a file: results could never be written
+/// there, and finding out after the training would waste it.
+pub fn check_out(out: &Path) -> Result<()> {
+    if out.exists() && !out.is_dir() {
+        bail!(
+            "{}: the results path exists and is a file, not a folder; pass another --out or move the file",
+            out.display()
+        );
+    }
+    for a in out.ancestors().skip(1) {
+        if a.exists() && !a.is_dir() {
+            bail!(
+                "{}: is a file, so results cannot go under it; pass another --out (a folder)",
+                a.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// `(parent, leaf)` of a results folder path.

@@ -69,6 +69,8 @@ pub struct Flags {
     pub train_examples: bool,
     pub model: bool,
     pub lenient: bool,
+    /// `--epochs` must be a whole number (the experiment trains whole epochs).
+    pub whole_epochs: bool,
 }
 
 /// Refuses overrides `experiment` would ignore, and `--tasks` names outside its list.
@@ -88,6 +90,11 @@ pub fn check_flags(experiment: &str, profile: &str, flags: &Flags, args: &RunArg
             bail!(
                 "{experiment} (profile `{profile}`) does not read {flag}; leave it out, or set the experiment file's setting instead (experiments/{experiment}.toml)"
             );
+        }
+    }
+    if let Some(e) = args.epochs {
+        if flags.whole_epochs && e.fract() != 0.0 {
+            bail!("--epochs {e}: {experiment} trains whole epochs; pass a whole number");
         }
     }
     if let Some(asked) = &args.tasks {
@@ -134,7 +141,15 @@ impl<T: Paper> Experiment for T {
 
     fn reproduce(&self, args: &RunArgs) -> Result<PathBuf> {
         args.check()?;
+        crate::outdir::check_out(&args.out.join(T::NAME))?;
         let file: ExperimentFile<T::Profile> = file::load(T::NAME)?;
+        if let Some(p) = args.profile.as_deref().and_then(|n| file.profiles.get(n)) {
+            // A requested profile is checked before choosing, whose input checks may download.
+            let name = args.profile.as_deref().unwrap_or_default();
+            self.validate(p)?;
+            file::check_numbers(T::NAME, name)?;
+            check_flags(T::NAME, name, &self.flags(p), args)?;
+        }
         if let Some(asked) = &args.tasks {
             // A name no profile knows is a typo, whichever profile would be chosen; caught
             // before the choice, which would otherwise pass over `mini` for it.

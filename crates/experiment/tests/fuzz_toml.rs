@@ -7,7 +7,7 @@
 #[path = "../../data/tests/fuzz/mod.rs"]
 mod fuzz;
 
-use kiln_experiment::file::{experiments_dir, load_from};
+use kiln_experiment::file::{check_numbers_in, experiments_dir, load_from, parse_strict};
 use kiln_experiment::ExperimentInfo;
 
 #[test]
@@ -31,6 +31,19 @@ fn fuzz_experiment_files() {
         fuzz::fuzz_file(&format!("toml-{name}"), 150, &name, original, |p| {
             let info: ExperimentInfo = load_from(p)?;
             let doc: toml::Value = load_from(p)?;
+            // As `reproduce` reads it: strictly (serde_ignored) and with every profile's
+            // numbers checked. Both may refuse a mutation; neither may panic, and a refusal
+            // names the file (the `?` hands it to the fuzzer, which checks that).
+            let text = std::fs::read_to_string(p)?;
+            let _strict: ExperimentInfo = match parse_strict(&text, p) {
+                Ok(v) => v,
+                // ProfileInfo reads a subset of each profile's keys: unknown keys are expected.
+                Err(e) if e.to_string().contains("unknown setting") => info.clone(),
+                Err(e) => return Err(e),
+            };
+            for name in info.profiles.keys() {
+                check_numbers_in(&text, p, name)?;
+            }
             Ok::<_, anyhow::Error>((info.profiles.len(), doc.as_table().map_or(0, |t| t.len())))
         });
     }

@@ -264,6 +264,19 @@ fn candidates_in(dir: &Path) -> Vec<PathBuf> {
 fn given_dir(f: &Path, task: &str) -> Result<PathBuf> {
     for c in [f.join(task), f.to_path_buf()] {
         if is_checkpoint(&c) {
+            // One task's checkpoint given for a run over several tasks: using it for another
+            // task would score it on data it was not trained for, without a word.
+            if let Some(p) = read_provenance(&c) {
+                if p.task != task {
+                    bail!(
+                        "{}: --model names a checkpoint fine-tuned on {}, not {task}; pass `--model {} --tasks {}`, or a folder with one sub-folder per task",
+                        c.display(),
+                        p.task,
+                        c.display(),
+                        p.task
+                    );
+                }
+            }
             return Ok(c);
         }
     }
@@ -677,7 +690,7 @@ fn mismatch_text(
     }
     let profiles: Vec<String> = expected.iter().map(|(p, _)| p.clone()).collect();
     s.push_str(&format!(
-        "To proceed: run {} (same --data-dir and --cache) to make the checkpoint this profile expects, or pass `--model {}` to start from that checkpoint anyway (the run then records it as given).",
+        "To proceed: run {} (same --data-dir and --cache) to make the checkpoint this profile expects, or pass `--model {} --tasks {task}` to start from that checkpoint anyway (the run then records it as given).",
         run_hint(task, &profiles),
         rejected
             .first()
@@ -923,4 +936,31 @@ pub fn task_choices(model: &str, profile_tasks: &[String], extra: &[&str]) -> Ve
     v.sort();
     v.dedup();
     v
+}
+
+#[cfg(test)]
+mod given_tests {
+    use super::*;
+
+    /// `--model <sst2 checkpoint>` on a run over sst2 and mrpc: the sst2 checkpoint was used for
+    /// mrpc too, scored on data it was not trained for.
+    #[test]
+    fn one_tasks_checkpoint_is_not_used_for_another_task() {
+        let d = tempfile::tempdir().unwrap();
+        let c = d.path().join("ck");
+        std::fs::create_dir_all(&c).unwrap();
+        std::fs::write(c.join("config.json"), "{}").unwrap();
+        std::fs::write(c.join("model.safetensors"), "x").unwrap();
+        std::fs::write(
+            c.join(PROVENANCE),
+            r#"{"experiment":"glue-finetune","profile":"mini","task":"sst2","metric":"accuracy","value":90.0,"train_examples":10,"epochs":1.0,"steps":1,"seed":42}"#,
+        )
+        .unwrap();
+        assert_eq!(given_dir(&c, "sst2").unwrap(), c);
+        let e = given_dir(&c, "mrpc").unwrap_err().to_string();
+        assert!(
+            e.contains("fine-tuned on sst2, not mrpc") && e.contains("--tasks sst2"),
+            "{e}"
+        );
+    }
 }

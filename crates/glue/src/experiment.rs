@@ -1,6 +1,7 @@
 //! `glue-finetune`: fine-tune a BERT-family encoder per GLUE task and report dev scores beside
 //! BERT-base's published scores. Writes the fine-tuned checkpoints to
-//! `<cache>/finetuned/<model>/<task>/` (HF directories) for the pruning experiments, and the dev
+//! `<cache>/finetuned/<model>/<task>/<profile>-<key>/` (HF directories, keyed by what shaped them;
+//! see `checkpoints`) for the pruning experiments, and the dev
 //! predictions per task in GLUE's format.
 
 use std::collections::BTreeMap;
@@ -93,7 +94,7 @@ impl Paper for GlueFinetune {
             epochs: true,
             train_examples: true,
             model: p.model != "tiny",
-            lenient: false,
+            ..Flags::default()
         }
     }
 
