@@ -214,7 +214,7 @@ impl GlueTask {
             return Ok(None);
         }
         match c.parse::<f32>() {
-            Ok(v) if v == -1.0 => Ok(None),
+            Ok(-1.0) => Ok(None),
             Ok(v) => self
                 .check_label(v)
                 .map(Some)

@@ -73,7 +73,7 @@ pub fn read_glue_parquet(path: &Path, task: GlueTask) -> Result<Vec<Example>, Da
         // -1 (the hub's test label) or null: unlabelled; anything else must be a valid label.
         let label = match label {
             None => None,
-            Some(v) if v == -1.0 => None,
+            Some(-1.0) => None,
             Some(v) => Some(task.check_label(v).map_err(|msg| DataError::Malformed {
                 path: path.to_path_buf(),
                 line: i + 1,

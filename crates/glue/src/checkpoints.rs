@@ -537,8 +537,9 @@ fn short(s: &str) -> String {
 /// Hex sha256 of a file, remembered per process by (path, size, modification time): a run
 /// asks for the same base model and data files several times.
 pub fn file_sha256(path: &Path) -> Result<String> {
-    static MEMO: Mutex<Option<HashMap<(PathBuf, u64, std::time::SystemTime), String>>> =
-        Mutex::new(None);
+    /// (path, size, modification time) → sha256.
+    type Memo = HashMap<(PathBuf, u64, std::time::SystemTime), String>;
+    static MEMO: Mutex<Option<Memo>> = Mutex::new(None);
     let meta =
         std::fs::metadata(path).with_context(|| format!("{}: cannot read", path.display()))?;
     let id = (
