@@ -23,7 +23,7 @@ pub struct RunContext {
     pub seed: u64,
     pub resolver: Resolver,
     /// The results folder's lock, held until the context is dropped (after `finish`).
-    lock: crate::outdir::OutLock,
+    _lock: crate::outdir::OutLock,
     started_unix: u64,
     clock: Instant,
 }
@@ -43,7 +43,7 @@ impl RunContext {
         Ok(Self {
             device: args.device.device()?,
             out,
-            lock,
+            _lock: lock,
             cache: args.cache_root(),
             seed: args.seed,
             resolver: Resolver::from_args(args),
@@ -54,11 +54,6 @@ impl RunContext {
             started_unix: kiln_core::run::unix_now(),
             clock: Instant::now(),
         })
-    }
-
-    /// The results folder's lock file.
-    pub fn lock_path(&self) -> &std::path::Path {
-        self.lock.path()
     }
 
     /// Seconds since the run started.
