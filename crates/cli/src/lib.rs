@@ -2,3 +2,4 @@
 //! and dispatches; each experiment lives in its paper's crate (`experiment.rs`).
 
 pub mod registry;
+pub mod verify;

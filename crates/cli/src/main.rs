@@ -41,6 +41,19 @@ enum Cmd {
         #[command(flatten)]
         args: BenchArgs,
     },
+    /// Recompute every table number that cites prediction files from those files, and say where
+    /// each result came from: its commit, whether the tree had uncommitted changes, and whether
+    /// the experiment's code (its crate, the crates it uses, its experiment file, Cargo.lock)
+    /// changed since. Fails on any disagreement beyond the table's rounding.
+    Verify {
+        /// Folders holding run folders (each with a run.json), searched recursively.
+        #[arg(default_value = "results")]
+        folders: Vec<PathBuf>,
+        /// Also fail on results from uncommitted or since-changed code, on folders without
+        /// checks.json, and on seed statistics that cite no prediction files.
+        #[arg(long)]
+        strict: bool,
+    },
     /// Download a model or dataset into the cache (sources and sha256 from datasets/registry.toml).
     Fetch {
         /// all-MiniLM-L6-v2 | bert-base-uncased | roberta-base | glue
@@ -83,6 +96,31 @@ fn main() -> Result<()> {
                 if a.wants(name) {
                     run(&a)?;
                 }
+            }
+        }
+        Cmd::Verify { folders, strict } => {
+            let root = kiln_core::paths::workspace_root();
+            let mut findings = Vec::new();
+            for f in &folders {
+                findings.extend(kiln_cli::verify::verify(f, &root)?);
+            }
+            for f in &findings {
+                println!("{}", f.describe());
+            }
+            let disagree = findings.iter().filter(|f| !f.failures.is_empty()).count();
+            let not_strict = findings.iter().filter(|f| !f.is_strictly_ok()).count();
+            println!(
+                "kiln verify: {} run folder(s); {disagree} with numbers that disagree with their prediction files; {not_strict} not fully checked or not from current committed code",
+                findings.len()
+            );
+            if findings.is_empty() {
+                bail!("no run folders (folders holding run.json) under {folders:?}");
+            }
+            if disagree > 0 {
+                bail!("{disagree} run folder(s) report numbers their prediction files do not give");
+            }
+            if strict && not_strict > 0 {
+                bail!("--strict: {not_strict} run folder(s) are not fully checked or not from current committed code");
             }
         }
         Cmd::Fetch { what, tasks, cache } => {

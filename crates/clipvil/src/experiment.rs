@@ -125,6 +125,7 @@ pub const VQA_V2_FILES: [&str; 4] = [
 impl Paper for ClipVil {
     type Profile = Profile;
     const NAME: &'static str = NAME;
+    const PACKAGE: &'static str = env!("CARGO_PKG_NAME");
 
     fn flags(&self, p: &Profile) -> Flags {
         Flags {

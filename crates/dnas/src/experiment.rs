@@ -124,6 +124,7 @@ pub struct Profile {
 impl Paper for DnasDlrm {
     type Profile = Profile;
     const NAME: &'static str = NAME;
+    const PACKAGE: &'static str = env!("CARGO_PKG_NAME");
 
     fn flags(&self, p: &Profile) -> Flags {
         Flags {

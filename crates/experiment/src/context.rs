@@ -22,6 +22,8 @@ pub struct RunContext {
     pub cache: PathBuf,
     pub seed: u64,
     pub resolver: Resolver,
+    /// The git tree when the run started (its commit and uncommitted files), for run.json.
+    pub tree: kiln_core::run::TreeState,
     /// The results folder's lock, held until the context is dropped (after `finish`).
     _lock: crate::outdir::OutLock,
     started_unix: u64,
@@ -44,6 +46,7 @@ impl RunContext {
             device: args.device.device()?,
             out,
             _lock: lock,
+            tree: kiln_core::run::tree_state(),
             cache: args.cache_root(),
             seed: args.seed,
             resolver: Resolver::from_args(args),

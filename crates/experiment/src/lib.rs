@@ -26,6 +26,7 @@ pub mod predictions;
 pub mod record;
 pub mod registry;
 pub mod resolve;
+pub mod verify;
 
 pub use args::RunArgs;
 pub use bench::BenchArgs;

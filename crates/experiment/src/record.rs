@@ -187,12 +187,40 @@ impl RunRecord {
             kiln_core::atomic_write(&dir.join(rel), bytes)?;
             written.push(rel.clone());
         }
+        // Where the tables' seed statistics come from; checked below, before the folder is
+        // swapped in, so a table that its own prediction files contradict is never written.
+        let checks = crate::verify::collect(&self.tables);
+        for c in &checks.checks {
+            if let Some(f) = c.source.files.iter().find(|f| !written.contains(f)) {
+                bail!(
+                    "{}: table `{}` row {} column `{}` cites {f}, which the run did not write (a bug in the experiment)",
+                    ctx.experiment,
+                    c.table,
+                    c.row,
+                    c.column
+                );
+            }
+        }
+        kiln_core::atomic_write(
+            &dir.join(crate::verify::CHECKS_FILE),
+            serde_json::to_string_pretty(&checks)?.as_bytes(),
+        )?;
+        written.push(crate::verify::CHECKS_FILE.to_string());
+        let verified = crate::verify::check_run(dir)?;
+        if !verified.failures.is_empty() {
+            bail!(
+                "{}: {} table number(s) disagree with the prediction files they cite (a bug in the experiment):\n  {}",
+                ctx.experiment,
+                verified.failures.len(),
+                verified.failures.join("\n  ")
+            );
+        }
         let meta = kiln_core::RunMeta {
             experiment: ctx.experiment.to_string(),
             profile: ctx.profile.clone(),
             backend: kiln_core::backend_name(&ctx.device),
             device: ctx.device_label(),
-            commit: kiln_core::run::git_commit(),
+            commit: ctx.tree.commit.clone(),
             seed: ctx.seed,
             wall_time_s: ctx.elapsed(),
             synthetic: self.synthetic,
@@ -203,6 +231,7 @@ impl RunRecord {
             profile_choice: ctx.profile_choice.clone(),
             paper: self.paper.to_json(),
             files: written,
+            uncommitted: Some(ctx.tree.uncommitted.clone()),
         };
         kiln_core::atomic_write(
             &dir.join("run.json"),
@@ -278,5 +307,52 @@ mod tests {
         assert!(std::fs::read_to_string(dir.join("table.md"))
             .unwrap()
             .contains("1.0"));
+    }
+
+    /// A record whose table cites a prediction file for an accuracy of `value` (the file
+    /// gives 50%).
+    fn sourced(value: f64, file: &str) -> RunRecord {
+        let mut r = RunRecord::new(true);
+        let mut t = Table::new("t", &["task", "acc"]);
+        t.push(vec![
+            kiln_report::Cell::text("sst2"),
+            kiln_report::Cell::sourced(
+                &[value],
+                1,
+                kiln_report::Source::new("glue/sst2/accuracy", vec![file.into()], 100.0),
+            ),
+        ]);
+        r.table("table", t);
+        r.predictions_csv(
+            "dev",
+            &["idx", "prediction", "label"],
+            &[
+                vec!["0".into(), "1".into(), "1".into()],
+                vec!["1".into(), "1".into(), "0".into()],
+            ],
+        );
+        r
+    }
+
+    #[test]
+    fn tables_are_checked_against_their_prediction_files_before_they_are_written() {
+        let (out, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let c = ctx(out.path(), cache.path());
+        let dir = sourced(50.0, "predictions/dev.csv").finish(&c).unwrap();
+        let checks: crate::verify::Checks =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("checks.json")).unwrap())
+                .unwrap();
+        assert_eq!(checks.checks.len(), 1);
+        assert_eq!(checks.checks[0].row_label, "sst2");
+        let e = sourced(75.0, "predictions/dev.csv").finish(&c).unwrap_err();
+        assert!(format!("{e:#}").contains("the files give 50.0"), "{e:#}");
+        let e = sourced(50.0, "predictions/other.csv")
+            .finish(&c)
+            .unwrap_err();
+        assert!(format!("{e:#}").contains("did not write"), "{e:#}");
+        // The first run is still there, whole.
+        assert!(std::fs::read_to_string(dir.join("table.md"))
+            .unwrap()
+            .contains("| sst2 | 50.0 |"));
     }
 }

@@ -22,6 +22,10 @@ pub trait Paper: Sync {
     /// The experiment's name: `experiments/<NAME>.toml`, `results/<NAME>/`.
     const NAME: &'static str;
 
+    /// The cargo package that implements it (`env!("CARGO_PKG_NAME")` in the paper crate):
+    /// `kiln verify` asks whether its code changed since a result's commit.
+    const PACKAGE: &'static str;
+
     /// Whether profile `name`'s inputs resolve without running anything long: `Ok(what was
     /// found)` or `Err(what is missing and how to get it)`.
     fn inputs(
@@ -116,6 +120,8 @@ pub fn check_flags(experiment: &str, profile: &str, flags: &Flags, args: &RunArg
 /// What the CLI sees of an experiment.
 pub trait Experiment: Sync {
     fn name(&self) -> &'static str;
+    /// The cargo package implementing the experiment ([`Paper::PACKAGE`]).
+    fn package(&self) -> &'static str;
     /// The experiment file as `kiln list` prints it.
     fn list(&self) -> Result<ExperimentInfo>;
     /// Chooses the profile, runs it and writes `results/<name>/<profile>/`.
@@ -133,6 +139,10 @@ pub type Bench = (&'static str, fn(&BenchArgs) -> Result<()>);
 impl<T: Paper> Experiment for T {
     fn name(&self) -> &'static str {
         T::NAME
+    }
+
+    fn package(&self) -> &'static str {
+        T::PACKAGE
     }
 
     fn list(&self) -> Result<ExperimentInfo> {

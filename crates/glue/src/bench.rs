@@ -175,6 +175,7 @@ pub fn encoder(a: &BenchArgs) -> Result<()> {
             encoder_flops(c, a.batch, a.seq) / 1e9
         ));
     }
+    let tree = kiln_core::run::tree_state();
     let meta = RunMeta {
         experiment: "bench-encoder".into(),
         profile: "bench".into(),
@@ -185,7 +186,7 @@ pub fn encoder(a: &BenchArgs) -> Result<()> {
             .collect::<Vec<_>>()
             .join(","),
         device: a.devices().first().map(|d| d.label()).unwrap_or_default(),
-        commit: kiln_core::run::git_commit(),
+        commit: tree.commit,
         seed: 0,
         wall_time_s: 0.0,
         synthetic: false,
@@ -196,6 +197,7 @@ pub fn encoder(a: &BenchArgs) -> Result<()> {
         profile_choice: String::new(),
         paper: serde_json::Value::Null,
         files: vec!["encoder.md".into(), "encoder.csv".into()],
+        uncommitted: Some(tree.uncommitted),
     };
     write_table(&out, "encoder", &table)?;
     kiln_core::atomic_write(

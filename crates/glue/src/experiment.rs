@@ -87,6 +87,7 @@ struct Job<'a> {
 impl Paper for GlueFinetune {
     type Profile = FinetuneProfile;
     const NAME: &'static str = NAME;
+    const PACKAGE: &'static str = env!("CARGO_PKG_NAME");
 
     fn flags(&self, p: &FinetuneProfile) -> Flags {
         Flags {

@@ -191,6 +191,7 @@ pub struct Profile {
 impl Paper for OneLayerLottery {
     type Profile = Profile;
     const NAME: &'static str = NAME;
+    const PACKAGE: &'static str = env!("CARGO_PKG_NAME");
 
     fn inputs(&self, _: &str, p: &Profile, args: &RunArgs) -> Result<String, String> {
         let r = kiln_experiment::Resolver::from_args(args);

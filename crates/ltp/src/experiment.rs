@@ -242,6 +242,7 @@ fn sweep(
 impl Paper for LtpGlue {
     type Profile = Profile;
     const NAME: &'static str = NAME;
+    const PACKAGE: &'static str = env!("CARGO_PKG_NAME");
 
     fn flags(&self, p: &Profile) -> Flags {
         Flags {

@@ -1049,6 +1049,7 @@ fn run_cells<M: EncoderTask>(
 impl Paper for GluePruning {
     type Profile = Profile;
     const NAME: &'static str = NAME;
+    const PACKAGE: &'static str = env!("CARGO_PKG_NAME");
 
     /// `--epochs` and `--train-examples` are not read: they would change the fine-tuning a
     /// missing checkpoint gets, which is glue-finetune's (run it with them first).

@@ -8,7 +8,7 @@ pub mod table;
 use std::path::Path;
 
 pub use plot::{heatmap, line_plot, Series};
-pub use table::{Cell, Table};
+pub use table::{Cell, Source, Table};
 
 pub use kiln_core::RunMeta;
 

@@ -1,11 +1,44 @@
 //! Tables in the papers' layout. Numbers keep their precision in CSV and are rounded in Markdown.
 
+use serde::{Deserialize, Serialize};
+
+/// Where a reported number comes from, so that `kiln verify` can recompute it: a metric over
+/// per-example prediction files of the run folder, one file per seed. The cell shows
+/// `scale ×` the mean of the per-file metric (± their sample sd when there are several).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Source {
+    /// The metric as kiln-experiment's `verify` names it, e.g. `glue/sst2/accuracy`,
+    /// `ctr/log_loss`, `bleu:translations/ref.detok.txt`.
+    pub metric: String,
+    /// Prediction files, relative to the run folder; one per seed.
+    pub files: Vec<String>,
+    /// Cell = scale × metric (100 for a percentage).
+    pub scale: f64,
+}
+
+impl Source {
+    pub fn new(metric: impl Into<String>, files: Vec<String>, scale: f64) -> Self {
+        Self {
+            metric: metric.into(),
+            files,
+            scale,
+        }
+    }
+}
+
 /// One cell.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cell {
     Text(String),
     /// A number shown with `decimals` places; `None` prints as an em dash (no paper number).
     Num(Option<f64>, usize),
+    /// Per-seed values shown as `mean ± sd` (the value alone for one seed), with the prediction
+    /// files they were computed from when the run wrote them. CSV keeps full precision.
+    Stat {
+        values: Vec<f64>,
+        decimals: usize,
+        source: Option<Source>,
+    },
 }
 
 impl Cell {
@@ -17,11 +50,27 @@ impl Cell {
     }
     /// `mean ± sd` over seeds ([`crate::mean_sd`]), or the value alone for one seed.
     pub fn mean_sd(v: &[f64], decimals: usize) -> Self {
-        let (m, s) = crate::mean_sd(v);
-        if v.len() > 1 {
-            Self::text(format!("{m:.decimals$} ± {s:.decimals$}"))
-        } else {
-            Self::num(m, decimals)
+        Self::Stat {
+            values: v.to_vec(),
+            decimals,
+            source: None,
+        }
+    }
+    /// Like [`Cell::mean_sd`], with the prediction files the values were computed from
+    /// (`source.files[i]` gave `v[i]`), which the run record lists for `kiln verify`.
+    pub fn sourced(v: &[f64], decimals: usize, source: Source) -> Self {
+        debug_assert_eq!(v.len(), source.files.len());
+        Self::Stat {
+            values: v.to_vec(),
+            decimals,
+            source: Some(source),
+        }
+    }
+    /// The source of a [`Cell::Stat`], if it has one.
+    pub fn source(&self) -> Option<&Source> {
+        match self {
+            Cell::Stat { source, .. } => source.as_ref(),
+            _ => None,
         }
     }
     pub fn opt(v: Option<f64>, decimals: usize) -> Self {
@@ -41,6 +90,17 @@ impl Cell {
             Cell::Text(s) => s.replace('|', "\\|"),
             Cell::Num(None, _) => "—".into(),
             Cell::Num(Some(v), d) => format!("{v:.d$}", d = *d),
+            Cell::Stat {
+                values, decimals, ..
+            } => {
+                let d = *decimals;
+                let (m, s) = crate::mean_sd(values);
+                match values.len() {
+                    0 => "—".into(),
+                    1 => format!("{m:.d$}"),
+                    _ => format!("{m:.d$} ± {s:.d$}"),
+                }
+            }
         }
     }
     fn csv(&self) -> String {
@@ -48,6 +108,14 @@ impl Cell {
             Cell::Text(s) => csv_field(s),
             Cell::Num(None, _) => String::new(),
             Cell::Num(Some(v), _) => format!("{v}"),
+            Cell::Stat { values, .. } => {
+                let (m, s) = crate::mean_sd(values);
+                match values.len() {
+                    0 => String::new(),
+                    1 => format!("{m}"),
+                    _ => format!("{m} ± {s}"),
+                }
+            }
         }
     }
 }
@@ -157,5 +225,27 @@ mod tests {
         );
         assert!(csv.contains("sst2,93.5,91.25,-2.25"), "{csv}");
         assert!(csv.contains("\"a,b\",,0.5,"));
+    }
+
+    #[test]
+    fn seed_statistics_round_in_markdown_and_keep_precision_in_csv() {
+        let mut t = Table::new("t", &["one", "three", "none"]);
+        t.push(vec![
+            Cell::mean_sd(&[0.123456], 2),
+            Cell::sourced(
+                &[1.0, 2.0, 4.0],
+                1,
+                Source::new("m", vec!["a".into(), "b".into(), "c".into()], 1.0),
+            ),
+            Cell::mean_sd(&[], 1),
+        ]);
+        assert!(t.to_markdown().contains("| 0.12 | 2.3 ± 1.5 | — |"));
+        let csv = t.to_csv();
+        let row = csv.lines().nth(1).unwrap();
+        assert!(
+            row.starts_with("0.123456,2.3333333333333335 ± 1.5275252316519"),
+            "{row}"
+        );
+        assert!(row.ends_with(','), "{row}");
     }
 }

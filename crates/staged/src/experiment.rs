@@ -380,6 +380,7 @@ struct Growth {
 impl Paper for StagedTraining {
     type Profile = Profile;
     const NAME: &'static str = NAME;
+    const PACKAGE: &'static str = env!("CARGO_PKG_NAME");
 
     fn inputs(&self, _: &str, p: &Profile, args: &RunArgs) -> Result<String, String> {
         let r = Resolver::from_args(args);
