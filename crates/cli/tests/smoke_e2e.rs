@@ -74,6 +74,40 @@ fn assert_files(dir: &Path, files: &[&str]) {
     }
 }
 
+/// `kiln verify` on the run folder: every seed statistic of its tables cites prediction files
+/// (none unsourced), at least `min_checks` of them, and each recomputes from its files; the run
+/// records its tree. Returns the number of checks.
+fn assert_verified(dir: &Path, min_checks: usize) -> usize {
+    let st = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("verify")
+        .arg(dir)
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&st.stdout),
+        String::from_utf8_lossy(&st.stderr)
+    );
+    assert!(st.status.success(), "kiln verify failed:\n{said}");
+    let c = kiln_experiment::verify::check_run(dir).unwrap();
+    assert!(c.has_checks, "no checks.json in {}", dir.display());
+    assert!(c.failures.is_empty(), "{:?}", c.failures);
+    assert_eq!(
+        c.unsourced, 0,
+        "seed statistics without prediction files:\n{said}"
+    );
+    assert!(
+        c.agreed >= min_checks,
+        "{} checks, expected at least {min_checks}:\n{said}",
+        c.agreed
+    );
+    assert!(
+        run_json(dir)["uncommitted"].is_array(),
+        "run.json records the tree"
+    );
+    c.agreed
+}
+
 /// GLUE predictions: header `idx,prediction,label`, one row per dev example, and the accuracy
 /// recomputed from the file equals the reported one.
 fn check_glue_predictions(file: &Path, accuracy: f64) {

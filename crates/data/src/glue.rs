@@ -165,7 +165,9 @@ impl GlueTask {
     /// class number. The inverse of [`GlueTask::parse_label`].
     pub fn label_text(self, v: f32) -> String {
         match (self, v.round() as i64) {
-            (Self::Stsb, _) => format!("{v:.3}"),
+            // The shortest text that reads back as the same f32 (up to 9 significant digits):
+            // rounding to 3 decimals tied half the predictions and moved Spearman.
+            (Self::Stsb, _) => format!("{v}"),
             (Self::Mnli | Self::MnliMismatched, 0) => "entailment".into(),
             (Self::Mnli | Self::MnliMismatched, 1) => "neutral".into(),
             (Self::Mnli | Self::MnliMismatched, 2) => "contradiction".into(),

@@ -2,9 +2,25 @@
 //! the field's own tools.
 
 use kiln_data::GlueTask;
+use kiln_report::Source;
 
 /// GLUE: one CSV per task and evaluation set, `idx,prediction,label`.
 pub const GLUE_HEADER: [&str; 3] = ["idx", "prediction", "label"];
+
+/// The source of a GLUE table cell: `metric` (`accuracy`, `f1`, `mcc`, `pearson`, `spearman`)
+/// ×100 of each seed's prediction file in [`GLUE_HEADER`] format. `task` is the GLUE task name,
+/// or a synthetic task's (numeric labels).
+pub fn glue_source(task: &str, metric: &str, files: Vec<String>) -> Source {
+    Source::new(format!("glue/{task}/{metric}"), files, 100.0)
+}
+
+/// True when every prediction is the same (a seed that collapsed to a constant predictor, which a
+/// table must flag rather than average in silently). False for an empty slice.
+pub fn is_constant<T: PartialEq>(predictions: &[T]) -> bool {
+    predictions
+        .first()
+        .is_some_and(|p| predictions.iter().all(|x| x == p))
+}
 
 /// The predicted label of one model output: argmax over classes, or the score of a regression
 /// head (one output).
@@ -55,7 +71,13 @@ mod tests {
         assert_eq!(rows[0], ["3", "not_entailment", "not_entailment"]);
         assert_eq!(rows[1], ["7", "entailment", "not_entailment"]);
         let r = glue_rows(Some(GlueTask::Stsb), &[0], &[vec![3.25]], &[4.0]);
-        assert_eq!(r[0], ["0", "3.250", "4.000"]);
+        assert_eq!(r[0], ["0", "3.25", "4"]);
+        let r = glue_rows(Some(GlueTask::Stsb), &[0], &[vec![3.123_456_7]], &[4.0]);
+        assert_eq!(
+            r[0][1].parse::<f32>().unwrap(),
+            3.123_456_7,
+            "full precision"
+        );
         let r = glue_rows(None, &[0], &[vec![0.0, 1.0]], &[0.0]);
         assert_eq!(r[0], ["0", "1", "0"]);
     }

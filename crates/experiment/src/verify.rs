@@ -18,6 +18,8 @@
 //!   fairseq's `--scoring bleu` computes it.
 //! - `vqa:<annotations file>`: the official VQA accuracy of a results file
 //!   (`[{question_id, answer}]`) against annotations in the official shape.
+//! - `squad/<exact|f1>:<gold file>`: the official SQuAD evaluation (percent) of predictions
+//!   (`{id: answer}`) against a gold file in the official dataset layout.
 //! - `mean:<column>`: the mean of a numeric CSV column (e.g. a per-example loss).
 //!
 //! The tolerance is the table's rounding: half a unit in the last decimal the Markdown shows.
@@ -258,6 +260,21 @@ pub fn metric(dir: &Path, metric: &str, file: &str) -> Result<f64> {
                 }
             }
             "vqa" => vqa_accuracy(&path, &inside(dir, need_arg()?)?)?,
+            "squad/exact" | "squad/f1" => {
+                let gold = kiln_data::squad::read_squad(&inside(dir, need_arg()?)?)?;
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("{}: cannot read", path.display()))?;
+                let preds: std::collections::BTreeMap<String, String> = serde_json::from_str(&text)
+                    .with_context(|| {
+                        format!("{}: not SQuAD predictions ({{id: answer}})", path.display())
+                    })?;
+                let (em, f1) = kiln_data::squad::evaluate(&gold, &preds)?;
+                if name == "squad/exact" {
+                    em
+                } else {
+                    f1
+                }
+            }
             "mean" => {
                 let t = Csv::read(&path)?;
                 let xs = t.numbers(need_arg()?, &path)?;

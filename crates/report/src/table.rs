@@ -39,6 +39,12 @@ pub enum Cell {
         decimals: usize,
         source: Option<Source>,
     },
+    /// Per-seed measurements that no prediction file could give (seconds, sizes, steps), shown
+    /// like [`Cell::Stat`]; `kiln verify` neither checks them nor counts them as unsourced.
+    Measured {
+        values: Vec<f64>,
+        decimals: usize,
+    },
 }
 
 impl Cell {
@@ -64,6 +70,13 @@ impl Cell {
             values: v.to_vec(),
             decimals,
             source: Some(source),
+        }
+    }
+    /// `mean ± sd` of per-seed measurements that are not metrics of predictions ([`Cell::Measured`]).
+    pub fn measured(v: &[f64], decimals: usize) -> Self {
+        Self::Measured {
+            values: v.to_vec(),
+            decimals,
         }
     }
     /// The source of a [`Cell::Stat`], if it has one.
@@ -92,7 +105,8 @@ impl Cell {
             Cell::Num(Some(v), d) => format!("{v:.d$}", d = *d),
             Cell::Stat {
                 values, decimals, ..
-            } => {
+            }
+            | Cell::Measured { values, decimals } => {
                 let d = *decimals;
                 let (m, s) = crate::mean_sd(values);
                 match values.len() {
@@ -108,7 +122,7 @@ impl Cell {
             Cell::Text(s) => csv_field(s),
             Cell::Num(None, _) => String::new(),
             Cell::Num(Some(v), _) => format!("{v}"),
-            Cell::Stat { values, .. } => {
+            Cell::Stat { values, .. } | Cell::Measured { values, .. } => {
                 let (m, s) = crate::mean_sd(values);
                 match values.len() {
                     0 => String::new(),
