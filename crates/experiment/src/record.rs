@@ -16,8 +16,11 @@ use serde::Serialize;
 
 use crate::{PaperNumbers, RunContext};
 
-/// A plot, rendered as `<stem>.svg` and `<stem>.png`.
+/// A plot, rendered as `<stem>.svg`, `<stem>.png` and `<stem>.pdf`.
 pub enum Plot {
+    /// A figure of [`kiln_report::figure`]: scatter with Pareto front, curves, grouped bars,
+    /// seed spreads, log axes, paper numbers as reference marks.
+    Chart(kiln_report::Chart),
     Line {
         title: String,
         x_label: String,
@@ -43,6 +46,7 @@ impl Plot {
 
     fn render(&self, stem: &Path) -> Result<()> {
         match self {
+            Self::Chart(c) => kiln_report::write_chart(stem, c)?,
             Self::Line {
                 title,
                 x_label,
@@ -180,8 +184,9 @@ impl RunRecord {
         }
         for (stem, p) in &self.plots {
             p.render(&dir.join(stem))?;
-            written.push(format!("{stem}.svg"));
-            written.push(format!("{stem}.png"));
+            for ext in ["svg", "png", "pdf"] {
+                written.push(format!("{stem}.{ext}"));
+            }
         }
         for (rel, bytes) in &self.files {
             kiln_core::atomic_write(&dir.join(rel), bytes)?;

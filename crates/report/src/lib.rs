@@ -2,11 +2,13 @@
 //! PNG, fonts embedded so no system font library is needed) and `run.json`, all written
 //! atomically so an interrupted run never leaves half a result.
 
+pub mod figure;
 pub mod plot;
 pub mod table;
 
 use std::path::Path;
 
+pub use figure::{write_chart, Axis, Bars, Better, Chart, Figure, Point, Reference, Style};
 pub use plot::{heatmap, line_plot, Series};
 pub use table::{Cell, Source, Table};
 

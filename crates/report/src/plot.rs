@@ -1,8 +1,7 @@
-//! Line plots with plotters, rendered to SVG and PNG. The font (DejaVu Sans, permissive licence,
-//! `assets/`) is compiled in, so plotting works on machines without fontconfig.
+//! The simple plots: named curves ([`line_plot`], drawn by [`crate::figure`]) and heatmaps of
+//! fractions, written as SVG, PNG and PDF.
 
 use std::path::Path;
-use std::sync::Once;
 
 use plotters::prelude::*;
 
@@ -15,87 +14,9 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
 }
 
-static FONT: Once = Once::new();
-
-fn register_font() {
-    FONT.call_once(|| {
-        let bytes: &'static [u8] = include_bytes!("../assets/DejaVuSans.ttf");
-        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, bytes);
-    });
-}
-
-fn draw<DB: DrawingBackend>(
-    root: DrawingArea<DB, plotters::coord::Shift>,
-    title: &str,
-    x_label: &str,
-    y_label: &str,
-    series: &[Series],
-) -> Result<(), String> {
-    root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let pts = series.iter().flat_map(|s| s.points.iter());
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for &(x, y) in pts {
-        if x.is_finite() && y.is_finite() {
-            x0 = x0.min(x);
-            x1 = x1.max(x);
-            y0 = y0.min(y);
-            y1 = y1.max(y);
-        }
-    }
-    if x0 > x1 {
-        (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
-    }
-    let pad = |a: f64, b: f64| {
-        if (b - a).abs() < 1e-12 {
-            (a - 0.5, b + 0.5)
-        } else {
-            (a - 0.05 * (b - a), b + 0.05 * (b - a))
-        }
-    };
-    let (x0, x1) = pad(x0, x1);
-    let (y0, y1) = pad(y0, y1);
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 22))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(x0..x1, y0..y1)
-        .map_err(|e| e.to_string())?;
-    chart
-        .configure_mesh()
-        .x_desc(x_label)
-        .y_desc(y_label)
-        .label_style(("sans-serif", 14))
-        .draw()
-        .map_err(|e| e.to_string())?;
-    for (i, s) in series.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
-        chart
-            .draw_series(LineSeries::new(
-                s.points.iter().copied(),
-                color.stroke_width(2),
-            ))
-            .map_err(|e| e.to_string())?
-            .label(s.name.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-            });
-        chart
-            .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, color.filled())))
-            .map_err(|e| e.to_string())?;
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 14))
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()
-        .map_err(|e| e.to_string())?;
-    root.present().map_err(|e| e.to_string())
-}
-
-/// Writes `<stem>.svg` and `<stem>.png` (800x500).
+/// Writes `<stem>.svg`, `<stem>.png` and `<stem>.pdf`: the series as curves (markers joined in x
+/// order; a plain line when a series has more than 40 points), in kiln's figure style
+/// ([`crate::figure`]).
 pub fn line_plot(
     stem: &Path,
     title: &str,
@@ -103,30 +24,30 @@ pub fn line_plot(
     y_label: &str,
     series: &[Series],
 ) -> Result<(), ReportError> {
-    register_font();
-    let err = |p: &Path, msg: String| ReportError::Plot {
-        path: p.display().to_string(),
-        msg,
+    use crate::figure::{self, Axis, Chart, Figure, Point, Style};
+    let fig = Figure {
+        title: title.into(),
+        x: Axis::linear(x_label),
+        y: Axis::linear(y_label),
+        series: series
+            .iter()
+            .map(|s| {
+                let style = if s.points.len() > 40 {
+                    Style::Dense
+                } else {
+                    Style::Curve
+                };
+                figure::Series::new(
+                    &s.name,
+                    style,
+                    s.points.iter().map(|&(x, y)| Point::new(x, y)).collect(),
+                )
+            })
+            .collect(),
+        references: Vec::new(),
+        caption: None,
     };
-    let svg_path = stem.with_extension("svg");
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (800, 500)).into_drawing_area();
-        draw(root, title, x_label, y_label, series).map_err(|m| err(&svg_path, m))?;
-    }
-    kiln_core::atomic_write(&svg_path, svg.as_bytes())?;
-
-    let png_path = stem.with_extension("png");
-    let tmp = stem.with_extension(format!("{}.tmp.png", std::process::id()));
-    if let Some(d) = tmp.parent() {
-        let _ = std::fs::create_dir_all(d);
-    }
-    {
-        let root = BitMapBackend::new(&tmp, (800, 500)).into_drawing_area();
-        draw(root, title, x_label, y_label, series).map_err(|m| err(&png_path, m))?;
-    }
-    std::fs::rename(&tmp, &png_path).map_err(|e| err(&png_path, e.to_string()))?;
-    Ok(())
+    figure::write_chart(stem, &Chart::Xy(fig))
 }
 
 fn draw_heatmap<DB: DrawingBackend>(
@@ -187,14 +108,14 @@ fn draw_heatmap<DB: DrawingBackend>(
 }
 
 /// A heatmap of fractions in [0, 1] (e.g. kept heads/neurons per layer): one row per
-/// `(label, values)`, one column per `col_labels` entry. Writes `<stem>.svg` and `<stem>.png`.
+/// `(label, values)`, one column per `col_labels` entry. Writes `<stem>.svg`, `.png` and `.pdf`.
 pub fn heatmap(
     stem: &Path,
     title: &str,
     rows: &[(String, Vec<f64>)],
     col_labels: &[String],
 ) -> Result<(), ReportError> {
-    register_font();
+    crate::figure::font();
     let err = |p: &Path, msg: String| ReportError::Plot {
         path: p.display().to_string(),
         msg,
@@ -207,6 +128,9 @@ pub fn heatmap(
         draw_heatmap(root, title, rows, col_labels).map_err(|m| err(&svg_path, m))?;
     }
     kiln_core::atomic_write(&svg_path, svg.as_bytes())?;
+    let pdf_path = stem.with_extension("pdf");
+    let pdf = crate::figure::svg_to_pdf(&svg).map_err(|m| err(&pdf_path, m))?;
+    kiln_core::atomic_write(&pdf_path, &pdf)?;
     let png_path = stem.with_extension("png");
     let tmp = stem.with_extension(format!("{}.tmp.png", std::process::id()));
     {
@@ -240,5 +164,8 @@ mod tests {
         assert!(svg.contains("<svg") && svg.contains("train loss"));
         let png = std::fs::read(stem.with_extension("png")).unwrap();
         assert_eq!(&png[1..4], b"PNG");
+        assert!(std::fs::read(stem.with_extension("pdf"))
+            .unwrap()
+            .starts_with(b"%PDF"));
     }
 }
