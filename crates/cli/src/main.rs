@@ -54,6 +54,13 @@ enum Cmd {
         #[arg(long)]
         strict: bool,
     },
+    /// Render every experiment's result page, results/<experiment>/README.md, from the run
+    /// records in its folder (each run also renders its own experiment's page when it finishes).
+    Pages {
+        /// The results folder.
+        #[arg(default_value = "results")]
+        results: PathBuf,
+    },
     /// Download a model or dataset into the cache (sources and sha256 from datasets/registry.toml).
     Fetch {
         /// all-MiniLM-L6-v2 | bert-base-uncased | roberta-base | glue
@@ -121,6 +128,12 @@ fn main() -> Result<()> {
             }
             if strict && not_strict > 0 {
                 bail!("--strict: {not_strict} run folder(s) are not fully checked or not from current committed code");
+            }
+        }
+        Cmd::Pages { results } => {
+            for (path, page) in kiln_cli::verify::render_pages(&results)? {
+                kiln_core::atomic_write(&path, page.as_bytes())?;
+                println!("wrote {}", path.display());
             }
         }
         Cmd::Fetch { what, tasks, cache } => {

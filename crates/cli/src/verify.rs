@@ -100,3 +100,25 @@ pub fn verify(folder: &Path, root: &Path) -> Result<Vec<Finding>> {
     }
     Ok(out)
 }
+
+/// Renders `results/<experiment>/README.md` for every registered experiment with a folder under
+/// `results`; returns `(path, rendered page)` pairs without writing them.
+pub fn render_pages(results: &Path) -> Result<Vec<(PathBuf, String)>> {
+    let mut out = Vec::new();
+    for e in crate::registry::EXPERIMENTS {
+        let dir = results.join(e.name());
+        if !dir.is_dir() {
+            continue;
+        }
+        let file = e.list()?;
+        let info = kiln_experiment::pages::PageInfo {
+            name: e.name(),
+            title: &file.title,
+            reference: &file.reference,
+            crate_dir: kiln_experiment::crate_dir(e.package()),
+        };
+        let page = kiln_experiment::pages::render(&dir, &info)?;
+        out.push((dir.join(kiln_experiment::pages::PAGE), page));
+    }
+    Ok(out)
+}

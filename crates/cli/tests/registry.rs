@@ -61,3 +61,24 @@ fn benchmark_names_are_unique() {
     assert_eq!(n, names.len());
     assert!(n >= 4, "encoder, pruning, ltp, gpt2");
 }
+
+/// The committed result pages are what `kiln pages` renders from the committed run records: a
+/// page edited by hand, or left behind when a run changed, fails here (`kiln pages` fixes it).
+#[test]
+fn committed_result_pages_are_current() {
+    let results = kiln_core::paths::workspace_root().join("results");
+    let pages = kiln_cli::verify::render_pages(&results).unwrap();
+    assert!(
+        !pages.is_empty(),
+        "no result folders under {}",
+        results.display()
+    );
+    for (path, page) in pages {
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == page,
+            "{} is not what `kiln pages` renders from the run records; run `kiln pages`",
+            path.display()
+        );
+    }
+}

@@ -22,6 +22,7 @@ pub mod context;
 pub mod file;
 pub mod hub;
 pub mod outdir;
+pub mod pages;
 pub mod predictions;
 pub mod record;
 pub mod registry;
@@ -34,6 +35,6 @@ pub use context::RunContext;
 pub use file::{ExperimentFile, ExperimentInfo, PaperNumbers, ProfileInfo};
 pub use record::{Plot, RunRecord};
 pub use registry::{
-    check_flags, choose_profile, Bench, Choice, Experiment, Flags, Paper, AUTO_ORDER,
+    check_flags, choose_profile, crate_dir, Bench, Choice, Experiment, Flags, Paper, AUTO_ORDER,
 };
 pub use resolve::{Resolved, Resolver, TaskFiles};

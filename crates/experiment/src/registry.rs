@@ -117,6 +117,15 @@ pub fn check_flags(experiment: &str, profile: &str, flags: &Flags, args: &RunArg
     Ok(())
 }
 
+/// The folder of a `kiln-<x>` paper crate inside the workspace, when it is there.
+pub fn crate_dir(package: &str) -> Option<String> {
+    // kiln-clipvil lives in crates/clipvil, kiln-prune in crates/prune: the folder is the
+    // package name without its prefix.
+    let rel = format!("crates/{}", package.strip_prefix("kiln-")?);
+    let root = kiln_core::paths::workspace_root();
+    root.join(&rel).join("src/lib.rs").is_file().then_some(rel)
+}
+
 /// What the CLI sees of an experiment.
 pub trait Experiment: Sync {
     fn name(&self) -> &'static str;
@@ -203,7 +212,16 @@ impl<T: Paper> Experiment for T {
             .setting("profile", profile)
             .setting("profile_choice", &choice.why)
             .setting("overrides", args.overrides());
-        record.finish(&ctx)
+        let out = record.finish(&ctx)?;
+        // The experiment's result page, rendered again with this run in it.
+        let info = crate::pages::PageInfo {
+            name: T::NAME,
+            title: &file.title,
+            reference: &file.reference,
+            crate_dir: crate_dir(T::PACKAGE),
+        };
+        crate::pages::write(&args.out.join(T::NAME), &info)?;
+        Ok(out)
     }
 
     fn check_file(&self) -> Result<()> {
