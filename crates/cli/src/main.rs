@@ -35,8 +35,8 @@ enum Cmd {
         #[command(flatten)]
         args: RunArgs,
     },
-    /// Throughput benchmarks, each beside PyTorch with KILN_PEER_PYTHON: encoder forward,
-    /// pruned vs dense encoder, token removal vs dense, GPT-2 training steps.
+    /// Throughput benchmarks, each beside PyTorch with KILN_PEER_PYTHON (the full list, by
+    /// experiment, is under --help).
     Bench {
         #[command(flatten)]
         args: BenchArgs,
@@ -75,7 +75,23 @@ enum Cmd {
 }
 
 fn main() -> Result<()> {
-    match Cli::parse().cmd {
+    use clap::{CommandFactory, FromArgMatches};
+    // The benchmark list comes from the registry, so --help names every one.
+    let listing: String = registry::EXPERIMENTS
+        .iter()
+        .filter(|e| !e.benches().is_empty())
+        .map(|e| {
+            let names: Vec<&str> = e.benches().iter().map(|(b, _)| *b).collect();
+            format!("  {:<18} {}\n", e.name(), names.join(", "))
+        })
+        .collect();
+    let cmd = Cli::command().mut_subcommand("bench", |c| {
+        c.after_help(format!(
+            "Benchmarks (`--only` names), by experiment:\n{listing}Results go to <out>/bench/ as Markdown and CSV."
+        ))
+    });
+    let cli = Cli::from_arg_matches(&cmd.get_matches())?;
+    match cli.cmd {
         Cmd::List => {
             for e in registry::EXPERIMENTS {
                 let info = e.list()?;
