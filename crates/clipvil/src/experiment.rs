@@ -3,10 +3,13 @@
 //!
 //! Each row trains one network (a tower and a head, or a single-modality baseline) on the
 //! profile's training split over several seeds, scores the dev split after every epoch and the
-//! dev and test splits at the end with the official VQA accuracy, and writes the test
-//! predictions in the official results format (`[{"question_id", "answer"}]`). The table puts the
-//! paper's VQA v2 test-dev numbers beside the rows they correspond to; on the mini profile no
-//! row corresponds (different data, towers trained from scratch), which the notes say.
+//! dev and test splits at the end with the official VQA accuracy, and writes every seed's dev
+//! and test answers in the official results format (`[{"question_id", "answer"}]`) beside the
+//! annotations they are scored against, so `kiln verify` recomputes every accuracy cell. A seed
+//! that collapsed to one answer for a whole split is named in its row. The paper's VQA v2
+//! test-dev numbers are in a separate paper-reference table with the nearest row and what that
+//! row does differently (pretrained weights, data, tower, input size, evaluation split): no
+//! kiln row runs the paper's exact setting.
 
 use std::sync::Arc;
 
@@ -17,7 +20,7 @@ use kiln_data::vqa::{
 };
 use kiln_experiment::{Bench, ExperimentFile, Flags, Paper, Plot, RunArgs, RunContext, RunRecord};
 use kiln_models::clip::{GridPositions, VisualConfig};
-use kiln_report::{Cell, Series};
+use kiln_report::{Cell, Series, Source};
 use serde::{Deserialize, Serialize};
 
 use crate::heads::{HeadConfig, HeadKind};
@@ -55,7 +58,8 @@ pub struct RowSettings {
     /// What the row is: `baseline`, `clip`, or `ablation` (plots and notes group by it).
     #[serde(default = "d_kind")]
     pub kind: String,
-    /// The paper's number for this row, when one exists (a key of `[paper]`).
+    /// The paper number this row is the nearest kiln counterpart of (a key of `[paper]`); the
+    /// paper-reference table shows the two together with what the row does differently.
     #[serde(default)]
     pub paper: Option<String>,
     /// This row's own schedule (MCAN's differs from Pythia's); else the profile's.
@@ -161,7 +165,16 @@ impl Paper for ClipVil {
         if p.rows.is_empty() {
             bail!("{f}: `rows` is empty");
         }
+        let mut slugs = std::collections::BTreeMap::new();
         for r in &p.rows {
+            // Row slugs name the results files and run.json's metrics.
+            if let Some(other) = slugs.insert(kiln_report::slug(&r.label), &r.label) {
+                bail!(
+                    "{f}: rows `{other}` and `{}` have the same file name `{}`; rename one",
+                    r.label,
+                    kiln_report::slug(&r.label)
+                );
+            }
             match (&r.encoder, r.head.uses_image()) {
                 (None, true) => bail!(
                     "{f}: row `{}`: head {:?} reads images but no `encoder` is given",
@@ -618,6 +631,11 @@ pub struct SeedResult {
     pub test_novel: f64,
     pub seconds: f64,
     pub curve: Vec<crate::train::EpochPoint>,
+    /// Predicted answer index per dev and per test question (written as results files).
+    #[serde(skip)]
+    pub dev_predicted: Vec<usize>,
+    #[serde(skip)]
+    pub test_predicted: Vec<usize>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -626,9 +644,6 @@ pub struct RowOutcome {
     pub params: usize,
     pub grid: Option<(usize, usize, usize)>,
     pub seeds: Vec<SeedResult>,
-    /// First seed's test predictions (answer strings).
-    #[serde(skip)]
-    pub test_answers: Vec<String>,
 }
 
 /// `--epochs` as a whole number: clip-vil trains whole epochs, and rounding 0.4 up to 1 (or 2.5
@@ -666,7 +681,6 @@ fn run_row(r: &RowSettings, p: &Profile, data: &Prepared, ctx: &RunContext) -> R
     }
     let mut seeds = Vec::new();
     let mut params = 0;
-    let mut test_answers = Vec::new();
     for &seed in &p.seeds {
         let total = (data.train.len() / tc.batch_size * tc.epochs) as u64;
         let bar = progress::bar(total, &format!("{} s{seed}", r.label));
@@ -716,13 +730,6 @@ fn run_row(r: &RowSettings, p: &Profile, data: &Prepared, ctx: &RunContext) -> R
             "{}: seed {seed}: dev {:.2}, test {:.2} ({:.0} s)",
             r.label, dev.accuracy, test.accuracy, trained.seconds
         );
-        if test_answers.is_empty() {
-            test_answers = test
-                .predicted
-                .iter()
-                .map(|&k| data.answer_names[k].clone())
-                .collect();
-        }
         params = trained.params;
         seeds.push(SeedResult {
             seed,
@@ -731,6 +738,8 @@ fn run_row(r: &RowSettings, p: &Profile, data: &Prepared, ctx: &RunContext) -> R
             test_novel: test.novel_accuracy,
             seconds: trained.seconds,
             curve: trained.curve,
+            dev_predicted: dev.predicted,
+            test_predicted: test.predicted,
         });
     }
     let (h, w) = p.hw();
@@ -740,7 +749,6 @@ fn run_row(r: &RowSettings, p: &Profile, data: &Prepared, ctx: &RunContext) -> R
         params,
         grid,
         seeds,
-        test_answers,
     })
 }
 
@@ -752,6 +760,171 @@ fn describe(v: &VisualConfig) -> String {
     }
 }
 
+/// The annotation files beside the results files, relative to the run folder: every dev
+/// question, every test question, and the novel test questions (the `test acc (novel)` column).
+pub const DEV_ANNOTATIONS: &str = "predictions/dev_annotations.json";
+pub const TEST_ANNOTATIONS: &str = "predictions/test_annotations.json";
+pub const NOVEL_ANNOTATIONS: &str = "predictions/test_novel_annotations.json";
+
+/// The paper's tower behind both of its headline numbers (CLIP-Res50x4).
+const PAPER_TOWER: &str = "CLIP-Res50x4 (ModifiedResNet [4, 6, 10, 6] w80)";
+/// The paper's input size (the grid extractor's forced 600×1000).
+const PAPER_HW: (usize, usize) = (600, 1000);
+
+/// The questions of `s` that `keep` selects, with their human answers, in the official
+/// annotation shape, so the official evaluation (or `kiln verify`) scores any results file.
+fn annotations(s: &Split, keep: impl Fn(usize) -> bool) -> Vec<serde_json::Value> {
+    (0..s.len())
+        .filter(|&i| keep(i))
+        .map(|i| {
+            serde_json::json!({
+                "question_id": s.question_ids[i],
+                "question": s.questions[i],
+                "answer_type": s.answer_types[i],
+                "answers": s.gt[i].iter().enumerate().map(|(k, a)| serde_json::json!({"answer": a, "answer_id": k + 1})).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
+}
+
+/// A results file in the official format (`[{"question_id", "answer"}]`), one answer per
+/// question of `s`.
+fn results<'a>(s: &Split, answers: impl Iterator<Item = &'a str>) -> Vec<serde_json::Value> {
+    s.question_ids
+        .iter()
+        .zip(answers)
+        .map(|(q, a)| serde_json::json!({"question_id": q, "answer": a}))
+        .collect()
+}
+
+/// The paper row a `[paper]` key stands for.
+fn paper_label(key: &str) -> String {
+    if key.starts_with("pythia_rn50x4") {
+        "CLIP-Res50x4 + Pythia".into()
+    } else if key.starts_with("mcan_rn50x4") {
+        "CLIP-Res50x4 + MCAN".into()
+    } else {
+        key.into()
+    }
+}
+
+/// How `r` differs from the paper's setting behind its number: data, evaluation split,
+/// pretrained weights, tower and input size (the crate docs list the deviations every row
+/// shares: optimiser, clipping, word vectors, plain MCAN).
+fn differences(p: &Profile, data: &Prepared, r: &RowOutcome) -> Vec<String> {
+    let mut out = Vec::new();
+    match p.data.as_str() {
+        "synthetic" => out.push(format!(
+            "data: synthetic scenes with templated yes/no questions ({} train), not VQA v2",
+            data.train.len()
+        )),
+        "vqa2-yesno" => out.push(format!(
+            "data: the VQA v2 yes/no subset ({} training questions, 2 answers), not VQA v2 (3,129 answers)",
+            data.train.len()
+        )),
+        _ if p.train_questions > 0 => out.push(format!(
+            "data: the first {} train2014 questions only",
+            data.train.len()
+        )),
+        _ => {}
+    }
+    out.push(match p.data.as_str() {
+        "vqa-v2" => format!(
+            "scored on a held-out part of val2014 ({} questions), not test-dev (official server only)",
+            data.test.len()
+        ),
+        _ => format!(
+            "scored on this profile's test split ({} questions), not VQA v2 test-dev",
+            data.test.len()
+        ),
+    });
+    match &r.settings.encoder {
+        None => out.push("no image tower".into()),
+        Some(e) => {
+            if !p.weights.contains_key(e) {
+                out.push(
+                    "no pretrained CLIP weights: the tower is trained from scratch with the head"
+                        .into(),
+                );
+            } else if !p.freeze_encoder {
+                out.push("released weights fine-tuned with the head, not frozen".into());
+            }
+            let v = &p.encoders[e];
+            let paper_tower =
+                matches!(v, VisualConfig::ResNet(c) if c.layers == [4, 6, 10, 6] && c.width == 80);
+            if !paper_tower {
+                out.push(format!("tower {}, not {PAPER_TOWER}", describe(v)));
+            }
+        }
+    }
+    let (h, w) = p.hw();
+    if (h, w) != PAPER_HW {
+        out.push(format!("{h}×{w} inputs, not {}×{}", PAPER_HW.0, PAPER_HW.1));
+    }
+    out
+}
+
+/// The paper's numbers, each with the kiln row nearest to it (`paper` in the row's settings)
+/// and what that row does differently; kept out of the main table, whose rows do not run the
+/// paper's setting (issue 27: no paper number beside a row that does not run it).
+fn paper_reference(
+    ctx: &RunContext,
+    file: &ExperimentFile<Profile>,
+    p: &Profile,
+    data: &Prepared,
+    rows: &[RowOutcome],
+) -> kiln_report::Table {
+    let mut t = ctx.main_table(
+        "CLIP-ViL paper numbers and what kiln's nearest rows differ in",
+        data.synthetic,
+        &[
+            "paper row",
+            "paper (VQA v2 test-dev)",
+            "nearest kiln row",
+            "what differs",
+        ],
+    );
+    for key in file.paper.0.keys() {
+        let Some(v) = file.paper.get(key) else {
+            continue;
+        };
+        let ours: Vec<&RowOutcome> = rows
+            .iter()
+            .filter(|r| r.settings.paper.as_deref() == Some(key.as_str()))
+            .collect();
+        if ours.is_empty() {
+            t.push(vec![
+                Cell::text(paper_label(key)),
+                Cell::num(v, 2),
+                Cell::text("—"),
+                Cell::text("no row of this profile runs this setting"),
+            ]);
+        }
+        for r in ours {
+            t.push(vec![
+                Cell::text(paper_label(key)),
+                Cell::num(v, 2),
+                Cell::text(&r.settings.label),
+                Cell::text(differences(p, data, r).join("; ")),
+            ]);
+        }
+    }
+    t.note(format!("The paper's numbers: VQA v2 test-dev (official evaluation server) with {PAPER_TOWER} grids from the released CLIP weights, frozen, at {}×{} inputs, under Pythia and MCAN heads (Shen et al. 2021, direct fine-tuning).", PAPER_HW.0, PAPER_HW.1));
+    t.note("kiln's numbers for the rows named here are in the main table (`table.md`). Every kiln row also carries the deviations listed in the crate docs (kiln_clipvil: Adam for Adamax, per-tensor gradient clipping, learned word vectors, plain MCAN), not repeated here.");
+    t
+}
+
+/// `s<seed>: dev `no`, test `no`` when the seed collapsed to a constant predictor (one answer
+/// for every question) on dev, test or both; `None` when it did not.
+fn constant_seed(x: &SeedResult, answer_names: &[String]) -> Option<String> {
+    let on: Vec<String> = [("dev", &x.dev_predicted), ("test", &x.test_predicted)]
+        .into_iter()
+        .filter(|(_, p)| kiln_experiment::predictions::is_constant(p))
+        .map(|(split, p)| format!("{split} `{}`", answer_names[p[0]]))
+        .collect();
+    (!on.is_empty()).then(|| format!("s{}: {}", x.seed, on.join(", ")))
+}
+
 fn record(
     ctx: &RunContext,
     file: &ExperimentFile<Profile>,
@@ -760,6 +933,27 @@ fn record(
     rows: &[RowOutcome],
 ) -> Result<RunRecord> {
     let mut rec = RunRecord::new(data.synthetic);
+    // The questions with their human answers, in the official annotation shape, so every
+    // results file below is scored with the official evaluation (`kiln verify` does).
+    let stem = |f: &str| {
+        f.trim_start_matches("predictions/")
+            .trim_end_matches(".json")
+            .to_string()
+    };
+    rec.predictions_json(&stem(DEV_ANNOTATIONS), &annotations(&data.dev, |_| true))?;
+    rec.predictions_json(&stem(TEST_ANNOTATIONS), &annotations(&data.test, |_| true))?;
+    let novel_questions = data.test.novel.iter().filter(|x| **x).count();
+    if novel_questions > 0 {
+        rec.predictions_json(
+            &stem(NOVEL_ANNOTATIONS),
+            &annotations(&data.test, |i| data.test.novel[i]),
+        )?;
+    }
+    let vqa = |ann: &str| format!("vqa:{ann}");
+    // The results files answer every test question; the novel column scores the subset that
+    // the novel annotations list (the official evaluation's `quesIds`).
+    let vqa_novel = format!("vqa/subset:{NOVEL_ANNOTATIONS}");
+    let path = |name: &str| format!("predictions/{name}.json");
     let mut t = ctx.main_table(
         &file.title,
         data.synthetic,
@@ -772,20 +966,38 @@ fn record(
             "dev acc",
             "test acc",
             "test acc (novel)",
+            "constant seeds",
             "train s",
-            "paper (VQA v2 test-dev)",
         ],
     );
+    let mut collapsed = Vec::new();
     for r in rows {
         let s = &r.settings;
+        let key = kiln_report::slug(&s.label);
         let dev: Vec<f64> = r.seeds.iter().map(|x| x.dev).collect();
         let test: Vec<f64> = r.seeds.iter().map(|x| x.test).collect();
         let novel: Vec<f64> = r.seeds.iter().map(|x| x.test_novel).collect();
         let secs: Vec<f64> = r.seeds.iter().map(|x| x.seconds).collect();
+        // Every seed's results, dev and test, in the official format.
+        let (mut dev_files, mut test_files, mut constant) = (Vec::new(), Vec::new(), Vec::new());
+        for x in &r.seeds {
+            for (split, pred, files) in [
+                (&data.dev, &x.dev_predicted, &mut dev_files),
+                (&data.test, &x.test_predicted, &mut test_files),
+            ] {
+                let name = format!("{key}-{}-s{}", split.name, x.seed);
+                let answers = pred.iter().map(|&k| data.answer_names[k].as_str());
+                rec.predictions_json(&name, &results(split, answers))?;
+                files.push(path(&name));
+            }
+            if let Some(c) = constant_seed(x, &data.answer_names) {
+                constant.push(c);
+                collapsed.push(format!("`{}` seed {}", s.label, x.seed));
+            }
+        }
         let tower = s.encoder.as_ref().map_or("—".to_string(), |e| {
             format!("{e}: {}", describe(&p.encoders[e]))
         });
-        let paper = s.paper.as_ref().and_then(|k| file.paper.get(k));
         t.push(vec![
             Cell::text(&s.label),
             Cell::text(tower),
@@ -804,13 +1016,24 @@ fn record(
                 },
             ),
             Cell::text(format!("{:.3e}", r.params as f64)),
-            Cell::mean_sd(&dev, 2),
-            Cell::mean_sd(&test, 2),
-            Cell::mean_sd(&novel, 2),
-            Cell::num(kiln_report::mean_sd(&secs).0, 0),
-            Cell::opt(paper, 2),
+            Cell::sourced(&dev, 2, Source::new(vqa(DEV_ANNOTATIONS), dev_files, 1.0)),
+            Cell::sourced(
+                &test,
+                2,
+                Source::new(vqa(TEST_ANNOTATIONS), test_files.clone(), 1.0),
+            ),
+            if novel_questions > 0 {
+                Cell::sourced(&novel, 2, Source::new(vqa_novel.clone(), test_files, 1.0))
+            } else {
+                Cell::text("—")
+            },
+            Cell::text(if constant.is_empty() {
+                "—".to_string()
+            } else {
+                constant.join("; ")
+            }),
+            Cell::measured(&secs, 0),
         ]);
-        let key = kiln_report::slug(&s.label);
         rec.metric(format!("{key}.dev_accuracy"), kiln_report::mean_sd(&dev).0);
         rec.metric(
             format!("{key}.test_accuracy"),
@@ -820,51 +1043,59 @@ fn record(
             format!("{key}.test_novel_accuracy"),
             kiln_report::mean_sd(&novel).0,
         );
-        // The official results format, one file per row: question ids and answer strings.
-        let results: Vec<serde_json::Value> = data
-            .test
-            .question_ids
-            .iter()
-            .zip(&r.test_answers)
-            .map(|(q, a)| serde_json::json!({"question_id": q, "answer": a}))
-            .collect();
-        rec.predictions_json(&format!("{key}_test_results"), &results)?;
     }
-    // The test questions with their human answers, in the official annotation shape, so the
-    // accuracy of any results file above can be recomputed with the official evaluation.
-    let annotations: Vec<serde_json::Value> = (0..data.test.len())
-        .map(|i| {
-            let t = &data.test;
-            serde_json::json!({
-                "question_id": t.question_ids[i],
-                "question": t.questions[i],
-                "answer_type": t.answer_types[i],
-                "answers": t.gt[i].iter().enumerate().map(|(k, a)| serde_json::json!({"answer": a, "answer_id": k + 1})).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    rec.predictions_json("test_annotations", &annotations)?;
+    // Always answering the most frequent training answer, as results files like the rows'.
     let (ans, dmaj, tmaj) = &data.majority;
+    for split in [&data.dev, &data.test] {
+        let name = format!("majority-{}", split.name);
+        let answers = std::iter::repeat_n(ans.as_str(), split.len());
+        rec.predictions_json(&name, &results(split, answers))?;
+    }
+    let (mdev, mtest) = (path("majority-dev"), path("majority-test"));
     t.push(vec![
         Cell::text(format!("majority answer (`{ans}`)")),
         Cell::text("—"),
         Cell::text("—"),
         Cell::text("—"),
         Cell::text("0"),
-        Cell::num(*dmaj, 2),
-        Cell::num(*tmaj, 2),
-        Cell::num(data.majority_novel, 2),
-        Cell::text("—"),
+        Cell::sourced(
+            &[*dmaj],
+            2,
+            Source::new(vqa(DEV_ANNOTATIONS), vec![mdev], 1.0),
+        ),
+        Cell::sourced(
+            &[*tmaj],
+            2,
+            Source::new(vqa(TEST_ANNOTATIONS), vec![mtest.clone()], 1.0),
+        ),
+        if novel_questions > 0 {
+            Cell::sourced(
+                &[data.majority_novel],
+                2,
+                Source::new(vqa_novel.clone(), vec![mtest], 1.0),
+            )
+        } else {
+            Cell::text("—")
+        },
+        Cell::text("(by construction)"),
         Cell::text("—"),
     ]);
     rec.metric("majority.test_accuracy", *tmaj);
     t.note(format!(
-        "Accuracy: the official VQA accuracy ×100 (kiln_data::vqa_eval). Mean ± sd over seeds {:?}; each seed trains tower and head from a fresh initialisation.",
+        "Accuracy: the official VQA accuracy ×100 (kiln_data::vqa_eval). Mean ± sd over seeds {:?}; each seed trains tower and head from a fresh initialisation. Every seed's answers are in `predictions/<row>-<dev|test>-s<seed>.json` (the official results format), scored against `{DEV_ANNOTATIONS}` and `{TEST_ANNOTATIONS}`; `kiln verify` recomputes every accuracy cell from them.",
         p.seeds
     ));
+    if collapsed.is_empty() {
+        t.note("`constant seeds`: no seed collapsed to a constant predictor (one answer for every question of a split).");
+    } else {
+        t.note(format!(
+            "`constant seeds`: a seed listed there collapsed to a constant predictor, giving the answer shown to every question of the split named ({}). It is included in the row's mean ± sd (not dropped), so that mean includes a seed that learned no more than one answer; its per-seed values are in run.json (`settings.rows`).",
+            collapsed.join(", ")
+        ));
+    }
     t.note(format!("Data: {}.", data.source));
     if p.data == "vqa-v2" {
-        t.note("VQA v2: dev and test are two disjoint parts of val2014 (test-dev is scored only by the official server; these results files are in its format). Towers: the released CLIP weights from --model, frozen as in CLIP-ViL's direct fine-tuning. The paper column is test-dev, 2-3 points above val in the paper's experience (spec §4.5).");
+        t.note("VQA v2: dev and test are two disjoint parts of val2014 (test-dev is scored only by the official server; these results files are in its format). Towers: the released CLIP weights from --model, frozen as in CLIP-ViL's direct fine-tuning.");
     }
     if p.data == "vqa2-yesno" {
         t.note("The yes/no subset has one answer per question (the multiple-choice answer), not ten; it is scored as ten agreeing annotators, so accuracy is exact match and the soft target is 1. Its ids are not VQA's: `question_id` in the results files is the question's line in its list file.");
@@ -872,11 +1103,12 @@ fn record(
             data.dev.novel.iter().filter(|x| !**x).count(),
             data.test.novel.iter().filter(|x| !**x).count(),
         );
-        t.note(format!("`test acc (novel)` leaves out the {tn} test questions ({dn} in dev) that repeat a training question as a paraphrase on the same image with the same answer (same image and `#k`); a network that memorises training images scores well on those."));
+        t.note(format!("`test acc (novel)` leaves out the {tn} test questions ({dn} in dev) that repeat a training question as a paraphrase on the same image with the same answer (same image and `#k`); a network that memorises training images scores well on those. The {novel_questions} novel test questions are listed in `{NOVEL_ANNOTATIONS}`."));
     }
     if !data.synthetic && p.weights.is_empty() {
-        t.note("No released CLIP weights are reachable here: every tower is a CLIP *architecture* trained from scratch end to end with its head on ~7.8k questions. This tests the pipeline (grids → heads → official metric) and whether images add to the language prior at this scale; it does NOT test the paper's claim that CLIP pre-training beats ImageNet/BUTD features, which only the paper profile (released weights) can. The paper column is VQA v2 test-dev with CLIP-Res50x4 (68.37 Pythia, 74.01 MCAN) and is not comparable with these rows.");
+        t.note("No released CLIP weights are reachable here: every tower is a CLIP *architecture* trained from scratch end to end with its head on ~7.8k questions. This tests the pipeline (grids → heads → official metric) and whether images add to the language prior at this scale; it does NOT test the paper's claim that CLIP pre-training beats ImageNet/BUTD features, which only the paper profile (released weights) can.");
     }
+    t.note("The paper's VQA v2 test-dev numbers are not in this table: `paper_reference.md` lists them with the nearest row here and what that row does differently.");
     if data.synthetic {
         t.note("SYNTHETIC: checks the machinery end to end; says nothing about the paper's claim.");
     }
@@ -894,6 +1126,7 @@ fn record(
         if ctx.args.epochs.is_some() { " (--epochs, every row)" } else { "" }
     ));
     rec.table("table", t);
+    rec.table("paper_reference", paper_reference(ctx, file, p, data, rows));
     let mut series = Vec::new();
     for r in rows {
         if let Some(s0) = r.seeds.first() {
@@ -918,4 +1151,39 @@ fn record(
     );
     rec.setting("rows", rows);
     Ok(rec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seed(dev: Vec<usize>, test: Vec<usize>) -> SeedResult {
+        SeedResult {
+            seed: 2,
+            dev: 0.0,
+            test: 0.0,
+            test_novel: 0.0,
+            seconds: 0.0,
+            curve: Vec::new(),
+            dev_predicted: dev,
+            test_predicted: test,
+        }
+    }
+
+    #[test]
+    fn a_seed_that_gives_one_answer_to_a_whole_split_is_named() {
+        let names = ["no".to_string(), "yes".to_string()];
+        assert_eq!(
+            constant_seed(&seed(vec![0, 1, 0], vec![1, 0]), &names),
+            None
+        );
+        assert_eq!(
+            constant_seed(&seed(vec![0, 1], vec![0, 0, 0]), &names).as_deref(),
+            Some("s2: test `no`")
+        );
+        assert_eq!(
+            constant_seed(&seed(vec![1, 1], vec![0, 0]), &names).as_deref(),
+            Some("s2: dev `yes`, test `no`")
+        );
+    }
 }

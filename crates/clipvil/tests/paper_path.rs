@@ -97,7 +97,7 @@ fn the_paper_path_runs_end_to_end_on_a_miniature_vqa_v2() {
         "train": {"epochs": 2, "batch_size": 4, "lr": 0.01, "warmup": 0.0, "warmup_factor": 1.0, "decay_at": [], "decay": 1.0, "clip": 1.0, "eval_batch": 4},
         "rows": [
             {"label": "question-only", "head": "question-only", "kind": "baseline"},
-            {"label": "CLIP-RN + Pythia", "encoder": "rn", "head": "pythia"},
+            {"label": "CLIP-RN + Pythia", "encoder": "rn", "head": "pythia", "paper": "pythia_rn50x4_test_dev"},
             {"label": "ImageNet-RN + Pythia", "encoder": "inet", "head": "pythia"},
             {"label": "CLIP-RN + MCAN", "encoder": "rn", "head": "mcan",
              "train": {"epochs": 1, "batch_size": 8, "lr": 0.001, "warmup": 0.5, "warmup_factor": 0.25, "decay_at": [], "decay": 1.0, "clip": 5.0, "eval_batch": 4}}
@@ -116,7 +116,7 @@ fn the_paper_path_runs_end_to_end_on_a_miniature_vqa_v2() {
         name: "clip-vil".into(),
         title: "miniature".into(),
         reference: "test".into(),
-        paper: Default::default(),
+        paper: serde_json::from_value(json!({"pythia_rn50x4_test_dev": 68.37})).unwrap(),
         profiles: [("paper".to_string(), profile.clone())]
             .into_iter()
             .collect(),
@@ -140,7 +140,7 @@ fn the_paper_path_runs_end_to_end_on_a_miniature_vqa_v2() {
     assert!(!table.contains("No released CLIP weights"), "{table}");
     // Results in the official format, keyed by the official question ids of val2014's test part.
     let results: Vec<serde_json::Value> = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("predictions/clip-rn-pythia_test_results.json")).unwrap(),
+        &std::fs::read_to_string(dir.join("predictions/clip-rn-pythia-test-s1.json")).unwrap(),
     )
     .unwrap();
     let ids: Vec<u64> = results
@@ -151,6 +151,22 @@ fn the_paper_path_runs_end_to_end_on_a_miniature_vqa_v2() {
     assert!(results
         .iter()
         .all(|r| ["yes", "no", "2", "red"].contains(&r["answer"].as_str().unwrap())));
+    // Every accuracy cell (4 rows + majority, × dev, test and novel test) recomputes from the
+    // results files it cites; the paper's number is in its own table, with what differs.
+    let c = kiln_experiment::verify::check_run(&dir).unwrap();
+    assert_eq!((c.agreed, c.unsourced), (15, 0), "{:?}", c.failures);
+    assert!(!table.contains("68.37"), "{table}");
+    let paper = std::fs::read_to_string(dir.join("paper_reference.md")).unwrap();
+    for s in [
+        "68.37",
+        "CLIP-RN + Pythia",
+        "held-out part of val2014",
+        "64×100 inputs",
+        "not CLIP-Res50x4",
+    ] {
+        assert!(paper.contains(s), "missing `{s}`:\n{paper}");
+    }
+    assert!(!paper.contains("no pretrained CLIP weights"), "{paper}");
     // Missing inputs are named.
     let mut bare = args.clone();
     bare.model = None;

@@ -138,6 +138,12 @@ impl RunArgs {
                     t.join(",")
                 );
             }
+            if let Some((_, d)) = t.iter().enumerate().find(|(i, x)| t[..*i].contains(x)) {
+                anyhow::bail!(
+                    "--tasks {}: `{d}` is listed twice; list each task once",
+                    t.join(",")
+                );
+            }
         }
         for (flag, p) in [("--data-dir", &self.data_dir), ("--model", &self.model)] {
             if let Some(p) = p {

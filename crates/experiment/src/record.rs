@@ -172,6 +172,21 @@ impl RunRecord {
     }
 
     fn write_into(&self, dir: &Path, ctx: &RunContext) -> Result<()> {
+        // Two files at one path: the later would silently replace the earlier (a repeated seed
+        // or setting), and the table would cite one file for two values.
+        let mut paths = std::collections::HashSet::new();
+        for rel in self.files.iter().map(|(r, _)| r.clone()).chain(
+            self.tables
+                .iter()
+                .flat_map(|(t, _)| [format!("{t}.md"), format!("{t}.csv")]),
+        ) {
+            if !paths.insert(rel.clone()) {
+                bail!(
+                    "{}: the run wrote `{rel}` twice (a repeated seed, task or setting in the profile?); each file must have one writer",
+                    ctx.experiment
+                );
+            }
+        }
         std::fs::create_dir_all(dir)
             .with_context(|| format!("{}: cannot create", dir.display()))?;
         let mut written = Vec::new();
@@ -355,6 +370,10 @@ mod tests {
             .finish(&c)
             .unwrap_err();
         assert!(format!("{e:#}").contains("did not write"), "{e:#}");
+        let mut twice = sourced(50.0, "predictions/dev.csv");
+        twice.file("predictions/dev.csv", b"idx,prediction,label\n".to_vec());
+        let e = twice.finish(&c).unwrap_err();
+        assert!(format!("{e:#}").contains("twice"), "{e:#}");
         // The first run is still there, whole.
         assert!(std::fs::read_to_string(dir.join("table.md"))
             .unwrap()

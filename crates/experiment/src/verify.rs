@@ -12,15 +12,20 @@
 //! Metrics (`Source::metric`; `<file>` arguments are relative to the run folder):
 //! - `glue/<task>/<accuracy|f1|mcc|pearson|spearman>`: GLUE CSV (`prediction`, `label`
 //!   columns, labels as GLUE writes them); `<task>` may be a synthetic task (numeric labels).
-//! - `ctr/<log_loss|auc|accuracy>`: CSV with `p_click` and `label` (0/1) columns.
+//! - `ctr/<log_loss|auc|accuracy|calibration>`: CSV with `p_click` and `label` (0/1) columns
+//!   (calibration: Σp_click / Σlabel).
 //! - `bleu:<reference file>`: sacreBLEU (13a, exp smoothing) of the hypothesis file's lines
 //!   against the reference file's lines; `tokbleu:<reference file>`: tokenized BLEU as
 //!   fairseq's `--scoring bleu` computes it.
 //! - `vqa:<annotations file>`: the official VQA accuracy of a results file
-//!   (`[{question_id, answer}]`) against annotations in the official shape.
+//!   (`[{question_id, answer}]`) against annotations in the official shape;
+//!   `vqa/subset:<annotations file>`: the same over only the annotated questions, the results
+//!   file answering more (the official evaluation's `quesIds`, e.g. a split's novel questions).
 //! - `squad/<exact|f1>:<gold file>`: the official SQuAD evaluation (percent) of predictions
 //!   (`{id: answer}`) against a gold file in the official dataset layout.
 //! - `mean:<column>`: the mean of a numeric CSV column (e.g. a per-example loss).
+//! - `weighted_mean:<column>:<weight column>`: Σ weight·value / Σ weight over a CSV's rows (e.g.
+//!   a language model's eval loss from per-block mean losses weighted by predicted tokens).
 //!
 //! The tolerance is the table's rounding: half a unit in the last decimal the Markdown shows.
 
@@ -259,7 +264,8 @@ pub fn metric(dir: &Path, metric: &str, file: &str) -> Result<f64> {
                     kiln_data::bleu::tokenized_bleu(&hyps, &refs)?.score
                 }
             }
-            "vqa" => vqa_accuracy(&path, &inside(dir, need_arg()?)?)?,
+            "vqa" => vqa_accuracy(&path, &inside(dir, need_arg()?)?, false)?,
+            "vqa/subset" => vqa_accuracy(&path, &inside(dir, need_arg()?)?, true)?,
             "squad/exact" | "squad/f1" => {
                 let gold = kiln_data::squad::read_squad(&inside(dir, need_arg()?)?)?;
                 let text = std::fs::read_to_string(&path)
@@ -282,6 +288,24 @@ pub fn metric(dir: &Path, metric: &str, file: &str) -> Result<f64> {
                     bail!("{}: no rows", path.display());
                 }
                 xs.iter().sum::<f64>() / xs.len() as f64
+            }
+            "weighted_mean" => {
+                let (col, wcol) = need_arg()?.split_once(':').ok_or_else(|| {
+                    anyhow!("`{metric}`: expected weighted_mean:<column>:<weight column>")
+                })?;
+                let t = Csv::read(&path)?;
+                let (xs, ws) = (t.numbers(col, &path)?, t.numbers(wcol, &path)?);
+                if ws.iter().any(|w| !(w.is_finite() && *w >= 0.0)) {
+                    bail!(
+                        "{}: `{wcol}` holds a negative or non-finite weight",
+                        path.display()
+                    );
+                }
+                let total: f64 = ws.iter().sum();
+                if total <= 0.0 {
+                    bail!("{}: no rows, or all weights zero", path.display());
+                }
+                xs.iter().zip(&ws).map(|(x, w)| x * w).sum::<f64>() / total
             }
             _ => bail!("unknown metric `{metric}`"),
         }
@@ -342,13 +366,15 @@ fn ctr_metric(path: &Path, m: &str) -> Result<f64> {
         "log_loss" => metrics::log_loss(&p, &y)?,
         "auc" => metrics::roc_auc(&p, &y)?,
         "accuracy" => metrics::accuracy_round(&p, &y)?,
+        "calibration" => metrics::calibration(&p, &y)?,
         _ => bail!("unknown CTR metric `{m}`"),
     })
 }
 
 /// The official VQA accuracy (percent, as the official evaluation prints it) of a results file
-/// against annotations: every annotated question must have exactly one answer.
-fn vqa_accuracy(results: &Path, annotations: &Path) -> Result<f64> {
+/// against annotations: every annotated question must have exactly one answer, and with
+/// `subset` false every answer an annotated question.
+fn vqa_accuracy(results: &Path, annotations: &Path, subset: bool) -> Result<f64> {
     #[derive(Deserialize)]
     struct Answer {
         question_id: u64,
@@ -380,12 +406,20 @@ fn vqa_accuracy(results: &Path, annotations: &Path) -> Result<f64> {
             );
         }
     }
-    if ann.is_empty() || answers.len() != ann.len() {
+    if ann.is_empty() || (!subset && answers.len() != ann.len()) {
         bail!(
             "{}: {} answers for {} annotated questions",
             results.display(),
             answers.len(),
             ann.len()
+        );
+    }
+    let mut seen = std::collections::HashSet::new();
+    if let Some(a) = ann.iter().find(|a| !seen.insert(a.question_id)) {
+        bail!(
+            "{}: question {} annotated twice (the official evaluation keys annotations by question id)",
+            annotations.display(),
+            a.question_id
         );
     }
     let mut sum = 0.0;
@@ -794,5 +828,70 @@ mod tests {
         assert_eq!(metric(d.path(), "mean:p_click", "ctr.csv").unwrap(), 0.55);
         assert!(metric(d.path(), "nope", "ctr.csv").is_err());
         assert!(metric(d.path(), "mean:missing", "ctr.csv").is_err());
+    }
+
+    #[test]
+    fn ctr_calibration_is_predicted_over_observed_clicks() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "ctr.csv",
+            "row,p_click,label\n0,0.9,1\n1,0.2,0\n2,0.4,1\n",
+        );
+        let c = metric(d.path(), "ctr/calibration", "ctr.csv").unwrap();
+        assert!((c - 1.5 / 2.0).abs() < 1e-12, "{c}");
+    }
+
+    #[test]
+    fn vqa_accuracy_over_all_questions_or_an_annotated_subset() {
+        let d = tempfile::tempdir().unwrap();
+        let ann = |ids: &[(u64, &str)]| {
+            let v: Vec<serde_json::Value> = ids
+                .iter()
+                .map(|(q, a)| serde_json::json!({"question_id": q, "answers": vec![serde_json::json!({"answer": a}); 10]}))
+                .collect();
+            serde_json::to_string(&v).unwrap()
+        };
+        write(
+            d.path(),
+            "all.json",
+            &ann(&[(1, "yes"), (2, "no"), (3, "no")]),
+        );
+        write(d.path(), "sub.json", &ann(&[(2, "no"), (3, "no")]));
+        write(
+            d.path(),
+            "res.json",
+            r#"[{"question_id": 1, "answer": "no"}, {"question_id": 2, "answer": "no"}, {"question_id": 3, "answer": "yes"}]"#,
+        );
+        let all = metric(d.path(), "vqa:all.json", "res.json").unwrap();
+        assert!((all - 100.0 / 3.0).abs() < 1e-9, "{all}");
+        assert_eq!(
+            metric(d.path(), "vqa/subset:sub.json", "res.json").unwrap(),
+            50.0
+        );
+        // Plain `vqa` wants one answer per annotated question and no more.
+        assert!(metric(d.path(), "vqa:sub.json", "res.json").is_err());
+        // A subset question without an answer fails either way.
+        write(d.path(), "more.json", &ann(&[(2, "no"), (4, "no")]));
+        assert!(metric(d.path(), "vqa/subset:more.json", "res.json").is_err());
+    }
+
+    #[test]
+    fn weighted_mean_weighs_rows_by_a_column() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "blocks.csv",
+            "run,block,tokens,loss\n\"a, b\",0,3,2.0\n\"a, b\",1,1,6.0\n",
+        );
+        let m = metric(d.path(), "weighted_mean:loss:tokens", "blocks.csv").unwrap();
+        assert!((m - 3.0).abs() < 1e-12, "{m}"); // (3·2 + 1·6) / 4; the plain mean is 4
+        assert_eq!(metric(d.path(), "mean:loss", "blocks.csv").unwrap(), 4.0);
+        assert!(metric(d.path(), "weighted_mean:loss", "blocks.csv").is_err());
+        assert!(metric(d.path(), "weighted_mean:loss:nope", "blocks.csv").is_err());
+        write(d.path(), "zero.csv", "tokens,loss\n0,1.0\n");
+        assert!(metric(d.path(), "weighted_mean:loss:tokens", "zero.csv").is_err());
+        write(d.path(), "neg.csv", "tokens,loss\n2,1.0\n-1,5.0\n");
+        assert!(metric(d.path(), "weighted_mean:loss:tokens", "neg.csv").is_err());
     }
 }

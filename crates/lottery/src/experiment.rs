@@ -4,8 +4,11 @@
 //! Each row trains over the profile's seeds, translates the test set with beam search,
 //! detokenises, and scores with sacreBLEU's corpus BLEU (13a, exp smoothing; its signature is
 //! printed) and, for tokenised corpora (IWSLT14), with fairseq's tokenized BLEU, the number
-//! the paper reports. Hypotheses and references are written as text files so either BLEU can
-//! be recomputed with the field's own tools.
+//! the paper reports. Every seed's hypotheses and the references are written as text files
+//! (`translations/<corpus>/`) so either BLEU can be recomputed with the field's own tools;
+//! `kiln verify` recomputes both columns from them. The paper's numbers sit beside rows only in
+//! the `paper` profiles, which run its setting; the small profiles list them in a
+//! `paper_reference` table with what differs (width, data size, training length).
 
 use anyhow::{bail, Context, Result};
 use burn::module::Module;
@@ -13,7 +16,7 @@ use kiln_core::progress;
 use kiln_data::bleu::{corpus_bleu, tokenized_bleu};
 use kiln_experiment::{ExperimentFile, Paper, RunArgs, RunContext, RunRecord};
 use kiln_models::seq2seq::{BeamConfig, Seq2Seq, Seq2SeqConfig, TokenTable};
-use kiln_report::Cell;
+use kiln_report::{Cell, Source, Table};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{self, Corpus, Text};
@@ -244,6 +247,26 @@ impl Paper for OneLayerLottery {
             );
         }
         let labels: Vec<String> = p.corpora.iter().map(|c| c.label()).collect();
+        // Translations are written to translations/<corpus>/<row slug>_s<seed>.*: two corpora of
+        // one name, or two rows of one corpus whose labels slug alike, would overwrite each
+        // other's files.
+        for (i, c) in labels.iter().enumerate() {
+            if labels[..i].contains(c) {
+                bail!("{f}: two corpora named `{c}` (give one a `name`)");
+            }
+            let mut slugs: Vec<(String, &str)> = Vec::new();
+            for r in p
+                .rows
+                .iter()
+                .filter(|r| r.corpora.is_empty() || r.corpora.contains(c))
+            {
+                let s = kiln_report::slug(&r.label);
+                if let Some((_, other)) = slugs.iter().find(|(o, _)| *o == s) {
+                    bail!("{f}: rows `{other}` and `{}` of corpus `{c}` share the file name `{s}`; rename one", r.label);
+                }
+                slugs.push((s, &r.label));
+            }
+        }
         for r in &p.rows {
             for c in &r.corpora {
                 if !labels.contains(c) {
@@ -303,26 +326,46 @@ impl Paper for OneLayerLottery {
         p: &Profile,
     ) -> Result<RunRecord> {
         let mut rec = RunRecord::new(p.data == "synthetic");
-        let mut t = ctx.main_table(
-            &file.title,
-            p.data == "synthetic",
+        // A paper number sits beside a row only when the row runs the paper's setting (the
+        // `paper` profiles); the small profiles list the paper's numbers in a separate
+        // `paper_reference` table that says what differs.
+        let paper_setting = p.data == "paper";
+        let mut columns = vec![
+            "corpus",
+            "model",
+            "k",
+            "init",
+            "embeddings",
+            "d/ffn",
+            "stored",
+            "seeds",
+            "sacreBLEU",
+            "tokenized BLEU",
+            "% of trained",
+            "train s",
+            "updates",
+        ];
+        if paper_setting {
+            columns.push("paper");
+        }
+        let mut t = ctx.main_table(&file.title, p.data == "synthetic", &columns);
+        let mut reference = Table::new(
+            format!(
+                "{}: the paper's numbers, and what differs from profile `{}`",
+                file.title, ctx.profile
+            ),
             &[
-                "corpus",
-                "model",
-                "k",
-                "init",
-                "embeddings",
-                "d/ffn",
-                "stored",
-                "seeds",
-                "sacreBLEU",
-                "tokenized BLEU",
-                "% of trained",
-                "train s",
-                "updates",
-                "paper",
+                "paper result",
+                "paper BLEU",
+                "paper % of trained",
+                "kiln row",
+                "kiln % of trained",
+                "width (kiln vs paper)",
+                "training pairs (kiln vs paper)",
+                "training (kiln vs paper)",
             ],
         );
+        let mut collapsed = Vec::new();
         let mut signature = String::new();
         let mut descriptions = Vec::new();
         let mut all_rows = Vec::new();
@@ -371,6 +414,10 @@ impl Paper for OneLayerLottery {
                 };
                 let mut sacre = Vec::new();
                 let mut tok = Vec::new();
+                // The hypothesis files each seed's BLEU is computed from, for `kiln verify`.
+                let mut sacre_files = Vec::new();
+                let mut tok_files = Vec::new();
+                let mut collapsed_seeds = Vec::new();
                 let mut secs = Vec::new();
                 let mut updates = 0;
                 let mut stored = String::new();
@@ -385,24 +432,24 @@ impl Paper for OneLayerLottery {
                         .with_context(|| format!("sacreBLEU for row `{}`", r.label))?;
                     signature = s.signature();
                     sacre.push(s.score);
+                    let stem = format!(
+                        "translations/{cname}/{}_s{seed}",
+                        kiln_report::slug(&r.label)
+                    );
                     if corpus.text == Text::MosesTokenized {
                         let tb = tokenized_bleu(&out.hyps, &corpus.test_ref)?;
                         tok.push(tb.score);
-                        rec.file(
-                            &format!(
-                                "translations/{cname}/{}_s{seed}.tok.txt",
-                                kiln_report::slug(&r.label)
-                            ),
-                            lines(&out.hyps),
-                        );
+                        tok_files.push(format!("{stem}.tok.txt"));
+                        rec.file(&format!("{stem}.tok.txt"), lines(&out.hyps));
                     }
-                    rec.file(
-                        &format!(
-                            "translations/{cname}/{}_s{seed}.detok.txt",
-                            kiln_report::slug(&r.label)
-                        ),
-                        lines(&hyps_detok),
-                    );
+                    sacre_files.push(format!("{stem}.detok.txt"));
+                    rec.file(&format!("{stem}.detok.txt"), lines(&hyps_detok));
+                    // A model that says the same sentence whatever the source has collapsed:
+                    // flagged in the table, not silently averaged in.
+                    if hyps_detok.len() > 1 && hyps_detok.iter().all(|h| *h == hyps_detok[0]) {
+                        collapsed_seeds.push(seed);
+                        collapsed.push(format!("{cname} / {} seed {seed}", r.label));
+                    }
                     eprintln!("{cname} / {}: seed {seed}: sacreBLEU {:.2}{} ({:.0} s train, {:.0} s decode; training loss per epoch {:.2?}; checkpoint: {})", r.label, s.score, tok.last().map_or(String::new(), |b| format!(", tokenized BLEU {b:.2}")), out.train_seconds, out.decode_seconds, out.curve, out.checkpoint);
                     checkpoints.push(out.checkpoint.clone());
                     curves.push(out.curve.clone());
@@ -421,12 +468,17 @@ impl Paper for OneLayerLottery {
                         100.0 * kiln_report::mean_sd(headline).0
                             / kiln_report::mean_sd(b).0.max(1e-9)
                     });
-                let paper = r.paper.get(&cname).and_then(|k| file.paper.get(k));
+                let paper_key = r.paper.get(&cname);
+                let paper = paper_key.and_then(|k| file.paper.get(k));
                 let lc = row_lottery(r);
                 let (d, f) = (p.shape.d_model * r.width, p.shape.ffn * r.width);
-                t.push(vec![
+                let mut row = vec![
                     Cell::text(&cname),
-                    Cell::text(&r.label),
+                    Cell::text(if collapsed_seeds.is_empty() {
+                        r.label.clone()
+                    } else {
+                        format!("{} (COLLAPSED: seeds {collapsed_seeds:?})", r.label)
+                    }),
                     Cell::text(if r.kind == RowKind::Masked {
                         format!("{}", lc.keep)
                     } else {
@@ -449,17 +501,97 @@ impl Paper for OneLayerLottery {
                     }),
                     Cell::text(stored),
                     Cell::text(format!("{seeds:?}")),
-                    Cell::mean_sd(&sacre, 2),
+                    Cell::sourced(
+                        &sacre,
+                        2,
+                        Source::new(
+                            format!("bleu:translations/{cname}/ref.detok.txt"),
+                            sacre_files,
+                            1.0,
+                        ),
+                    ),
                     if tok.is_empty() {
                         Cell::text("—")
                     } else {
-                        Cell::mean_sd(&tok, 2)
+                        Cell::sourced(
+                            &tok,
+                            2,
+                            Source::new(
+                                format!("tokbleu:translations/{cname}/ref.tok.txt"),
+                                tok_files,
+                                1.0,
+                            ),
+                        )
                     },
+                    // Derived: the ratio of two sourced cells' means.
                     Cell::opt(pct, 0),
-                    Cell::num(kiln_report::mean_sd(&secs).0, 0),
+                    Cell::measured(&secs, 0),
                     Cell::text(updates.to_string()),
-                    Cell::opt(paper, 2),
-                ]);
+                ];
+                if paper_setting {
+                    row.push(Cell::opt(paper, 2));
+                } else if let (Some(key), Some(value)) = (paper_key, paper) {
+                    let tc = match r.kind {
+                        RowKind::Trained => &p.train_trained,
+                        RowKind::Masked => &p.train_masked,
+                    };
+                    let ps = paper_setting_of(file, key);
+                    let heads = r.heads.unwrap_or(p.shape.heads);
+                    reference.push(vec![
+                        Cell::text(match &ps {
+                            Some(s) => format!("{} · {}", s.corpus, s.row),
+                            None => key.clone(),
+                        }),
+                        Cell::num(value, 2),
+                        Cell::opt(
+                            ps.as_ref()
+                                .and_then(|s| s.trained)
+                                .filter(|_| r.kind == RowKind::Masked)
+                                .map(|b| 100.0 * value / b),
+                            0,
+                        ),
+                        Cell::text(format!("{cname} · {}", r.label)),
+                        // Against the trained row of the same width, else (as the paper's wide
+                        // masked model against its trained small one) the width ×1 trained row.
+                        Cell::text(
+                            [r.width, 1]
+                                .iter()
+                                .filter(|_| r.kind == RowKind::Masked)
+                                .find_map(|w| Some((*w, baseline_bleu.get(w)?)))
+                                .map_or("—".into(), |(w, b)| {
+                                    format!(
+                                        "{:.0} (vs trained d {})",
+                                        100.0 * kiln_report::mean_sd(headline).0
+                                            / kiln_report::mean_sd(b).0.max(1e-9),
+                                        p.shape.d_model * w
+                                    )
+                                }),
+                        ),
+                        Cell::text(format!(
+                            "d {d} / ffn {f} / {heads} heads vs {}",
+                            ps.as_ref().map_or("—".into(), |s| format!(
+                                "d {} / ffn {} / {} heads",
+                                s.d, s.ffn, s.heads
+                            ))
+                        )),
+                        Cell::text(format!(
+                            "{} vs {}",
+                            corpus.train.len(),
+                            ps.as_ref()
+                                .and_then(|s| s.train_pairs)
+                                .map_or("—".into(), |n| format!("≈{}", si(n)))
+                        )),
+                        Cell::text(format!(
+                            "{updates} updates of ≤{} tokens vs {}",
+                            tc.max_tokens,
+                            ps.as_ref().map_or("—".into(), |s| format!(
+                                "{} epochs of ≤{} tokens",
+                                s.epochs, s.max_tokens
+                            ))
+                        )),
+                    ]);
+                }
+                t.push(row);
                 let key = format!(
                     "{}.{}",
                     kiln_report::slug(&cname),
@@ -475,7 +607,13 @@ impl Paper for OneLayerLottery {
                 all_rows.push(serde_json::json!({"corpus": cname, "row": r.label, "seeds": seeds, "sacrebleu": sacre, "tokenized_bleu": tok, "train_seconds": secs, "checkpoints": checkpoints, "train_loss_per_epoch": curves}));
             }
         }
-        t.note(format!("sacreBLEU: corpus BLEU on detokenised hypotheses vs detokenised references, kiln_data::bleu (sacreBLEU's algorithm, signature `{signature}`). Tokenized BLEU: fairseq-generate's BLEU4 on the lowercased Moses tokens after BPE removal, the number the paper reports for IWSLT14. Mean ± sd over each row's seeds (combined with the run seed {}); `% of trained` divides the row's mean by the trained row's of the same corpus and width (tokenized BLEU where there is one, else sacreBLEU).", ctx.seed));
+        t.note(format!("sacreBLEU: corpus BLEU on detokenised hypotheses vs detokenised references, kiln_data::bleu (sacreBLEU's algorithm, signature `{signature}`). Tokenized BLEU: fairseq-generate's BLEU4 on the lowercased Moses tokens after BPE removal, the number the paper reports for IWSLT14. Mean ± sd over each row's seeds (combined with the run seed {}); `% of trained` divides the row's mean by the trained row's of the same corpus and width (tokenized BLEU where there is one, else sacreBLEU). Every seed's test translations are under translations/<corpus>/ (<row>_s<seed>.detok.txt against ref.detok.txt for sacreBLEU, <row>_s<seed>.tok.txt against ref.tok.txt for tokenized BLEU), and `kiln verify` recomputes both columns from them.", ctx.seed));
+        if !collapsed.is_empty() {
+            t.note(format!(
+                "COLLAPSED: {} translated every test sentence to the same output; the row's mean includes it.",
+                collapsed.join(", ")
+            ));
+        }
         t.note(format!(
             "Model: fairseq post-LN Transformer, {} + {} layers, d {} / ffn {} / {} heads (×width), dropout {}. Masked rows: no biases, affine-free LayerNorm, tied decoder input/output embedding, one random encoder layer and one random decoder layer shared across depth (unless the row says otherwise), per-layer masks, only scores trained. `stored`: what a model needs on disk (trained: float32 parameters; masked: the seed of its random weights plus one bit per score).",
             p.shape.layers, p.shape.layers, p.shape.d_model, p.shape.ffn, p.shape.heads, p.shape.dropout
@@ -490,8 +628,10 @@ impl Paper for OneLayerLottery {
         for d in descriptions {
             t.note(format!("Data: {d}"));
         }
-        if p.data != "paper" {
-            t.note("The paper column is the paper's IWSLT14 / WMT14 result at full scale (wide models, 55-100 epochs on 160k-4.5M pairs, GPUs); the rows here are small models on small corpora within minutes of CPU, so compare the ratio to the trained baseline (`% of trained`; the paper: 29.45 of ~34.8, 85%, masks only; 98% with fixed pre-trained embeddings), not the BLEU.");
+        if paper_setting {
+            t.note("The paper column: the paper's number for the row that runs its setting (shape, data, training length, checkpoint choice).");
+        } else {
+            t.note("The rows here are small models on small corpora trained for minutes; the paper's numbers (full IWSLT14 / WMT14, wide models, 55-100 epochs, GPUs) are not set beside them. Compare the ratio to the trained baseline (`% of trained`), not the BLEU; the paper's numbers and what differs are in the `paper_reference` table when a row names one.");
         }
         if p.data == "synthetic" {
             t.note(
@@ -499,6 +639,11 @@ impl Paper for OneLayerLottery {
             );
         }
         rec.table("table", t);
+        if !reference.rows.is_empty() {
+            reference.note("The paper's rows are the `paper` / `paper-wmt14` profiles' rows that cite these numbers; `paper % of trained` divides the paper's number by its trained baseline's (IWSLT14: ~34.8 implied by the paper's 98%; WMT14: 27.4), `kiln % of trained` the kiln row's by the trained row's of the same corpus and width or, where the run has no trained row of that width, of width ×1 (the cell says which; tokenized BLEU where there is one, else sacreBLEU). The paper's masked headline is its wide model against a trained Transformer of half its width, so its ratio is not a same-width ratio.");
+            reference.note("Training pairs: kiln's after the length filter; the paper's as commonly given for fairseq's prepared corpora (approximate). Training: kiln's updates actually run (last seed) and tokens per update, the paper's epochs and tokens per update.");
+            rec.table("paper_reference", reference);
+        }
         rec.setting("rows", &all_rows);
         Ok(rec)
     }
@@ -506,6 +651,69 @@ impl Paper for OneLayerLottery {
     fn benches(&self) -> &'static [kiln_experiment::Bench] {
         &[("lottery", crate::bench::lottery)]
     }
+}
+
+/// The paper's setting behind one of its numbers: the row of a `data = "paper"` profile that
+/// cites it (shape, training length) and that corpus's size from `[paper.train_pairs]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PaperSetting {
+    pub corpus: String,
+    pub row: String,
+    pub d: usize,
+    pub ffn: usize,
+    pub heads: usize,
+    pub epochs: usize,
+    pub max_tokens: usize,
+    pub train_pairs: Option<f64>,
+    /// The paper's number for the trained row of the same profile and corpus.
+    pub trained: Option<f64>,
+}
+
+/// The setting of the paper's number `key` (see [`PaperSetting`]); `None` when no paper profile
+/// cites it.
+pub fn paper_setting_of(file: &ExperimentFile<Profile>, key: &str) -> Option<PaperSetting> {
+    file.profiles
+        .values()
+        .filter(|p| p.data == "paper")
+        .find_map(|p| {
+            p.rows.iter().find_map(|r| {
+                let (corpus, _) = r.paper.iter().find(|(_, k)| k.as_str() == key)?;
+                let tc = match r.kind {
+                    RowKind::Trained => &p.train_trained,
+                    RowKind::Masked => &p.train_masked,
+                };
+                let trained = p
+                    .rows
+                    .iter()
+                    .filter(|b| b.kind == RowKind::Trained && b.width == 1)
+                    .find_map(|b| b.paper.get(corpus))
+                    .and_then(|k| file.paper.get(k));
+                Some(PaperSetting {
+                    corpus: corpus.clone(),
+                    row: r.label.clone(),
+                    d: p.shape.d_model * r.width,
+                    ffn: p.shape.ffn * r.width,
+                    heads: r.heads.unwrap_or(p.shape.heads),
+                    epochs: tc.max_epochs,
+                    max_tokens: tc.max_tokens,
+                    train_pairs: file.paper.get(&format!("train_pairs.{corpus}")),
+                    trained,
+                })
+            })
+        })
+}
+
+/// 160000 → `160k`, 4500000 → `4.5M`.
+fn si(n: f64) -> String {
+    let (v, unit) = if n >= 1e6 {
+        (n / 1e6, "M")
+    } else if n >= 1e3 {
+        (n / 1e3, "k")
+    } else {
+        (n, "")
+    };
+    let s = format!("{v:.1}");
+    format!("{}{unit}", s.trim_end_matches(".0"))
 }
 
 fn lines(v: &[String]) -> Vec<u8> {

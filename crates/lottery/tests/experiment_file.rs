@@ -77,3 +77,48 @@ fn every_profile_parses_and_validates() {
         Checkpoint::Last
     );
 }
+
+/// Every paper number a small profile cites resolves to the paper profile's row behind it, so
+/// the `paper_reference` table can say what differs (width, data size, training length).
+#[test]
+fn cited_paper_numbers_resolve_to_the_paper_setting() {
+    use kiln_lottery::experiment::paper_setting_of;
+    let file = kiln_experiment::file::load::<Profile>("one-layer-lottery").unwrap();
+    let mut cited = 0;
+    for (name, p) in file.profiles.iter().filter(|(_, p)| p.data != "paper") {
+        for k in p.rows.iter().flat_map(|r| r.paper.values()) {
+            let s = paper_setting_of(&file, k).unwrap_or_else(|| panic!("{name}: `{k}`"));
+            assert!(s.train_pairs.is_some(), "{name}: `{k}`: {s:?}");
+            cited += 1;
+        }
+    }
+    assert!(cited > 0);
+    let s = paper_setting_of(&file, "iwslt14_masked").unwrap();
+    assert_eq!(
+        (s.corpus.as_str(), s.d, s.ffn, s.epochs, s.max_tokens),
+        ("iwslt14", 1024, 2048, 55, 4096)
+    );
+    assert_eq!((s.trained, s.train_pairs), (Some(34.8), Some(160000.0)));
+    let w = paper_setting_of(&file, "wmt14_masked").unwrap();
+    assert_eq!(
+        (w.d, w.heads, w.epochs, w.trained),
+        (1536, 24, 100, Some(27.4))
+    );
+    assert!(paper_setting_of(&file, "nope").is_none());
+}
+
+/// Rows write their translations to files named after their labels: two labels that name the
+/// same file on one corpus are refused before anything trains.
+#[test]
+fn rows_whose_translation_files_would_collide_are_refused() {
+    let file = kiln_experiment::file::load::<Profile>("one-layer-lottery").unwrap();
+    let mut p = file.profiles["smoke"].clone();
+    p.rows[1].label = "Trained  Transformer!".into();
+    let e = OneLayerLottery.validate(&p).unwrap_err().to_string();
+    assert!(
+        e.contains("share the file name `trained-transformer`"),
+        "{e}"
+    );
+    // The same label on different corpora is fine (files are per corpus): the mini profile.
+    OneLayerLottery.validate(&file.profiles["mini"]).unwrap();
+}

@@ -89,6 +89,20 @@ fn the_paper_path_runs_end_to_end_on_a_miniature_prepared_corpus() {
     };
     let rec = OneLayerLottery.run(&ctx, &file, &p).unwrap();
     let out_dir = rec.finish(&ctx).unwrap();
+    // Both BLEU columns of the 3 rows cite every seed's translations, and recompute from them:
+    // sacreBLEU (`bleu:`) and fairseq's tokenized BLEU (`tokbleu:`) as the run computed them.
+    let checks = kiln_experiment::verify::check_run(&out_dir).unwrap();
+    assert!(checks.failures.is_empty(), "{:?}", checks.failures);
+    assert_eq!((checks.agreed, checks.unsourced), (6, 0));
+    let listed = std::fs::read_to_string(out_dir.join("checks.json")).unwrap();
+    assert!(
+        listed.contains("tokbleu:translations/wmt14/ref.tok.txt")
+            && listed.contains("translations/wmt14/masked-wider_s1.tok.txt"),
+        "{listed}"
+    );
+    // A paper profile runs the paper's setting: its numbers stay beside the rows, no separate
+    // reference table.
+    assert!(!out_dir.join("paper_reference.md").exists());
     let table = std::fs::read_to_string(out_dir.join("table.md")).unwrap();
     for want in [
         "trained base",
@@ -133,6 +147,42 @@ fn the_paper_path_runs_end_to_end_on_a_miniature_prepared_corpus() {
             .count(),
         5
     );
+    // The same rows as a small profile (not the paper's setting): no paper column; the paper's
+    // numbers go to `paper_reference`, with the paper profile's width, data and training beside
+    // this run's.
+    let mut small = p.clone();
+    small.data = "real".into();
+    small.rows.truncate(2);
+    let mut file = file;
+    file.paper
+        .0
+        .insert("train_pairs".into(), json!({"wmt14": 4500000}));
+    let args_small = {
+        let mut a = RunArgs::new("small", out.path(), out.path());
+        a.data_dir = args.data_dir.clone();
+        a
+    };
+    let ctx = RunContext::new("one-layer-lottery", "small", "test", &args_small).unwrap();
+    let out_dir = OneLayerLottery
+        .run(&ctx, &file, &small)
+        .unwrap()
+        .finish(&ctx)
+        .unwrap();
+    let table = std::fs::read_to_string(out_dir.join("table.md")).unwrap();
+    assert!(
+        !table.contains("17.29") && !table.contains("| paper |"),
+        "{table}"
+    );
+    let reference = std::fs::read_to_string(out_dir.join("paper_reference.md")).unwrap();
+    for want in [
+        "| wmt14 · masked wider | 17.29 | 63 | wmt14 · masked wider |",
+        "d 32 / ffn 64 / 4 heads vs d 32 / ffn 64 / 4 heads",
+        "60 vs ≈4.5M",
+        "tokens vs 3 epochs of ≤200 tokens",
+        "| wmt14 · trained base | 27.40 | — |",
+    ] {
+        assert!(reference.contains(want), "missing `{want}`:\n{reference}");
+    }
     // Without the valid split, best_valid cannot select: said before anything trains.
     std::fs::remove_file(dir.join("valid.en")).unwrap();
     let e = OneLayerLottery.inputs("paper", &p, &args).unwrap_err();

@@ -3,7 +3,11 @@
 //! the top-k cascade for each final keep rate, and manual (linearly rising, untrained)
 //! thresholds, each with its dev metric, relative FLOPs and dev predictions (GLUE's
 //! `idx,prediction,label`); the measured throughput of real token removal against the dense
-//! model; kept tokens per layer; and the length-robustness study.
+//! model; kept tokens per layer; and the length-robustness study. Every metric in the tables
+//! (unpruned rows and the length study included) is computed from a prediction file the run
+//! writes, one per row and seed (`predictions/<task>-<method>-<setting>-dev-s<seed>.csv`,
+//! `predictions/<task>-length-<direction>-<method>-<setting>-s<seed>.csv`), which `kiln verify`
+//! recomputes; a row whose model predicts one label for every example is flagged.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -11,10 +15,10 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use burn::tensor::Device;
 use kiln_data::Encoded;
-use kiln_experiment::predictions::{glue_rows, GLUE_HEADER};
+use kiln_experiment::predictions::{glue_rows, glue_source, is_constant, GLUE_HEADER};
 use kiln_experiment::{Bench, ExperimentFile, Flags, Paper, Plot, RunArgs, RunContext, RunRecord};
 use kiln_glue::checkpoints::{finetuned_inputs, real_glue, smoke_glue, Chosen, GlueModel, Wanted};
-use kiln_report::{Cell, Series, Table};
+use kiln_report::{slug, Cell, Series, Table};
 use serde::{Deserialize, Serialize};
 
 use crate::physical::measure_throughput;
@@ -108,6 +112,19 @@ struct LengthRow {
     metric_unpruned: f64,
     metric: f64,
     relative_flops: f64,
+    /// Predictions on the evaluation half, unpruned and pruned, in GLUE's format with `idx` the
+    /// dev file's row (files, not run.json).
+    #[serde(skip)]
+    unpruned_predictions: Vec<Vec<String>>,
+    #[serde(skip)]
+    predictions: Vec<Vec<String>>,
+}
+
+/// A task's unpruned model on dev.
+struct Baseline {
+    metric: f64,
+    gflops: f64,
+    predictions: Vec<Vec<String>>,
 }
 
 fn subset(g: &GlueModel, n: Option<usize>, seed: u64) -> (Vec<Encoded>, Vec<Option<f32>>) {
@@ -138,11 +155,14 @@ fn stage_cfg(s: &Stage, lambda: f64, seed: u64, keep_best: bool) -> StageConfig 
     }
 }
 
-/// Trains every method on `task` (train split) and scores it on `eval` (usually dev).
+/// Trains every method on `task` (train split) and scores it on `eval` (usually dev);
+/// `eval_idx[i]` is the dev file's row of `eval_on`'s example `i` (for the prediction files).
+#[allow(clippy::too_many_arguments)]
 fn sweep(
     g: &GlueModel,
     train: &TaskSplit,
     eval_on: &TaskSplit,
+    eval_idx: &[usize],
     p: &Profile,
     seed: u64,
     methods: &[&str],
@@ -151,14 +171,8 @@ fn sweep(
     let mut out = Vec::new();
     let point = |method: &str, setting: String, m: &LtpModel, mode: Mode, secs: f64| {
         let e = evaluate(m, eval_on, mode, device)?;
-        let idx: Vec<usize> = (0..eval_on.dev.len()).collect();
-        let gold: Vec<f32> = eval_on
-            .dev_labels
-            .iter()
-            .map(|l| l.unwrap_or(f32::NAN))
-            .collect();
         Ok::<_, kiln_models::ModelError>(Point {
-            predictions: glue_rows(g.task, &idx, &e.outputs, &gold),
+            predictions: prediction_rows(g, eval_on, eval_idx, &e.outputs),
             task: g.name.clone(),
             method: method.into(),
             setting,
@@ -284,6 +298,7 @@ impl Paper for LtpGlue {
         let tasks = ctx.args.tasks_or(&p.tasks);
         let mut points = Vec::new();
         let mut baselines = BTreeMap::new();
+        let mut metrics = BTreeMap::new();
         let mut tput = Vec::new();
         let mut lengths = Vec::new();
         let mut sources = BTreeMap::new();
@@ -323,6 +338,7 @@ impl Paper for LtpGlue {
                 main_metric: &g.main_metric,
                 pad_id: g.tok.pad_id as i64,
             };
+            let dev_idx: Vec<usize> = (0..g.dev.len()).collect();
             let base = LtpModel::new(g.model.clone(), p.final_threshold, p.norm_len)?;
             let e = evaluate(&base, &split, Mode::Off, device)?;
             let unpruned = e.main(&g.main_metric);
@@ -333,11 +349,20 @@ impl Paper for LtpGlue {
                 e.flops.gflops(),
                 train.len()
             );
-            baselines.insert(g.name.clone(), (unpruned, e.flops.gflops()));
+            baselines.insert(
+                g.name.clone(),
+                Baseline {
+                    metric: unpruned,
+                    gflops: e.flops.gflops(),
+                    predictions: prediction_rows(&g, &split, &dev_idx, &e.outputs),
+                },
+            );
+            metrics.insert(g.name.clone(), g.main_metric.clone());
             let res = sweep(
                 &g,
                 &split,
                 &split,
+                &dev_idx,
                 p,
                 ctx.seed,
                 &["ltp", "topk", "manual"],
@@ -391,6 +416,7 @@ impl Paper for LtpGlue {
         let r = Results {
             points,
             baselines,
+            metrics,
             tput,
             lengths,
             sources,
@@ -407,7 +433,9 @@ impl Paper for LtpGlue {
 /// Everything the sweep measured.
 struct Results {
     points: Vec<Point>,
-    baselines: BTreeMap<String, (f64, f64)>,
+    baselines: BTreeMap<String, Baseline>,
+    /// Each task's main metric (`accuracy`, `spearman`): what "dev metric" means in its rows.
+    metrics: BTreeMap<String, String>,
     tput: Vec<Throughput>,
     lengths: Vec<LengthRow>,
     sources: BTreeMap<String, String>,
@@ -445,6 +473,7 @@ fn length_study(
         (
             idx.iter().map(|&i| enc[i].clone()).collect::<Vec<_>>(),
             idx.iter().map(|&i| labels[i]).collect::<Vec<_>>(),
+            idx,
         )
     };
     let (tc, dc) = (median(train), median(&g.dev));
@@ -456,8 +485,8 @@ fn length_study(
         ("train short → test long", true),
         ("train long → test short", false),
     ] {
-        let (tr, trl) = split(train, train_labels, short_train, tc);
-        let (dv, dvl) = split(&g.dev, &g.dev_labels, !short_train, dc);
+        let (tr, trl, _) = split(train, train_labels, short_train, tc);
+        let (dv, dvl, dv_idx) = split(&g.dev, &g.dev_labels, !short_train, dc);
         let tsplit = TaskSplit {
             train: &tr,
             train_labels: &trl,
@@ -468,14 +497,26 @@ fn length_study(
             pad_id: g.tok.pad_id as i64,
         };
         let base = LtpModel::new(g.model.clone(), p.final_threshold, p.norm_len)?;
-        let unpruned = evaluate(&base, &tsplit, Mode::Off, device)?.main(&g.main_metric);
+        let e = evaluate(&base, &tsplit, Mode::Off, device)?;
+        let unpruned = e.main(&g.main_metric);
+        let unpruned_predictions = prediction_rows(g, &tsplit, &dv_idx, &e.outputs);
         println!(
             "{} length study, {dir}: {} train / {} eval examples",
             g.name,
             tr.len(),
             dv.len()
         );
-        for (pt, _) in sweep(g, &tsplit, &tsplit, &p1, seed, &["ltp", "topk"], device)? {
+        let runs = sweep(
+            g,
+            &tsplit,
+            &tsplit,
+            &dv_idx,
+            &p1,
+            seed,
+            &["ltp", "topk"],
+            device,
+        )?;
+        for (pt, _) in runs {
             rows.push(LengthRow {
                 task: g.name.clone(),
                 direction: dir.into(),
@@ -484,10 +525,84 @@ fn length_study(
                 metric_unpruned: unpruned,
                 metric: pt.metric,
                 relative_flops: pt.relative_flops,
+                unpruned_predictions: unpruned_predictions.clone(),
+                predictions: pt.predictions,
             });
         }
     }
     Ok(rows)
+}
+
+/// Predictions on `split`'s evaluation examples in GLUE's format; `idx[i]` is the dev file's
+/// row of example `i`.
+fn prediction_rows(
+    g: &GlueModel,
+    split: &TaskSplit,
+    idx: &[usize],
+    outputs: &[Vec<f32>],
+) -> Vec<Vec<String>> {
+    let gold: Vec<f32> = split
+        .dev_labels
+        .iter()
+        .map(|l| l.unwrap_or(f32::NAN))
+        .collect();
+    glue_rows(g.task, idx, outputs, &gold)
+}
+
+/// True when every prediction is the same (the model collapsed to a constant predictor).
+fn collapsed(predictions: &[Vec<String>]) -> bool {
+    is_constant(
+        &predictions
+            .iter()
+            .map(|r| r[1].as_str())
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// Prediction files of a run: each written once, under a name no other row has
+/// (`predictions/<name>-s<seed>.csv`).
+struct Files {
+    seed: u64,
+    written: std::collections::BTreeSet<String>,
+}
+
+impl Files {
+    /// Writes `rows` and returns the path a table cell cites.
+    fn write(&mut self, rec: &mut RunRecord, name: String, rows: &[Vec<String>]) -> Result<String> {
+        let name = format!("{name}-s{}", self.seed);
+        if !self.written.insert(name.clone()) {
+            bail!("two rows would write predictions/{name}.csv (a bug in the experiment)");
+        }
+        rec.predictions_csv(&name, &GLUE_HEADER, rows);
+        Ok(format!("predictions/{name}.csv"))
+    }
+
+    /// The path of `name`'s file if it was written.
+    fn cited(&self, name: &str) -> Option<String> {
+        let name = format!("{name}-s{}", self.seed);
+        self.written
+            .contains(&name)
+            .then(|| format!("predictions/{name}.csv"))
+    }
+}
+
+/// `text`, marked † when `rows` collapsed to a constant predictor (noted in `collapsed` as `what`).
+fn flag(
+    collapsed_rows: &mut Vec<String>,
+    seed: u64,
+    what: String,
+    rows: &[Vec<String>],
+    text: &str,
+) -> String {
+    if collapsed(rows) {
+        let what = format!("{what} (seed {seed})");
+        if !collapsed_rows.contains(&what) {
+            collapsed_rows.push(what);
+        }
+        format!("{text} †")
+    } else {
+        text.to_string()
+    }
 }
 
 /// A file-name-safe form of a setting (`λ=0.2` → `lambda0.2`).
@@ -514,7 +629,14 @@ fn record(
     wall: f64,
 ) -> Result<RunRecord> {
     let synthetic = p.model == "tiny";
+    let seed = ctx.seed;
     let mut rec = RunRecord::new(synthetic);
+    let mut files = Files {
+        seed,
+        written: Default::default(),
+    };
+    let metric_of = |task: &str| r.metrics.get(task).cloned().unwrap_or_default();
+    let mut collapsed_rows = Vec::new();
     let mut table = ctx.main_table(
         &file.title,
         synthetic,
@@ -529,24 +651,53 @@ fn record(
             "train time (s)",
         ],
     );
-    for (task, (m, gf)) in &r.baselines {
+    for (task, b) in &r.baselines {
+        let m = b.metric;
+        let metric = metric_of(task);
+        let file = files.write(
+            &mut rec,
+            format!("{}-unpruned-dev", slug(task)),
+            &b.predictions,
+        )?;
         table.push(vec![
             Cell::text(task),
-            Cell::text("unpruned"),
+            Cell::text(flag(
+                &mut collapsed_rows,
+                seed,
+                format!("{task} unpruned"),
+                &b.predictions,
+                "unpruned",
+            )),
             Cell::text("-"),
-            Cell::num(*m, 2),
+            Cell::sourced(&[m], 2, glue_source(task, &metric, vec![file])),
             Cell::num(0.0, 2),
             Cell::num(1.0, 3),
-            Cell::num(*gf, 3),
+            Cell::num(b.gflops, 3),
             Cell::text("-"),
         ]);
-        rec.metric(format!("{task}.unpruned"), *m);
+        rec.metric(format!("{task}.unpruned"), m);
         for pt in r.points.iter().filter(|pt| &pt.task == task) {
+            let file = files.write(
+                &mut rec,
+                format!(
+                    "{}-{}-{}-dev",
+                    slug(task),
+                    slug(&pt.method),
+                    slug(&ascii_setting(&pt.setting))
+                ),
+                &pt.predictions,
+            )?;
             table.push(vec![
                 Cell::text(task),
-                Cell::text(&pt.method),
+                Cell::text(flag(
+                    &mut collapsed_rows,
+                    seed,
+                    format!("{task} {} {}", pt.method, pt.setting),
+                    &pt.predictions,
+                    &pt.method,
+                )),
                 Cell::text(&pt.setting),
-                Cell::num(pt.metric, 2),
+                Cell::sourced(&[pt.metric], 2, glue_source(task, &metric, vec![file])),
                 Cell::num(pt.metric - m, 2),
                 Cell::num(pt.relative_flops, 3),
                 Cell::num(pt.gflops, 3),
@@ -555,24 +706,29 @@ fn record(
             let key = format!("{task}.{}.{}", pt.method, pt.setting);
             rec.metric(format!("{key}.metric"), pt.metric);
             rec.metric(format!("{key}.relative_flops"), pt.relative_flops);
-            rec.predictions_csv(
-                &format!(
-                    "{task}-{}-{}-dev",
-                    pt.method.to_ascii_lowercase(),
-                    ascii_setting(&pt.setting)
-                ),
-                &GLUE_HEADER,
-                &pt.predictions,
-            );
         }
     }
     table.note(format!("profile `{}`: {}", ctx.profile, p.description));
     if synthetic {
         table.note("SYNTHETIC: seeded generated tasks; no paper number applies.");
     }
+    table.note(format!(
+        "dev metric (x100): {}; computed from each row's `predictions/<task>-<method>-<setting>-dev-s<seed>.csv` (one seed: {seed})",
+        r.metrics
+            .iter()
+            .map(|(t, m)| format!("{t} {m}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    if !collapsed_rows.is_empty() {
+        table.note(format!(
+            "† collapsed to a constant predictor (every dev prediction the same label): {}",
+            collapsed_rows.join(", ")
+        ));
+    }
     table.note(format!("paper: {}", file.reference));
     table.note(format!(
-        "method: LTP = soft stage ({} epochs, lr {}, threshold lr {}, T = {}, θ_final = {}) then hard stage ({} epochs, lr {}, best dev epoch); top-k = hard training with the cascade keep-rate schedule; manual = thresholds fixed at θ_final·l/L, hard training. Scores normalised by N = {}. Relative FLOPs = Σ MACs / Σ unpruned MACs over dev (§9 model); evaluation always prunes hard.",
+        "method: LTP = soft stage ({} epochs, lr {}, threshold lr {}, T = {}, θ_final = {}) then hard stage ({} epochs, lr {}, best dev epoch, so its dev numbers are selected on the set they are reported on: GLUE's test labels are not public); top-k = hard training with the cascade keep-rate schedule; manual = thresholds fixed at θ_final·l/L, hard training. Scores normalised by N = {}. Relative FLOPs = Σ MACs / Σ unpruned MACs over dev (§9 model); evaluation always prunes hard.",
         p.soft.epochs, p.soft.learning_rate, p.soft.threshold_learning_rate.unwrap_or(p.soft.learning_rate), p.temperature, p.final_threshold, p.hard.epochs, p.hard.learning_rate, p.norm_len
     ));
     if let Some(n) = ctx.args.train_examples.or(p.train_examples) {
@@ -625,19 +781,64 @@ fn record(
             "Robustness to sequence length: thresholds vs top-k trained on one length range, evaluated on the other".to_string(),
             &["task", "direction", "method", "setting", "unpruned", "pruned", "Δ", "relative FLOPs"],
         );
+        let mut collapsed_rows = Vec::new();
         for l in &r.lengths {
+            let metric = metric_of(&l.task);
+            let stem = format!("{}-length-{}", slug(&l.task), slug(&l.direction));
+            // The unpruned model once per task and direction, shared by that direction's rows.
+            let unpruned = match files.cited(&format!("{stem}-unpruned")) {
+                Some(f) => f,
+                None => files.write(
+                    &mut rec,
+                    format!("{stem}-unpruned"),
+                    &l.unpruned_predictions,
+                )?,
+            };
+            let direction = flag(
+                &mut collapsed_rows,
+                seed,
+                format!("{} {} unpruned", l.task, l.direction),
+                &l.unpruned_predictions,
+                &l.direction,
+            );
+            let file = files.write(
+                &mut rec,
+                format!(
+                    "{stem}-{}-{}",
+                    slug(&l.method),
+                    slug(&ascii_setting(&l.setting))
+                ),
+                &l.predictions,
+            )?;
             lt.push(vec![
                 Cell::text(&l.task),
-                Cell::text(&l.direction),
-                Cell::text(&l.method),
+                Cell::text(direction),
+                Cell::text(flag(
+                    &mut collapsed_rows,
+                    seed,
+                    format!("{} {} {} {}", l.task, l.direction, l.method, l.setting),
+                    &l.predictions,
+                    &l.method,
+                )),
                 Cell::text(&l.setting),
-                Cell::num(l.metric_unpruned, 2),
-                Cell::num(l.metric, 2),
+                Cell::sourced(
+                    &[l.metric_unpruned],
+                    2,
+                    glue_source(&l.task, &metric, vec![unpruned]),
+                ),
+                Cell::sourced(&[l.metric], 2, glue_source(&l.task, &metric, vec![file])),
                 Cell::num(l.metric - l.metric_unpruned, 2),
                 Cell::num(l.relative_flops, 3),
             ]);
         }
         lt.note("split at the median token count of train and of dev; same settings as the main sweep (first λ, first top-k rate).");
+        lt.note(format!("unpruned and pruned: the dev metric (x100) on the evaluation half, computed from `predictions/<task>-length-<direction>-<unpruned|method-setting>-s<seed>.csv` (idx: the dev file's row; one seed: {seed})"));
+        if !collapsed_rows.is_empty() {
+            lt.note(format!(
+                "† collapsed to a constant predictor (every prediction the same label): {}",
+                collapsed_rows.join(", ")
+            ));
+        }
         rec.table("length_robustness", lt);
     }
 
@@ -660,7 +861,7 @@ fn record(
         }
         series.push(Series {
             name: "unpruned".into(),
-            points: vec![(1.0, r.baselines[task].0)],
+            points: vec![(1.0, r.baselines[task].metric)],
         });
         rec.plot(
             &format!("metric_vs_flops_{task}"),
@@ -696,4 +897,105 @@ fn record(
         );
     }
     Ok(rec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(preds: &[u8], labels: &[u8], idx: &[usize]) -> Vec<Vec<String>> {
+        idx.iter()
+            .zip(preds.iter().zip(labels))
+            .map(|(i, (p, l))| vec![i.to_string(), p.to_string(), l.to_string()])
+            .collect()
+    }
+
+    /// Every metric of every table (unpruned rows and the length study included) cites its own
+    /// prediction file, which the record verifies before writing; a constant predictor is
+    /// flagged in its row.
+    #[test]
+    fn every_metric_cites_its_predictions_and_collapse_is_flagged() {
+        let file = kiln_experiment::file::load::<Profile>(NAME).unwrap();
+        let p = &file.profiles["smoke"];
+        let (out, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let args = RunArgs::new("smoke", out.path(), cache.path());
+        let ctx = RunContext::new(NAME, "smoke", "test", &args).unwrap();
+        let labels = [1, 0, 1, 1];
+        let all = [0, 1, 2, 3];
+        let point = |method: &str, setting: &str, preds: &[u8], metric: f64| Point {
+            task: "syn-x".into(),
+            method: method.into(),
+            setting: setting.into(),
+            metric,
+            relative_flops: 0.5,
+            gflops: 0.1,
+            kept_per_layer: vec![4.0, 2.0],
+            thresholds: vec![0.0, 0.01],
+            train_seconds: 1.0,
+            predictions: rows(preds, &labels, &all),
+        };
+        let length = |direction: &str, idx: &[usize]| LengthRow {
+            task: "syn-x".into(),
+            direction: direction.into(),
+            method: "LTP".into(),
+            setting: "λ=0.2".into(),
+            metric_unpruned: 100.0,
+            metric: 50.0,
+            relative_flops: 0.5,
+            unpruned_predictions: rows(&[1, 0], &[1, 0], idx),
+            predictions: rows(&[1, 1], &[1, 0], idx),
+        };
+        let r = Results {
+            points: vec![
+                point("LTP", "λ=0.2", &[1, 0, 1, 0], 75.0),
+                point("top-k", "r=-0.5", &[1, 1, 1, 1], 75.0),
+            ],
+            baselines: BTreeMap::from([(
+                "syn-x".to_string(),
+                Baseline {
+                    metric: 100.0,
+                    gflops: 0.2,
+                    predictions: rows(&labels, &labels, &all),
+                },
+            )]),
+            metrics: BTreeMap::from([("syn-x".to_string(), "accuracy".to_string())]),
+            tput: Vec::new(),
+            lengths: vec![
+                length("train short → test long", &[0, 2]),
+                length("train long → test short", &[1, 3]),
+            ],
+            sources: BTreeMap::new(),
+            checkpoints: BTreeMap::new(),
+        };
+        let dir = record(&file, p, &ctx, &r, 1.0)
+            .unwrap()
+            .finish(&ctx)
+            .unwrap();
+        let checks = kiln_experiment::verify::check_run(&dir).unwrap();
+        assert!(checks.failures.is_empty(), "{:?}", checks.failures);
+        assert_eq!((checks.agreed, checks.unsourced), (3 + 2 * 2, 0));
+        let md = std::fs::read_to_string(dir.join("table.md")).unwrap();
+        assert!(
+            md.contains("| syn-x | top-k † | r=-0.5 | 75.00 |")
+                && md.contains("syn-x top-k r=-0.5 (seed 42)"),
+            "{md}"
+        );
+        for f in [
+            "syn-x-unpruned-dev-s42",
+            "syn-x-ltp-lambda0-2-dev-s42",
+            "syn-x-top-k-r-0-5-dev-s42",
+            "syn-x-length-train-short-test-long-unpruned-s42",
+            "syn-x-length-train-long-test-short-ltp-lambda0-2-s42",
+        ] {
+            assert!(dir.join(format!("predictions/{f}.csv")).exists(), "{f}");
+        }
+        let csv = std::fs::read_to_string(
+            dir.join("predictions/syn-x-length-train-long-test-short-unpruned-s42.csv"),
+        )
+        .unwrap();
+        assert_eq!(
+            csv, "idx,prediction,label\n1,1,1\n3,0,0\n",
+            "the dev file's rows"
+        );
+    }
 }

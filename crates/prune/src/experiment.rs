@@ -1,8 +1,12 @@
 //! `glue-pruning`: Kwon et al. 2022 on the glue-finetune checkpoints. Per task and FLOPs
 //! constraint: the dev metric after search only, + rearrangement, + mask tuning, and the
 //! weight-magnitude baseline at the same budget; the MAC ratio reached; pruning time per stage;
-//! heads/neurons kept per layer; the measured speedup of the physically pruned model; and the
-//! tuned model's dev predictions (GLUE `idx,prediction,label` CSV; SQuAD `predictions.json`).
+//! heads/neurons kept per layer; the measured speedup of the physically pruned model. Every
+//! metric in its tables is recomputed by `kiln verify` from the dev predictions it was computed
+//! from, written once each under `predictions/` (GLUE `idx,prediction,label` CSV; SQuAD's official
+//! `{id: answer}` JSON beside the evaluated questions' gold file in the official dataset layout):
+//! the unpruned model, the magnitude baseline, and every seed's search, rearrangement and tuning
+//! stages of every row, latency rows included.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,7 +20,7 @@ use kiln_data::squad::{
     SquadFeature, SquadWindows,
 };
 use kiln_data::{Encoded, TextTokenizer};
-use kiln_experiment::predictions::GLUE_HEADER;
+use kiln_experiment::predictions::{is_constant, GLUE_HEADER};
 use kiln_experiment::{Bench, ExperimentFile, Flags, Paper, Plot, RunArgs, RunContext, RunRecord};
 use kiln_glue::checkpoints::{
     avg_len, check_vocab, file_sha256, finetuned_checkpoint, finetuned_for, finetuned_inputs,
@@ -29,7 +33,7 @@ use kiln_models::finetune::{finetune_qa, predict, predict_spans, score};
 use kiln_models::{
     BertConfig, BertForQuestionAnswering, BertForSequenceClassification, BertModel, EncoderTask,
 };
-use kiln_report::{Cell, Series, Table};
+use kiln_report::{Cell, Series, Source, Table};
 use serde::{Deserialize, Serialize};
 
 use crate::importance::{collect_mask_grads, magnitude};
@@ -397,9 +401,38 @@ impl Prepared {
         }
     }
 
-    /// The dev metric with `masks` applied (None: the unpruned model).
-    fn dev_metric(&self, masks: Option<&Masks>, device: &Device) -> Result<f64> {
-        Ok(self.dev_eval(masks, device)?.0)
+    /// The task's prediction files, empty but for SQuAD's gold file, with the metric that
+    /// recomputes the main dev metric from each of them.
+    fn pred_files(&self) -> Result<PredFiles> {
+        let mut f = PredFiles {
+            task: self.name.clone(),
+            metric: String::new(),
+            scale: 100.0,
+            files: Vec::new(),
+        };
+        match &self.head {
+            // The dev metric is x100 of the metric kiln verify computes.
+            Head::Glue { .. } => f.metric = format!("glue/{}/{}", self.name, self.main_metric),
+            Head::Squad {
+                dev_examples,
+                decode,
+                ..
+            } => {
+                let gold = f.add_file(
+                    "dev-gold.json",
+                    squad_gold(dev_examples, decode.version_2)?,
+                    false,
+                )?;
+                let m = match self.main_metric.as_str() {
+                    "exact_match" => "exact",
+                    m => m,
+                };
+                // The official evaluation prints percentages, as the dev metric is.
+                f.metric = format!("squad/{m}:{gold}");
+                f.scale = 1.0;
+            }
+        }
+        Ok(f)
     }
 
     /// The dev metric with `masks` applied, and the per-example predictions it was computed
@@ -570,6 +603,11 @@ struct SeedRun {
     tuning_aborted: Option<String>,
     kept_heads: Vec<usize>,
     kept_neurons: Vec<usize>,
+    /// The dev predictions of each stage (relative to the run folder). Search and rearrangement
+    /// depend only on (sample set, constraint): rows that share them cite the same files.
+    search_file: String,
+    rearranged_file: String,
+    tuned_file: String,
 }
 
 impl SeedRun {
@@ -598,22 +636,67 @@ struct Cellres {
     mac_bound: Option<f64>,
     full_heads: usize,
     full_neurons: usize,
-    /// The first seed's tuned model's dev predictions (written as files, not into run.json).
+    /// The dev predictions of the unpruned model and of the magnitude baseline.
+    unpruned_file: String,
+    magnitude_file: String,
+    /// The main dev metric as `kiln verify` names it, and the scale from it to the table.
     #[serde(skip)]
-    predictions: Option<Preds>,
+    metric: String,
+    #[serde(skip)]
+    scale: f64,
+    /// Evaluations of this row that collapsed to a constant predictor (flagged in the table).
+    collapsed: Vec<String>,
 }
 
 impl Cellres {
     fn stat(&self, f: impl Fn(&SeedRun) -> f64) -> (f64, f64) {
         kiln_report::mean_sd(&self.runs.iter().map(f).collect::<Vec<_>>())
     }
-    fn cell(&self, f: impl Fn(&SeedRun) -> f64) -> Cell {
-        let (m, sd) = self.stat(f);
-        if self.runs.len() > 1 {
-            Cell::text(format!("{m:.2} ± {sd:.2}"))
-        } else {
-            Cell::num(m, 2)
+    /// One file's metric, as the table shows it.
+    fn one(&self, v: f64, file: &str) -> Cell {
+        let src = Source::new(self.metric.clone(), vec![file.to_string()], self.scale);
+        Cell::sourced(&[v], 2, src)
+    }
+    /// A stage's metric over the seeds (mean ± sd), with each seed's prediction file.
+    fn stage(&self, f: impl Fn(&SeedRun) -> (f64, &String)) -> Cell {
+        let (values, files): (Vec<f64>, Vec<String>) = self
+            .runs
+            .iter()
+            .map(|s| {
+                let (v, file) = f(s);
+                (v, file.clone())
+            })
+            .unzip();
+        Cell::sourced(
+            &values,
+            2,
+            Source::new(self.metric.clone(), files, self.scale),
+        )
+    }
+    /// The row's evaluations that predicted the same for every dev example (collapsed models),
+    /// as the table names them.
+    fn find_collapsed(&self, files: &PredFiles) -> Vec<String> {
+        let mut out = Vec::new();
+        for (what, f) in [
+            ("unpruned", &self.unpruned_file),
+            ("magnitude", &self.magnitude_file),
+        ] {
+            if files.is_constant(f) {
+                out.push(what.to_string());
+            }
         }
+        for s in &self.runs {
+            for (what, f) in [
+                ("search", &s.search_file),
+                ("+ rearrange", &s.rearranged_file),
+                ("+ tuning", &s.tuned_file),
+            ] {
+                if files.is_constant(f) {
+                    out.push(format!("{what} seed {}", s.seed));
+                }
+            }
+        }
+        out
     }
     fn first(&self) -> &SeedRun {
         &self.runs[0]
@@ -654,6 +737,23 @@ struct LatencyRes {
     tuning_aborted: Option<String>,
     kept_heads: Vec<usize>,
     kept_neurons: Vec<usize>,
+    /// The dev predictions behind `unpruned`, `search` and `tuned`.
+    unpruned_file: String,
+    search_file: String,
+    tuned_file: String,
+    #[serde(skip)]
+    metric: String,
+    #[serde(skip)]
+    scale: f64,
+    /// Evaluations of this row that collapsed to a constant predictor (flagged in the table).
+    collapsed: Vec<String>,
+}
+
+impl LatencyRes {
+    fn one(&self, v: f64, file: &str) -> Cell {
+        let src = Source::new(self.metric.clone(), vec![file.to_string()], self.scale);
+        Cell::sourced(&[v], 2, src)
+    }
 }
 
 /// Per-example dev predictions in the field's format.
@@ -663,6 +763,154 @@ enum Preds {
     Glue(Vec<Vec<String>>),
     /// SQuAD's official `{question id: answer text}` (`""` = no answer).
     Squad(BTreeMap<String, String>),
+}
+
+impl Preds {
+    /// The file extension and contents: GLUE CSV, or SQuAD's predictions JSON (compact).
+    fn encode(&self) -> Result<(&'static str, Vec<u8>)> {
+        Ok(match self {
+            Preds::Glue(rows) => {
+                let field = kiln_report::table::csv_field;
+                let mut s = GLUE_HEADER.join(",") + "\n";
+                for r in rows {
+                    s += &r.iter().map(|c| field(c)).collect::<Vec<_>>().join(",");
+                    s.push('\n');
+                }
+                ("csv", s.into_bytes())
+            }
+            Preds::Squad(map) => ("json", serde_json::to_vec(map)?),
+        })
+    }
+
+    /// The same prediction for every dev example: a model that collapsed to a constant.
+    fn is_constant(&self) -> bool {
+        match self {
+            Preds::Glue(rows) => is_constant(&rows.iter().map(|r| &r[1]).collect::<Vec<_>>()),
+            Preds::Squad(map) => is_constant(&map.values().collect::<Vec<_>>()),
+        }
+    }
+}
+
+/// One file under `predictions/`.
+struct PredFile {
+    /// Relative to the run folder.
+    rel: String,
+    bytes: Vec<u8>,
+    /// Predictions that are all the same (flagged in the tables).
+    constant: bool,
+}
+
+/// A task's prediction files, each written once, and the metric that recomputes the task's main
+/// dev metric from one of them (`scale` × it is the table's number).
+struct PredFiles {
+    task: String,
+    metric: String,
+    scale: f64,
+    files: Vec<PredFile>,
+}
+
+impl PredFiles {
+    /// Adds `predictions/<task>-<name>` and returns its path relative to the run folder.
+    fn add_file(&mut self, name: &str, bytes: Vec<u8>, constant: bool) -> Result<String> {
+        let rel = format!("predictions/{}-{name}", self.task);
+        if self.files.iter().any(|f| f.rel == rel) {
+            bail!("{rel}: two evaluations would write the same prediction file");
+        }
+        self.files.push(PredFile {
+            rel: rel.clone(),
+            bytes,
+            constant,
+        });
+        Ok(rel)
+    }
+
+    /// Whether the file at `rel` holds constant predictions.
+    fn is_constant(&self, rel: &str) -> bool {
+        self.files.iter().any(|f| f.rel == rel && f.constant)
+    }
+
+    /// Adds the predictions of one evaluation as `predictions/<task>-<stem>.<csv|json>`.
+    fn add(&mut self, stem: &str, p: &Preds) -> Result<String> {
+        let (ext, bytes) = p.encode()?;
+        self.add_file(&format!("{stem}.{ext}"), bytes, p.is_constant())
+    }
+}
+
+/// The evaluated questions as a SQuAD dataset file in the official layout, so that the official
+/// evaluation script (`evaluate-v1.1.py`; `evaluate-v2.0.py` for v2.0) runs on it and a
+/// predictions file as they are: `{"version", "data": [{"title", "paragraphs": [{"context",
+/// "qas": [{"id", "question", "answers": [{"text", "answer_start"}]}]}]}]}`. Consecutive questions
+/// on the same article and context are grouped as the official files group them; answer offsets
+/// count characters, as the official files do; v2.0 marks unanswerable questions `is_impossible`.
+fn squad_gold(examples: &[SquadExample], version_2: bool) -> Result<Vec<u8>> {
+    #[derive(Serialize)]
+    struct File<'a> {
+        version: &'static str,
+        data: Vec<Article<'a>>,
+    }
+    #[derive(Serialize)]
+    struct Article<'a> {
+        title: &'a str,
+        paragraphs: Vec<Paragraph<'a>>,
+    }
+    #[derive(Serialize)]
+    struct Paragraph<'a> {
+        context: &'a str,
+        qas: Vec<Qa<'a>>,
+    }
+    #[derive(Serialize)]
+    struct Qa<'a> {
+        id: &'a str,
+        question: &'a str,
+        answers: Vec<Answer<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        is_impossible: Option<bool>,
+    }
+    #[derive(Serialize)]
+    struct Answer<'a> {
+        text: &'a str,
+        answer_start: usize,
+    }
+    let mut data: Vec<Article> = Vec::new();
+    for ex in examples {
+        let qa = Qa {
+            id: &ex.id,
+            question: &ex.question,
+            answers: ex
+                .answers
+                .iter()
+                .map(|(text, byte)| {
+                    let start = ex.context.get(..*byte).with_context(|| {
+                        format!(
+                            "question {}: answer offset {byte} is not in its context",
+                            ex.id
+                        )
+                    })?;
+                    Ok(Answer {
+                        text,
+                        answer_start: start.chars().count(),
+                    })
+                })
+                .collect::<Result<_>>()?,
+            is_impossible: version_2.then_some(ex.is_impossible),
+        };
+        if data.last().is_none_or(|a| a.title != ex.title) {
+            data.push(Article {
+                title: &ex.title,
+                paragraphs: Vec::new(),
+            });
+        }
+        let paragraphs = &mut data.last_mut().expect("pushed above").paragraphs;
+        if paragraphs.last().is_none_or(|p| p.context != ex.context) {
+            paragraphs.push(Paragraph {
+                context: &ex.context,
+                qas: Vec::new(),
+            });
+        }
+        paragraphs.last_mut().expect("pushed above").qas.push(qa);
+    }
+    let version = if version_2 { "v2.0" } else { "1.1" };
+    Ok(serde_json::to_vec(&File { version, data })?)
 }
 
 /// A setting the cells run under: the headline (reference) or one ablation.
@@ -705,6 +953,7 @@ fn settings(p: &Profile, task: &str, run_seed: u64) -> Vec<Setting> {
 struct TaskOut {
     cells: Vec<Cellres>,
     latency: Vec<LatencyRes>,
+    files: Vec<PredFile>,
 }
 
 fn run_task(
@@ -800,7 +1049,9 @@ fn run_cells<M: EncoderTask>(
 ) -> Result<TaskOut> {
     let device = &ctx.device;
     let bert = model.encoder();
-    let unpruned = t.dev_metric(None, device)?;
+    let mut files = t.pred_files()?;
+    let (unpruned, preds) = t.dev_eval(None, device)?;
+    let unpruned_file = files.add("unpruned", &preds)?;
     let batch_size = p
         .task
         .get(&t.name)
@@ -859,35 +1110,43 @@ fn run_cells<M: EncoderTask>(
         batch_size,
         given,
     };
-    // Dev metrics of the search/rearrangement stages depend only on (sample set, constraint):
-    // ablations that change the solver reuse them.
-    let mut stage_metrics: BTreeMap<(usize, u64, u64), (f64, f64)> = BTreeMap::new();
+    // Dev metrics (and prediction files) of the search/rearrangement stages depend only on
+    // (sample set, constraint): ablations that change the solver reuse them.
+    // (samples, seed, constraint) -> search, rearranged and their prediction files.
+    type Shared = (f64, f64, String, String);
+    let mut stage_metrics: BTreeMap<(usize, u64, u64), Shared> = BTreeMap::new();
     let mut cells = Vec::new();
     for &c in &p.constraints {
-        let magnitude = t.dev_metric(Some(&search_mac(&mag, &cost, c)?.masks), device)?;
+        let (magnitude, preds) = t.dev_eval(Some(&search_mac(&mag, &cost, c)?.masks), device)?;
+        let magnitude_file = files.add(&format!("c{c}-magnitude"), &preds)?;
         for st in &settings {
             let mut runs = Vec::new();
-            let mut predictions = None;
             let mut first_tuned = None;
             for (i, &seed) in st.seeds.iter().enumerate() {
                 let d = draw.get(t, model, st.num_samples, seed, device)?;
                 let opts = full_method(c, t.seq_len, teacher, st.solver, None);
                 let res = prune(model, &d.samples, Some(&d.grads), &opts, device)?;
                 let key = (st.num_samples, seed, c.to_bits());
-                let (search, rearranged) = match stage_metrics.get(&key) {
-                    Some(&v) => v,
-                    None => {
-                        let v = (
-                            t.dev_metric(Some(&res.search), device)?,
-                            t.dev_metric(Some(&res.rearranged), device)?,
-                        );
-                        stage_metrics.insert(key, v);
-                        v
-                    }
-                };
+                let stem = format!("c{c}-{}-s{seed}", kiln_report::slug(&st.label));
+                let (search, rearranged, search_file, rearranged_file) =
+                    match stage_metrics.get(&key) {
+                        Some(v) => v.clone(),
+                        None => {
+                            let (search, sp) = t.dev_eval(Some(&res.search), device)?;
+                            let (rearranged, rp) = t.dev_eval(Some(&res.rearranged), device)?;
+                            let v = (
+                                search,
+                                rearranged,
+                                files.add(&format!("{stem}-search"), &sp)?,
+                                files.add(&format!("{stem}-rearranged"), &rp)?,
+                            );
+                            stage_metrics.insert(key, v.clone());
+                            v
+                        }
+                    };
                 let (tuned, preds) = t.dev_eval(Some(&res.tuned), device)?;
+                let tuned_file = files.add(&format!("{stem}-tuned"), &preds)?;
                 if i == 0 {
-                    predictions = Some(preds);
                     first_tuned = Some(res.tuned.clone());
                 }
                 let solver_s: f64 = res.tuning.blocks.iter().map(|b| b.solve_s).sum();
@@ -913,6 +1172,9 @@ fn run_cells<M: EncoderTask>(
                     tuning_aborted: res.tuning.aborted.clone(),
                     kept_heads: res.tuned.kept_heads(),
                     kept_neurons: res.tuned.kept_neurons(),
+                    search_file,
+                    rearranged_file,
+                    tuned_file,
                 });
             }
             let (mut speedup, mut mac_bound) = (None, None);
@@ -949,7 +1211,7 @@ fn run_cells<M: EncoderTask>(
                     serde_json::to_string_pretty(&record)?.as_bytes(),
                 )?;
             }
-            cells.push(Cellres {
+            let mut row = Cellres {
                 task: t.name.clone(),
                 constraint: c,
                 setting: st.label.clone(),
@@ -963,8 +1225,14 @@ fn run_cells<M: EncoderTask>(
                 mac_bound,
                 full_heads: t.config.num_attention_heads,
                 full_neurons: t.config.intermediate_size,
-                predictions: if st.headline { predictions } else { None },
-            });
+                unpruned_file: unpruned_file.clone(),
+                magnitude_file: magnitude_file.clone(),
+                metric: files.metric.clone(),
+                scale: files.scale,
+                collapsed: Vec::new(),
+            };
+            row.collapsed = row.find_collapsed(&files);
+            cells.push(row);
         }
     }
 
@@ -1006,8 +1274,20 @@ fn run_cells<M: EncoderTask>(
             for &c in &lp.constraints {
                 let opts = full_method(c, t.seq_len, teacher, head.solver, Some(lut.clone()));
                 let res = prune(model, &d.samples, Some(&d.grads), &opts, device)?;
-                let search = t.dev_metric(Some(&res.search), device)?;
-                let tuned = t.dev_metric(Some(&res.tuned), device)?;
+                let (search, sp) = t.dev_eval(Some(&res.search), device)?;
+                let (tuned, tp) = t.dev_eval(Some(&res.tuned), device)?;
+                let stem = format!("latency{c}-s{seed}");
+                let search_file = files.add(&format!("{stem}-search"), &sp)?;
+                let tuned_file = files.add(&format!("{stem}-tuned"), &tp)?;
+                let collapsed = [
+                    ("unpruned", &unpruned_file),
+                    ("search", &search_file),
+                    ("+ rearrange + tuning", &tuned_file),
+                ]
+                .into_iter()
+                .filter(|(_, f)| files.is_constant(f))
+                .map(|(what, _)| what.to_string())
+                .collect();
                 let enc_masks = res.tuned.to_encoder(bert, device)?;
                 let (small, _) = bert.shrink(&t.config, &PrunePlan::from_masks(&enc_masks))?;
                 let measured = interleaved_speedup(
@@ -1039,11 +1319,21 @@ fn run_cells<M: EncoderTask>(
                     tuning_aborted: res.tuning.aborted.clone(),
                     kept_heads: res.tuned.kept_heads(),
                     kept_neurons: res.tuned.kept_neurons(),
+                    unpruned_file: unpruned_file.clone(),
+                    search_file,
+                    tuned_file,
+                    metric: files.metric.clone(),
+                    scale: files.scale,
+                    collapsed,
                 });
             }
         }
     }
-    Ok(TaskOut { cells, latency })
+    Ok(TaskOut {
+        cells,
+        latency,
+        files: files.files,
+    })
 }
 
 impl Paper for GluePruning {
@@ -1085,6 +1375,18 @@ impl Paper for GluePruning {
         }
         if p.seeds == 0 || p.bench_pairs == 0 {
             bail!("experiments/{NAME}.toml: seeds and bench_pairs must be at least 1");
+        }
+        // Prediction files are named by the setting's slug: two settings must not share one.
+        let mut slugs = vec![kiln_report::slug("reference")];
+        for a in &p.ablation {
+            let s = kiln_report::slug(&a.label);
+            if s.is_empty() || slugs.contains(&s) {
+                bail!(
+                    "experiments/{NAME}.toml: ablation label `{}` names its prediction files `{s}`, empty or the same as another setting's",
+                    a.label
+                );
+            }
+            slugs.push(s);
         }
         Ok(())
     }
@@ -1147,6 +1449,7 @@ impl Paper for GluePruning {
         }
         let mut cells = Vec::new();
         let mut latency = Vec::new();
+        let mut files = Vec::new();
         let mut luts = BTreeMap::new();
         let mut sources = BTreeMap::new();
         let mut checkpoints = BTreeMap::new();
@@ -1162,9 +1465,13 @@ impl Paper for GluePruning {
             let out = run_task(&prep, p, &model_name, ctx, &mut luts)?;
             cells.extend(out.cells);
             latency.extend(out.latency);
+            files.extend(out.files);
         }
         let wall = ctx.elapsed();
         let mut rec = record(file, p, ctx, &cells, sources, wall, &finetuned)?;
+        for f in files {
+            rec.file(&f.rel, f.bytes);
+        }
         // Which fine-tuning each task's checkpoint comes from, and how it was chosen.
         rec.setting("checkpoints", checkpoints);
         if !latency.is_empty() {
@@ -1207,20 +1514,33 @@ fn main_table(
             "measured speedup [IQR]",
         ],
     );
+    let mut collapsed = Vec::new();
     for r in results {
         let (tuned, _) = r.stat(|s| s.tuned);
         let (secs, _) = r.stat(|s| s.total_s());
         let (mac, _) = r.stat(|s| s.mac_ratio);
+        let setting = if r.collapsed.is_empty() {
+            r.setting.clone()
+        } else {
+            collapsed.push(format!(
+                "{} C={} {}: {}",
+                r.task,
+                r.constraint,
+                r.setting,
+                r.collapsed.join(", ")
+            ));
+            format!("{} †", r.setting)
+        };
         table.push(vec![
             Cell::text(&r.task),
             Cell::num(r.constraint, 2),
-            Cell::text(&r.setting),
-            Cell::num(r.unpruned, 2),
-            r.cell(|s| s.search),
-            r.cell(|s| s.rearranged),
-            r.cell(|s| s.tuned),
+            Cell::text(setting),
+            r.one(r.unpruned, &r.unpruned_file),
+            r.stage(|s| (s.search, &s.search_file)),
+            r.stage(|s| (s.rearranged, &s.rearranged_file)),
+            r.stage(|s| (s.tuned, &s.tuned_file)),
             Cell::num(tuned - r.unpruned, 2),
-            Cell::num(r.magnitude, 2),
+            r.one(r.magnitude, &r.magnitude_file),
             Cell::text(format!("{:.1}%", 100.0 * mac)),
             Cell::num(secs, 1),
             Cell::text(format!("{}/{}", r.aborted(), r.runs.len())),
@@ -1251,6 +1571,13 @@ fn main_table(
             .join("; ")
     ));
     table.note("metric: accuracy (SST-2, MRPC, RTE, MNLI, QQP, QNLI, syn-sentiment, syn-paraphrase), Spearman x100 (STS-B), official F1 (SQuAD, syn-squad; n-best 20, max answer 30 tokens, 384/128 windows on SQuAD); dev sets. Stages: mean ± sample standard deviation over the sample-set seeds; Δ = mean + tuning minus unpruned, in points.");
+    table.note("predictions: every number of the metric columns is recomputed by `kiln verify` from the dev predictions it was computed from (`checks.json` lists them): `predictions/<task>-unpruned`, `<task>-c<C>-magnitude` and `<task>-c<C>-<setting>-s<seed>-<search|rearranged|tuned>` (GLUE `idx,prediction,label` CSV; SQuAD `{id: answer}` JSON, scored by the official evaluation against `<task>-dev-gold.json`, the evaluated questions in the official dataset layout). Search and rearrangement depend only on the sample set and the constraint, so a row that shares them with an earlier one (the exact-solver ablation with the reference's first seed) cites that row's files.");
+    if !collapsed.is_empty() {
+        table.note(format!(
+            "† constant predictor: the named stage predicted the same for every dev example (a collapsed model); its score is averaged in as it is: {}",
+            collapsed.join("; ")
+        ));
+    }
     let heads: Vec<&Cellres> = results.iter().filter(|r| r.headline).collect();
     let seeds = heads
         .first()
@@ -1375,12 +1702,6 @@ fn record(
         }
         if let Some(b) = r.mac_bound {
             rec.metric(format!("{k}.speedup_mac_bound"), b);
-        }
-        let stem = format!("{}-c{}-dev", r.task, r.constraint);
-        match &r.predictions {
-            Some(Preds::Glue(rows)) => rec.predictions_csv(&stem, &GLUE_HEADER, rows),
-            Some(Preds::Squad(map)) => rec.predictions_json(&stem, map)?,
-            None => {}
         }
     }
     rec.setting("sources", sources)
@@ -1571,10 +1892,22 @@ fn latency_tables(
             "tuning stopped",
         ],
     );
+    let mut collapsed = Vec::new();
     for r in rows {
         let measured = r.measured.pruned_median_s / r.measured.dense_median_s;
+        let task = if r.collapsed.is_empty() {
+            r.task.clone()
+        } else {
+            collapsed.push(format!(
+                "{} target {}: {}",
+                r.task,
+                r.constraint,
+                r.collapsed.join(", ")
+            ));
+            format!("{} †", r.task)
+        };
         t.push(vec![
-            Cell::text(&r.task),
+            Cell::text(task),
             Cell::num(r.constraint, 2),
             Cell::num(r.estimated_ratio, 3),
             Cell::text(format!(
@@ -1590,14 +1923,21 @@ fn latency_tables(
                 r.measured.median, r.measured.q25, r.measured.q75
             )),
             Cell::text(format!("{:.1}%", 100.0 * r.mac_ratio)),
-            Cell::num(r.unpruned, 2),
-            Cell::num(r.search, 2),
-            Cell::num(r.tuned, 2),
+            r.one(r.unpruned, &r.unpruned_file),
+            r.one(r.search, &r.search_file),
+            r.one(r.tuned, &r.tuned_file),
             Cell::num(r.tuned - r.unpruned, 2),
             Cell::text(r.tuning_aborted.clone().unwrap_or_else(|| "no".into())),
         ]);
     }
     t.note("paper: up to 1.56x latency speedup at <1% accuracy loss on BERT-base (GPU, abstract); the paper's latency table could not be retrieved (spec §9).");
+    t.note("predictions: `predictions/<task>-unpruned` and `<task>-latency<target>-s<seed>-<search|tuned>`, from which `kiln verify` recomputes the metric columns.");
+    if !collapsed.is_empty() {
+        t.note(format!(
+            "† constant predictor: the named evaluation predicted the same for every dev example (a collapsed model): {}",
+            collapsed.join("; ")
+        ));
+    }
     t.note(format!(
         "method: the reference setting's first sample set; masks searched under the latency constraint with lookup tables measured on this device in this run (per-layer MHA/FFN block latency, piecewise-linear fit, the intended algorithm of §4.3), then rearrangement and mask tuning (teacher: the latency search at √C). Measured: encoder forward of the physically pruned vs dense model, interleaved, batch {}, {} pairs; median of per-pair ratios [quartiles].",
         p.latency.as_ref().map_or(0, |l| l.batch),
@@ -1658,4 +1998,115 @@ fn latency_tables(
             series,
         ),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ex(id: &str, title: &str, context: &str, answer: Option<&str>) -> SquadExample {
+        SquadExample {
+            id: id.into(),
+            title: title.into(),
+            context: context.into(),
+            question: format!("question {id}?"),
+            answers: answer
+                .map(|a| (a.to_string(), context.find(a).unwrap()))
+                .into_iter()
+                .collect(),
+            is_impossible: answer.is_none(),
+        }
+    }
+
+    /// The gold file reads back as the same questions (character offsets past multi-byte
+    /// characters included), grouped as the official files group them, and scores the same.
+    #[test]
+    fn squad_gold_file_reads_back_in_the_official_layout() {
+        let examples = vec![
+            ex("a", "Köln", "Der Dom in Köln ist groß.", Some("groß")),
+            ex("b", "Köln", "Der Dom in Köln ist groß.", Some("Dom")),
+            ex(
+                "c",
+                "Köln",
+                "Ein anderer Absatz über Straßen.",
+                Some("Straßen"),
+            ),
+            ex("d", "Zürich", "Zürich liegt am See.", Some("See")),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gold.json");
+        std::fs::write(&path, squad_gold(&examples, false).unwrap()).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(v["version"], "1.1");
+        let data = v["data"].as_array().unwrap();
+        assert_eq!(data.len(), 2, "two articles");
+        assert_eq!(data[0]["paragraphs"].as_array().unwrap().len(), 2);
+        assert_eq!(data[0]["paragraphs"][0]["qas"].as_array().unwrap().len(), 2);
+        // "Der Dom in Köln ist " is 20 characters and 21 bytes.
+        assert_eq!(
+            data[0]["paragraphs"][0]["qas"][0]["answers"][0]["answer_start"],
+            20
+        );
+        assert!(data[0]["paragraphs"][0]["qas"][0]
+            .get("is_impossible")
+            .is_none());
+        let back = read_squad(&path).unwrap();
+        assert_eq!(back, examples);
+        let preds: BTreeMap<String, String> =
+            [("a", "groß"), ("b", "Dom"), ("c", "x"), ("d", "See")]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .into();
+        assert_eq!(
+            kiln_data::squad::evaluate(&back, &preds).unwrap(),
+            kiln_data::squad::evaluate(&examples, &preds).unwrap()
+        );
+        // v2.0: unanswerable questions are marked.
+        let v2 = vec![ex("e", "t", "no answer here", None)];
+        std::fs::write(&path, squad_gold(&v2, true).unwrap()).unwrap();
+        assert_eq!(read_squad(&path).unwrap(), v2);
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(v["version"], "v2.0");
+        assert_eq!(
+            v["data"][0]["paragraphs"][0]["qas"][0]["is_impossible"],
+            true
+        );
+    }
+
+    #[test]
+    fn glue_predictions_encode_as_csv_and_flag_constant_models() {
+        let rows = vec![
+            vec!["0".to_string(), "1".to_string(), "1".to_string()],
+            vec!["1".to_string(), "1".to_string(), "0".to_string()],
+        ];
+        let p = Preds::Glue(rows);
+        let (ext, bytes) = p.encode().unwrap();
+        assert_eq!(ext, "csv");
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            "idx,prediction,label\n0,1,1\n1,1,0\n"
+        );
+        assert!(p.is_constant());
+        let mut files = PredFiles {
+            task: "t".into(),
+            metric: "glue/t/accuracy".into(),
+            scale: 100.0,
+            files: Vec::new(),
+        };
+        let rel = files.add("c0.5-magnitude", &p).unwrap();
+        assert_eq!(rel, "predictions/t-c0.5-magnitude.csv");
+        assert!(files.is_constant(&rel));
+        assert!(
+            files.add("c0.5-magnitude", &p).is_err(),
+            "one file per name"
+        );
+        let q = Preds::Squad(
+            [("1", "a"), ("2", "b")]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .into(),
+        );
+        assert!(!q.is_constant());
+        assert_eq!(q.encode().unwrap().1, br#"{"1":"a","2":"b"}"#);
+    }
 }

@@ -18,7 +18,9 @@
 //! when missing): each stage's dev metric as mean ± sd over several sample-set seeds, the exact
 //! solver as an ablation, interleaved dense-vs-pruned speedups with their quartiles (flagged when
 //! above the counted-MAC bound), the latency-constrained search with lookup tables measured on
-//! the run's device, and the tuned model's predictions; `bench` is `kiln bench --only pruning`.
+//! the run's device, and the dev predictions behind every metric in its tables (every seed and
+//! stage, the unpruned model, the magnitude baseline, the latency rows; SQuAD beside a gold file
+//! in the official layout), which `kiln verify` recomputes; `bench` is `kiln bench --only pruning`.
 //!
 //! Deliberate choices where the spec leaves room or the official code has a bug:
 //! * Fisher is built from mini-batch-mean gradients (batch 32), as the official code does.
@@ -61,7 +63,7 @@ pub mod tuning;
 pub mod bench;
 /// The `glue-pruning` table (feature `experiment`, on by default): per task and FLOPs
 /// constraint, each stage's dev metric, the magnitude baseline, MACs, pruning time, measured
-/// speedup, kept units and the tuned model's predictions.
+/// speedup, kept units, and the dev predictions behind every metric.
 #[cfg(feature = "experiment")]
 pub mod experiment;
 

@@ -6,7 +6,10 @@
 //! procedure and the tests use. Reports loss-vs-compute curves, the growth points, the loss
 //! right before and after growth, the released-script depth mapping's loss jump on the same
 //! state, the multi-stage theory's saving, the compute saving in the layout of the spec's
-//! section 11, and each run's final loss per evaluation block.
+//! section 11, and each run's final eval loss (table `eval_loss`). Every reported eval loss cites
+//! the per-block losses of the state it was computed on (`predictions/eval-blocks/`, one file per
+//! run and state), from which `kiln verify` recomputes it; the paper's savings are in a
+//! `paper_reference` table of their own, with what differs from the run.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,7 +22,7 @@ use kiln_experiment::{
     Bench, ExperimentFile, Paper, Plot, Resolver, RunArgs, RunContext, RunRecord,
 };
 use kiln_models::gpt2::{Gpt2Config, Gpt2Model};
-use kiln_report::{Cell, Series};
+use kiln_report::{Cell, Series, Source, Table};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
@@ -357,6 +360,19 @@ fn fresh(cfg: Gpt2Config, p: &Profile, seed: u64, device: &Device) -> TrainState
     )
 }
 
+/// One model state scored per evaluation block: the per-example file behind a reported eval
+/// loss (`predictions/eval-blocks/<run>-s<seed>.csv`).
+#[derive(Debug, Clone)]
+struct Scored {
+    /// Which run and state (`target (scratch)`, `half-width at growth`, ...).
+    run: String,
+    step: usize,
+    /// The eval loss as the run computed it (the curve's batched evaluation).
+    loss: f64,
+    /// Mean next-token loss of each evaluation block (`seq_len - 1` predictions each).
+    blocks: Vec<f64>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 struct Growth {
     operator: String,
@@ -375,6 +391,12 @@ struct Growth {
     decided_by: String,
     /// Oracle-free runs: the step (target coordinates) where the optimality slope stopped it.
     optimality_stop: Option<usize>,
+    /// The small model at growth and the grown model at restart, per evaluation block (their
+    /// means are `loss_before` and `loss_after_growth`).
+    #[serde(skip)]
+    before: Scored,
+    #[serde(skip)]
+    after: Scored,
 }
 
 impl Paper for StagedTraining {
@@ -442,8 +464,8 @@ struct Outcome {
     curves: Vec<(String, Curve)>,
     growths: Vec<Growth>,
     notes: Vec<String>,
-    /// Final eval loss per evaluation block, per run.
-    block_losses: Vec<(String, Vec<f64>)>,
+    /// Each run's final state scored per evaluation block.
+    block_losses: Vec<Scored>,
     wall: f64,
 }
 
@@ -454,6 +476,33 @@ fn block_losses(s: &TrainState, d: &Data, device: &Device) -> Result<Vec<f64>> {
         .iter()
         .map(|b| Ok(s.eval_loss(ids(std::slice::from_ref(b), device), device)?))
         .collect()
+}
+
+/// `s` scored per evaluation block, with `loss` its eval loss as the run computed it.
+fn scored(run: &str, s: &TrainState, loss: f64, d: &Data, device: &Device) -> Result<Scored> {
+    Ok(Scored {
+        run: run.to_string(),
+        step: s.step,
+        loss,
+        blocks: block_losses(s, d, device)?,
+    })
+}
+
+/// A run's final state scored per block; its eval loss is the curve's last point when that is
+/// the final state (the run ended on an evaluation step), else the same evaluation run now.
+fn final_scored(
+    run: &str,
+    s: &TrainState,
+    curve: &Curve,
+    tr: &mut impl Trainer,
+    d: &Data,
+    device: &Device,
+) -> Result<Scored> {
+    let loss = match curve.last() {
+        Some(c) if c.step == s.step => c.loss,
+        _ => tr.eval(s)?,
+    };
+    scored(run, s, loss, d, device)
 }
 
 fn opts<'a>(p: &Profile, until: usize, flops0: f64, label: &'a str) -> TrainOpts<'a> {
@@ -508,10 +557,14 @@ fn run_profile(ctx: &RunContext, p: &Profile) -> Result<Outcome> {
     // Each run's final state scored per evaluation block. Evaluating draws nothing from the
     // device RNG (the model is rebuilt with `Gpt2Model::zeroed`), so it cannot perturb the
     // dropout of the runs that follow.
-    let mut blocks = vec![(
-        "target (scratch)".to_string(),
-        block_losses(&target.state, &d, device)?,
-    )];
+    let mut blocks = vec![final_scored(
+        "target (scratch)",
+        &target.state,
+        &target.curve,
+        &mut CorpusTrainer::new(&d, p, seed, device),
+        &d,
+        device,
+    )?];
     let target_curve = target.curve;
     let mut smalls = Vec::new();
     for (label, cfg, threshold) in [
@@ -528,10 +581,14 @@ fn run_profile(ctx: &RunContext, p: &Profile) -> Result<Outcome> {
             },
         )?;
         let fired = r.fired.remove(0);
-        blocks.push((
-            format!("{label} (scratch)"),
-            block_losses(&r.state, &d, device)?,
-        ));
+        blocks.push(final_scored(
+            &format!("{label} (scratch)"),
+            &r.state,
+            &r.curve,
+            &mut CorpusTrainer::new(&d, p, seed, device),
+            &d,
+            device,
+        )?);
         smalls.push((r.state, r.curve, fired));
     }
 
@@ -569,6 +626,18 @@ fn run_profile(ctx: &RunContext, p: &Profile) -> Result<Outcome> {
             .unwrap_or(flops_per_step(&small_g, tokens) * s_g as f64);
         let mut tr = CorpusTrainer::new(&d, p, seed + 7, device);
         let loss_g = tr.eval(&small_g)?;
+        let small_label = if name == "width" {
+            "half-width"
+        } else {
+            "half-depth"
+        };
+        let before = scored(
+            &format!("{small_label} at growth"),
+            &small_g,
+            loss_g,
+            &d,
+            device,
+        )?;
         let s_opt = target_curve
             .last()
             .map(|c| c.step)
@@ -593,6 +662,9 @@ fn run_profile(ctx: &RunContext, p: &Profile) -> Result<Outcome> {
             // step 5); the run goes on to the target's step count so the curves compare.
             let per_step = flops_per_step(&grown, tokens);
             let label = format!("{name}-grown ({procedure})");
+            // The grown state before any post-growth step, scored per block; `train_curve`'s
+            // first evaluation is of this same state.
+            let restart_blocks = block_losses(&grown, &d, device)?;
             let g = train_curve(
                 grown,
                 &mut tr,
@@ -602,9 +674,17 @@ fn run_profile(ctx: &RunContext, p: &Profile) -> Result<Outcome> {
                     ..opts(p, p.target_steps.max(s_star + 1), flops_g, &label)
                 },
             )?;
-            blocks.push((label.clone(), block_losses(&g.state, &d, device)?));
+            blocks.push(final_scored(
+                &label, &g.state, &g.curve, &mut tr, &d, device,
+            )?);
             let gcurve = g.curve;
             let loss_after = gcurve[0].loss;
+            let after = Scored {
+                run: format!("{label} at restart"),
+                step: gcurve[0].step,
+                loss: loss_after,
+                blocks: restart_blocks,
+            };
             let first_post = gcurve.get(1).map(|c| c.loss).unwrap_or(f64::NAN);
             let optimality_stop = g.fired[0].as_ref().map(|f| f.step);
             let measured = measured_saving(&target_curve, &gcurve);
@@ -629,6 +709,8 @@ fn run_profile(ctx: &RunContext, p: &Profile) -> Result<Outcome> {
                 measured_saving: measured,
                 decided_by: decided_by.clone(),
                 optimality_stop,
+                before: before.clone(),
+                after,
             });
         }
         if name == "depth" && depth_init != DepthInit::OfficialReleasedCompat {
@@ -669,11 +751,72 @@ fn run_profile(ctx: &RunContext, p: &Profile) -> Result<Outcome> {
     })
 }
 
-fn record(
+/// The columns of a per-block eval-loss file.
+const EVAL_BLOCKS_HEADER: [&str; 5] = ["run", "step", "block", "tokens", "loss"];
+/// A reported eval loss: the mean of the blocks' losses weighted by their predicted tokens.
+const EVAL_LOSS_METRIC: &str = "weighted_mean:loss:tokens";
+
+/// The paper's savings (GPT-2 base and large on C4, recomputed from the official learning
+/// curves) in a table of their own, with what differs from this run: no profile runs the
+/// paper's setting (its S_opt is the optimality step of a full-length run).
+fn paper_reference(file: &ExperimentFile<Profile>, p: &Profile, o: &Outcome) -> Table {
+    let mut t = Table::new(
+        "The paper's compute savings, and what differs from this run",
+        &[
+            "growth",
+            "paper target",
+            "paper saving",
+            "kiln target",
+            "kiln saving (spec formula, oracle S*)",
+            "data (kiln vs paper)",
+            "training (kiln vs paper)",
+        ],
+    );
+    let tokens = p.batch_size * p.seq_len;
+    for op in ["width", "depth"] {
+        let kiln = o
+            .growths
+            .iter()
+            .find(|g| g.operator == op && g.procedure == "oracle");
+        for size in ["base", "large"] {
+            let Some(saving) = file.paper.get(&format!("{op}.{size}")) else {
+                continue;
+            };
+            let n = |k: &str| file.paper.get(&format!("setting.{size}.{k}"));
+            t.push(vec![
+                Cell::text(op),
+                Cell::text(match (n("layers"), n("d")) {
+                    (Some(l), Some(d)) => format!("GPT2_{size}: {l} layers, d {d}"),
+                    _ => format!("GPT2_{size}"),
+                }),
+                Cell::text(format!("{saving:.1}%")),
+                Cell::text(format!("{} layers, d {}", p.n_layer, p.n_embd)),
+                Cell::text(kiln.map_or("—".into(), |g| format!("{:.1}%", 100.0 * g.spec_saving))),
+                Cell::text(format!(
+                    "{}, {tokens} tokens per step vs C4, {} tokens per step",
+                    p.corpus,
+                    file.paper
+                        .get("setting.tokens_per_step")
+                        .map_or("—".into(), |x| format!("{x}"))
+                )),
+                Cell::text(format!(
+                    "S_opt {} (the target run's last step) vs {} (the optimality step of the official curve)",
+                    kiln.map_or(p.target_steps, |g| g.s_opt),
+                    n("s_opt").map_or("—".into(), |x| format!("{x}"))
+                )),
+            ]);
+        }
+    }
+    t.note(format!("paper: {}", file.reference));
+    t.note("The paper's savings are the official notebook's, recomputed from the real GPT-2/C4 learning curves with the oracle S* (spec §11); kiln's are this run's, with the same formula but S_opt = the target run's last step and far smaller models, data and training.");
+    t
+}
+
+fn record<'a>(
     file: &ExperimentFile<Profile>,
     p: &Profile,
     ctx: &RunContext,
-    o: &Outcome,
+    o: &'a Outcome,
 ) -> Result<RunRecord> {
     let synthetic = p.corpus == "synthetic";
     let mut rec = RunRecord::new(synthetic);
@@ -691,19 +834,27 @@ fn record(
             "S_g/S*",
             "saving (spec formula)",
             "measured saving",
-            "loss before → after growth",
+            "eval loss before growth",
+            "eval loss after growth",
             "first eval after growth",
-            "paper saving",
         ],
     );
+    // Every reported eval loss cites the per-block losses of the state it was computed on, one
+    // file per run (one seed: the run seed), and `kiln verify` recomputes it as their
+    // token-weighted mean.
+    let mut files: Vec<(String, &Scored)> = Vec::new();
+    let mut source = |s: &'a Scored| -> Source {
+        let rel = format!(
+            "predictions/eval-blocks/{}-s{}.csv",
+            kiln_report::slug(&s.run),
+            ctx.seed
+        );
+        if !files.iter().any(|(f, _)| *f == rel) {
+            files.push((rel.clone(), s));
+        }
+        Source::new(EVAL_LOSS_METRIC, vec![rel], 1.0)
+    };
     for g in &o.growths {
-        let paper = match (
-            file.paper.get(&format!("{}.base", g.operator)),
-            file.paper.get(&format!("{}.large", g.operator)),
-        ) {
-            (Some(b), Some(l)) => format!("{b:.1}% (base) / {l:.1}% (large)"),
-            _ => "-".into(),
-        };
         table.push(vec![
             Cell::text(&g.operator),
             Cell::text(&g.procedure),
@@ -719,9 +870,11 @@ fn record(
                     .map(|m| format!("{:.1}%", 100.0 * m))
                     .unwrap_or_else(|| "not reached".into()),
             ),
-            Cell::text(format!("{:.4} → {:.4}", g.loss_before, g.loss_after_growth)),
+            Cell::sourced(&[g.loss_before], 4, source(&g.before)),
+            Cell::sourced(&[g.loss_after_growth], 4, source(&g.after)),
+            // A point of the grown run's eval curve (training dynamics right after growth), not
+            // a result metric: no per-block file is kept for mid-run evaluations.
             Cell::num(g.first_post_growth, 4),
-            Cell::text(paper),
         ]);
         let key = format!("{}.{}", g.operator, g.procedure);
         rec.metric(format!("{key}.spec_saving"), g.spec_saving);
@@ -737,32 +890,13 @@ fn record(
     if synthetic {
         table.note("SYNTHETIC: seeded grammar corpus and tiny models; the paper's rows are for GPT-2 on C4.");
     }
-    table.note(format!("paper: {}", file.reference));
+    table.note("paper: Shen et al. 2022 (arXiv 2203.06211); its savings, and what differs from this run, are in the `paper_reference` table.");
     table.note(format!("data: {}", o.source));
     table.note("S_g: growth step chosen by the slope criterion (spec §8.2) on the small model's eval curve; S*: \"oracle\": step of the from-scratch target whose eval loss is closest to the small model's at S_g; \"oracle-free\": S_g / constant_op (spec §8.3, the cheatsheet's 1.776 width / 1.412 depth unless the profile sets others); the grown run restarts at S* (first step S* + 1) with the target's LR heuristic and a re-warm-up. Spec formula: (C_tgt(S*) - C_small(S_g)) / C_tgt(S_opt), S_opt = the target run's last step. Measured: 1 - (compute of the staged run to reach the scratch target's final eval loss) / (compute the scratch target spent to reach it). Compute = 6 N tokens, N = 12 L d². Loss after growth is evaluated before any post-growth step (dropout off).");
     for n in &o.notes {
         table.note(n);
     }
-    // WikiText-style evaluation: mean loss over the non-overlapping eval blocks, perplexity.
-    let finals: Vec<String> = o
-        .curves
-        .iter()
-        .filter_map(|(name, c)| {
-            let last = c.last()?;
-            Some(format!(
-                "{name} {:.4} (ppl {:.1}) at step {}",
-                last.loss,
-                last.loss.exp(),
-                last.step
-            ))
-        })
-        .collect();
-    table.note(format!(
-        "final eval loss (perplexity) over {} non-overlapping {}-token blocks: {}",
-        o.eval_blocks,
-        p.seq_len,
-        finals.join("; ")
-    ));
+    table.note("Eval losses before and after growth, and the final eval losses (table `eval_loss`), are recomputed by `kiln verify` from the per-block losses under predictions/eval-blocks/ (one file per run and state).");
     for g in o.growths.iter().filter(|g| g.procedure == "oracle-free") {
         table.note(format!(
             "{} oracle-free: optimality slope (> {}) reached at step {}",
@@ -775,6 +909,32 @@ fn record(
     }
     table.note(format!("wall time {:.0} s", o.wall));
     rec.table("table", table);
+    // WikiText-style evaluation: mean loss over the non-overlapping eval blocks, perplexity.
+    let mut finals = Table::new(
+        format!(
+            "Final eval loss per run — profile `{}`{}",
+            ctx.profile,
+            if synthetic { " (SYNTHETIC DATA)" } else { "" }
+        ),
+        &["run", "step", "eval loss", "perplexity"],
+    );
+    for s in &o.block_losses {
+        finals.push(vec![
+            Cell::text(&s.run),
+            Cell::num(s.step as f64, 0),
+            Cell::sourced(&[s.loss], 4, source(s)),
+            // Derived: exp of the eval loss beside it.
+            Cell::num(s.loss.exp(), 1),
+        ]);
+    }
+    finals.note(format!(
+        "Eval loss: mean next-token cross-entropy (nats) over {} non-overlapping {}-token blocks of the eval text ({} predictions each), each run's final state; perplexity = exp(eval loss). Staged rows end at the same step of the target's schedule as the target from scratch.",
+        o.eval_blocks,
+        p.seq_len,
+        p.seq_len - 1
+    ));
+    rec.table("eval_loss", finals);
+    rec.table("paper_reference", paper_reference(file, p, o));
     rec.setting("growths", &o.growths).setting(
         "curves",
         o.curves
@@ -782,21 +942,28 @@ fn record(
             .map(|(n, c)| (n.clone(), c.clone()))
             .collect::<BTreeMap<_, _>>(),
     );
-    let rows: Vec<Vec<String>> = o
-        .block_losses
-        .iter()
-        .flat_map(|(run, losses)| {
-            losses.iter().enumerate().map(move |(i, l)| {
+    for (rel, s) in &files {
+        let rows: Vec<Vec<String>> = s
+            .blocks
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
                 vec![
-                    run.clone(),
+                    s.run.clone(),
+                    s.step.to_string(),
                     i.to_string(),
-                    p.seq_len.to_string(),
-                    format!("{l:.6}"),
+                    (p.seq_len - 1).to_string(),
+                    // Full precision (shortest round-trip form of the f64).
+                    format!("{l}"),
                 ]
             })
-        })
-        .collect();
-    rec.predictions_csv("eval-blocks", &["run", "block", "tokens", "loss"], &rows);
+            .collect();
+        let name = rel
+            .strip_prefix("predictions/")
+            .and_then(|r| r.strip_suffix(".csv"))
+            .unwrap_or(rel);
+        rec.predictions_csv(name, &EVAL_BLOCKS_HEADER, &rows);
+    }
     let series = o
         .curves
         .iter()
@@ -955,7 +1122,20 @@ mod tests {
         );
         // Per-block eval losses of every run (3 scratch + 4 grown), each block once.
         assert_eq!(o.block_losses.len(), 7);
-        assert!(o.block_losses.iter().all(|(_, l)| l.len() == o.eval_blocks));
+        assert!(o
+            .block_losses
+            .iter()
+            .all(|s| s.blocks.len() == o.eval_blocks));
+        // Each scored state's blocks average to the loss the run reported for it (the growth
+        // states too): what `kiln verify` checks from the files.
+        let mean = |s: &Scored| s.blocks.iter().sum::<f64>() / s.blocks.len() as f64;
+        for s in o
+            .block_losses
+            .iter()
+            .chain(o.growths.iter().flat_map(|g| [&g.before, &g.after]))
+        {
+            assert!((mean(s) - s.loss).abs() < 1e-4, "{s:?}");
+        }
     }
 
     #[test]
