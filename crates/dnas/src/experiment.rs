@@ -957,44 +957,54 @@ fn record(
     rec.table("table", t);
     rec.table("paper_reference", paper_reference(file, p, outcomes));
     for o in outcomes {
+        // Each row is a separate architecture, not a function of its cost: markers with seed
+        // error bars on a log cost axis, and the Pareto front of the searched architectures.
         for (axis, f) in [("FLOPs per example", 0usize), ("parameters", 1)] {
+            use kiln_report::figure::{Axis, Better, Chart, Figure, Point, Series, Style};
             let mut series = Vec::new();
-            for kind in ["baseline", "dnas", "random"] {
-                let mut pts: Vec<(f64, f64)> = o
+            for (kind, name) in [
+                ("baseline", "DLRM baseline"),
+                ("dnas", "DNAS samples"),
+                ("random", "random (equal cost)"),
+            ] {
+                let pts: Vec<Point> = o
                     .rows
                     .iter()
                     .filter(|r| r.kind == kind)
                     .map(|r| {
                         let x = if f == 0 { r.flops } else { r.params };
-                        (
-                            x,
-                            kiln_report::mean_sd(
-                                &r.test.iter().map(|s| s.log_loss).collect::<Vec<_>>(),
-                            )
-                            .0,
-                        )
+                        let ll: Vec<f64> = r.test.iter().map(|s| s.log_loss).collect();
+                        Point::seeds(x, &ll)
                     })
                     .collect();
-                pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-                if !pts.is_empty() {
-                    series.push(Series {
-                        name: kind.into(),
-                        points: pts,
-                    });
+                if pts.is_empty() {
+                    continue;
                 }
+                let s = Series::new(name, Style::Scatter, pts);
+                series.push(if kind == "dnas" {
+                    s.with_pareto(Better::LowXLowY)
+                } else {
+                    s
+                });
             }
+            let fig = Figure {
+                title: format!("{}: test log loss vs {axis}", o.name),
+                x: Axis::log(axis),
+                y: Axis::linear("test log loss"),
+                series,
+                references: Vec::new(),
+                caption: Some(format!(
+                    "mean ± sd over {} retraining seed(s); lower is better",
+                    p.seeds.len()
+                )),
+            };
             rec.plot(
                 &format!(
                     "{}_logloss_vs_{}",
                     o.name,
                     if f == 0 { "flops" } else { "params" }
                 ),
-                Plot::line(
-                    &format!("{}: test log loss vs {axis}", o.name),
-                    axis,
-                    "test log loss",
-                    series,
-                ),
+                Plot::Chart(Chart::Xy(fig)),
             );
         }
         for (i, (title, trace, names)) in o.probs.iter().enumerate() {

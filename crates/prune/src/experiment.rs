@@ -1790,25 +1790,48 @@ fn plots(rec: &mut RunRecord, results: &[&Cellres]) {
             .copied()
             .filter(|r| &r.task == task)
             .collect();
-        let line = |name: &str, f: &dyn Fn(&Cellres) -> f64| Series {
-            name: name.into(),
-            points: rs.iter().map(|r| (r.constraint, f(r))).collect(),
+        // The stages with their spread over the sample-set seeds (error bars); unpruned and
+        // magnitude have one value per constraint.
+        use kiln_report::figure::{Axis, Chart, Figure, Point, Series as Line, Style};
+        let one = |name: &str, f: &dyn Fn(&Cellres) -> f64| {
+            Line::new(
+                name,
+                Style::Curve,
+                rs.iter().map(|r| Point::new(r.constraint, f(r))).collect(),
+            )
         };
-        let series = vec![
-            line("unpruned", &|r| r.unpruned),
-            line("search (mean over seeds)", &|r| r.stat(|s| s.search).0),
-            line("+ rearrangement", &|r| r.stat(|s| s.rearranged).0),
-            line("+ mask tuning", &|r| r.stat(|s| s.tuned).0),
-            line("magnitude", &|r| r.magnitude),
-        ];
+        let seeds = |name: &str, f: &dyn Fn(&SeedRun) -> f64| {
+            Line::new(
+                name,
+                Style::Curve,
+                rs.iter()
+                    .map(|r| {
+                        let v: Vec<f64> = r.runs.iter().map(f).collect();
+                        Point::seeds(r.constraint, &v)
+                    })
+                    .collect(),
+            )
+        };
+        let n_seeds = rs.first().map_or(0, |r| r.runs.len());
+        let fig = Figure {
+            title: format!("{task}: dev metric vs FLOPs constraint"),
+            x: Axis::linear("FLOPs constraint (fraction kept)"),
+            y: Axis::linear("dev metric (x100)"),
+            series: vec![
+                one("unpruned", &|r| r.unpruned),
+                seeds("search", &|s| s.search),
+                seeds("+ rearrangement", &|s| s.rearranged),
+                seeds("+ mask tuning", &|s| s.tuned),
+                one("magnitude baseline", &|r| r.magnitude),
+            ],
+            references: Vec::new(),
+            caption: Some(format!(
+                "reference setting; error bars: ± sd over {n_seeds} sample-set seed(s)"
+            )),
+        };
         rec.plot(
             &format!("metric_vs_flops_{task}"),
-            Plot::line(
-                &format!("{task}: dev metric vs FLOPs constraint"),
-                "FLOPs constraint (fraction kept)",
-                "dev metric (x100)",
-                series,
-            ),
+            Plot::Chart(Chart::Xy(fig)),
         );
         // Fractions of the model's configured widths.
         let rows: Vec<(String, Vec<f64>)> = rs
