@@ -22,7 +22,7 @@ use kiln_experiment::{
     Bench, ExperimentFile, Paper, Plot, Resolver, RunArgs, RunContext, RunRecord,
 };
 use kiln_models::gpt2::{Gpt2Config, Gpt2Model};
-use kiln_report::{Cell, Series, Source, Table};
+use kiln_report::{Cell, Source, Table};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
@@ -964,27 +964,35 @@ fn record<'a>(
             .unwrap_or(rel);
         rec.predictions_csv(name, &EVAL_BLOCKS_HEADER, &rows);
     }
+    // Compute on a true log axis (the paper plots loss against compute), curves beside their
+    // legend rather than under it.
+    use kiln_report::figure::{Axis, Chart, Figure, Point, Series as Curve, Style};
     let series = o
         .curves
         .iter()
-        .map(|(name, c)| Series {
-            name: name.clone(),
-            points: c
+        .map(|(name, c)| {
+            let pts: Vec<Point> = c
                 .iter()
                 .filter(|x| x.flops > 0.0)
-                .map(|x| (x.flops.log10(), x.loss))
-                .collect(),
+                .map(|x| Point::new(x.flops, x.loss))
+                .collect();
+            let style = if pts.len() > 40 {
+                Style::Dense
+            } else {
+                Style::Curve
+            };
+            Curve::new(name, style, pts)
         })
         .collect();
-    rec.plot(
-        "loss_vs_compute",
-        Plot::line(
-            "eval loss vs compute",
-            "log10 training FLOPs",
-            "eval loss",
-            series,
-        ),
-    );
+    let fig = Figure {
+        title: "eval loss vs compute".into(),
+        x: Axis::log("training FLOPs"),
+        y: Axis::linear("eval loss"),
+        series,
+        references: Vec::new(),
+        caption: None,
+    };
+    rec.plot("loss_vs_compute", Plot::Chart(Chart::Xy(fig)));
     Ok(rec)
 }
 
