@@ -600,10 +600,28 @@ pub fn provenance(meta: &kiln_core::RunMeta, package: &str, root: &Path) -> Prov
                 String::from_utf8_lossy(&out.stderr).trim()
             ));
         }
-        Ok(String::from_utf8_lossy(&out.stdout)
+        let mut changed: Vec<String> = String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(str::to_string)
-            .collect())
+            .collect();
+        // A lock file edit matters only where it moves a package this experiment builds: adding
+        // another paper's crate, or its dependencies, leaves these results current.
+        if changed.iter().any(|c| c == "Cargo.lock") {
+            let then = std::process::Command::new("git")
+                .current_dir(root)
+                .args(["show", &format!("{commit}:Cargo.lock")])
+                .output()
+                .map_err(|e| format!("git: {e}"))?;
+            let now = std::fs::read_to_string(root.join("Cargo.lock")).unwrap_or_default();
+            let same = then.status.success()
+                && lock_closure(&String::from_utf8_lossy(&then.stdout), package)
+                    .zip(lock_closure(&now, package))
+                    .is_some_and(|(a, b)| a == b);
+            if same {
+                changed.retain(|c| c != "Cargo.lock");
+            }
+        }
+        Ok(changed)
     })();
     Provenance {
         commit: meta.commit.clone(),
@@ -675,6 +693,56 @@ fn package_dirs(package: &str, root: &Path) -> std::result::Result<Vec<String>, 
     Ok(out)
 }
 
+/// The locked packages (`name version source checksum`, sorted) that `package` depends on,
+/// directly or not, itself included, as `lock` (a Cargo.lock) resolves them; `None` when the lock
+/// cannot be read or does not hold `package`. Every dependency is followed, optional ones too,
+/// so the set is a superset of what any feature selection builds.
+fn lock_closure(lock: &str, package: &str) -> Option<Vec<String>> {
+    let v: toml::Value = toml::from_str(lock).ok()?;
+    let pkgs = v.get("package")?.as_array()?;
+    let key = |p: &toml::Value| {
+        let f = |k: &str| p.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
+        (f("name"), f("version"))
+    };
+    let entry = |p: &toml::Value| {
+        let f = |k: &str| p.get(k).and_then(|x| x.as_str()).unwrap_or("");
+        format!(
+            "{} {} {} {}",
+            f("name"),
+            f("version"),
+            f("source"),
+            f("checksum")
+        )
+    };
+    // A dependency is written `name`, `name version` or `name version (source)`.
+    let find = |dep: &str| -> Option<&toml::Value> {
+        let mut it = dep.split_whitespace();
+        let (name, version) = (it.next()?, it.next());
+        let mut hits = pkgs.iter().filter(|p| {
+            let (n, v) = key(p);
+            n == name && version.is_none_or(|w| v == w)
+        });
+        let first = hits.next()?;
+        hits.next().is_none().then_some(first)
+    };
+    let root = find(package)?;
+    let (mut todo, mut seen) = (vec![root], std::collections::BTreeSet::new());
+    while let Some(p) = todo.pop() {
+        if !seen.insert(entry(p)) {
+            continue;
+        }
+        for d in p
+            .get("dependencies")
+            .and_then(|d| d.as_array())
+            .into_iter()
+            .flatten()
+        {
+            todo.push(find(d.as_str()?)?);
+        }
+    }
+    Some(seen.into_iter().collect())
+}
+
 /// The run record of a run folder.
 pub fn read_meta(dir: &Path) -> Result<kiln_core::RunMeta> {
     let path = dir.join("run.json");
@@ -718,6 +786,25 @@ mod tests {
         assert_eq!(r[2], ["3", ""]);
         assert_eq!(parse_csv("a\n\"open\n"), Err(3));
         assert_eq!(parse_csv("a,b").unwrap(), [["a", "b"]]);
+    }
+
+    #[test]
+    fn a_lock_edit_outside_the_experiments_packages_leaves_it_current() {
+        let lock = |extra: &str, serde: &str| {
+            format!(
+                "version = 4\n\n[[package]]\nname = \"kiln-a\"\nversion = \"0.1.0\"\n\
+                 dependencies = [\n \"serde\",\n \"rand 0.9.0\",\n]\n\n\
+                 [[package]]\nname = \"serde\"\nversion = \"{serde}\"\nsource = \"registry\"\n\n\
+                 [[package]]\nname = \"rand\"\nversion = \"0.9.0\"\n\n\
+                 [[package]]\nname = \"rand\"\nversion = \"0.8.5\"\n{extra}"
+            )
+        };
+        let base = lock_closure(&lock("", "1.0.1"), "kiln-a").unwrap();
+        assert_eq!(base.len(), 3, "{base:?}");
+        let other = "\n[[package]]\nname = \"kiln-b\"\nversion = \"0.1.0\"\ndependencies = [\"rand 0.8.5\"]\n";
+        assert_eq!(lock_closure(&lock(other, "1.0.1"), "kiln-a").unwrap(), base);
+        assert_ne!(lock_closure(&lock("", "1.0.2"), "kiln-a").unwrap(), base);
+        assert!(lock_closure(&lock("", "1.0.1"), "kiln-c").is_none());
     }
 
     #[test]

@@ -246,7 +246,17 @@ fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
     }
 }
 
-/// A tick label: on a log axis only at 1, 2 and 5 × 10^k (the other grid lines stay unlabelled).
+/// Whether a log axis over [lo, hi] labels every tick: when it spans too little for three of
+/// 1, 2 and 5 × 10^k, its ticks are the denser 1-9 × 10^k and each needs its label.
+fn labels_every_log_tick(lo: f64, hi: f64) -> bool {
+    log_ticks(lo, hi).iter().any(|&v| {
+        let m = v / 10f64.powf(v.log10().floor());
+        ![1.0, 2.0, 5.0].iter().any(|k| (m - k).abs() < 1e-6 * k)
+    })
+}
+
+/// A tick label: on a log axis only at 1, 2 and 5 × 10^k (the other grid lines stay unlabelled)
+/// unless `log` is false, which [`labels_every_log_tick`] asks for on a short log axis.
 fn tick(v: f64, log: bool) -> String {
     if log && v > 0.0 {
         let m = v / 10f64.powf(v.log10().floor());
@@ -529,11 +539,15 @@ fn draw_xy<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, f: &Figure) -> Resu
     let (y0, y1) = span(ys, &f.y)?;
     let lx = || (x0..x1).log_scale().with_key_points(log_ticks(x0, x1));
     let ly = || (y0..y1).log_scale().with_key_points(log_ticks(y0, y1));
+    let sparse = (
+        f.x.log && !labels_every_log_tick(x0, x1),
+        f.y.log && !labels_every_log_tick(y0, y1),
+    );
     match (f.x.log, f.y.log) {
-        (false, false) => xy_in(&plot, f, x0..x1, y0..y1)?,
-        (true, false) => xy_in(&plot, f, lx(), y0..y1)?,
-        (false, true) => xy_in(&plot, f, x0..x1, ly())?,
-        (true, true) => xy_in(&plot, f, lx(), ly())?,
+        (false, false) => xy_in(&plot, f, x0..x1, y0..y1, sparse)?,
+        (true, false) => xy_in(&plot, f, lx(), y0..y1, sparse)?,
+        (false, true) => xy_in(&plot, f, x0..x1, ly(), sparse)?,
+        (true, true) => xy_in(&plot, f, lx(), ly(), sparse)?,
     }
     let mut entries = Vec::new();
     for (i, s) in f.series.iter().enumerate() {
@@ -556,7 +570,13 @@ fn draw_xy<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, f: &Figure) -> Resu
     root.present().map_err(err)
 }
 
-fn xy_in<DB, X, Y>(area: &DrawingArea<DB, Shift>, f: &Figure, x: X, y: Y) -> Result<(), String>
+fn xy_in<DB, X, Y>(
+    area: &DrawingArea<DB, Shift>,
+    f: &Figure,
+    x: X,
+    y: Y,
+    sparse: (bool, bool),
+) -> Result<(), String>
 where
     DB: DrawingBackend,
     X: plotters::coord::ranged1d::AsRangedCoord<Value = f64>,
@@ -566,7 +586,8 @@ where
 {
     let caption_h = if f.caption.is_some() { 24 } else { 0 };
     let (top, bottom) = area.split_vertically(H - caption_h);
-    let (log_x, log_y) = (f.x.log, f.y.log);
+    // Which axes label only 1, 2 and 5 × 10^k.
+    let (log_x, log_y) = sparse;
     let mut chart = ChartBuilder::on(&top)
         .caption(&f.title, (FONT, 22))
         .margin(14)
@@ -911,6 +932,10 @@ mod tests {
             log_ticks(15.0, 1200.0),
             [20.0, 50.0, 100.0, 200.0, 500.0, 1000.0]
         );
+        assert!(!labels_every_log_tick(15.0, 1200.0));
+        // Less than a decade: 40k..90k gets 40k, 50k, …, 90k, each labelled (not only 50k).
+        assert_eq!(log_ticks(38e3, 95e3).len(), 6);
+        assert!(labels_every_log_tick(38e3, 95e3));
     }
 
     #[test]
