@@ -77,8 +77,11 @@ fn the_paper_path_runs_end_to_end_on_a_miniature_vqa_v2() {
     std::fs::copy(&weights, models.path().join("RN.safetensors")).unwrap();
     // The encoder swap's ImageNet row: a torchvision-layout ResNet (kiln-models' golden fixture).
     std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../models/tests/fixtures/torchvision_resnet_tiny.safetensors"),
+        std::path::PathBuf::from(
+            std::env::var("CARGO_MANIFEST_DIR")
+                .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+        )
+        .join("../models/tests/fixtures/torchvision_resnet_tiny.safetensors"),
         models.path().join("resnet.safetensors"),
     )
     .unwrap();

@@ -26,9 +26,13 @@ use kiln_models::gpt2::Gpt2Config;
 use kiln_models::{BertConfig, BertForSequenceClassification};
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
+    // The package folder at run time: a shared target directory may hold a test binary built
+    // from another checkout, whose compile-time path is gone.
+    PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("tests/fixtures")
+    .join(name)
 }
 
 fn read(p: &std::path::Path) -> Vec<u8> {

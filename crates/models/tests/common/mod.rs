@@ -70,9 +70,13 @@ pub fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 
 /// A file under this crate's `tests/fixtures`.
 pub fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
+    // The package folder at run time: a shared target directory may hold a test binary built
+    // from another checkout, whose compile-time path is gone.
+    PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("tests/fixtures")
+    .join(name)
 }
 
 /// A JSON array of numbers from a reference implementation's golden file, as f32.

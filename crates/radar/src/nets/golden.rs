@@ -20,7 +20,11 @@ use super::tests::{dev, values};
 use super::{Arch, Body, Decoder, NetConfig, RadarDetector, Stem};
 
 fn load(name: &str) -> Value {
-    let path = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
+    // The package folder at run time: a shared target directory may hold a test binary built
+    // from another checkout, whose compile-time path is gone.
+    let dir =
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    let path = format!("{dir}/tests/data/{name}");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_str(&text).unwrap()
 }
