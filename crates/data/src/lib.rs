@@ -15,6 +15,7 @@ pub mod error;
 pub mod glue;
 pub mod metrics;
 pub mod parquet_reader;
+pub mod rod;
 pub mod squad;
 pub mod synthetic;
 pub mod textfile;

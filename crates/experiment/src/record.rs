@@ -211,7 +211,11 @@ impl RunRecord {
         // swapped in, so a table that its own prediction files contradict is never written.
         let checks = crate::verify::collect(&self.tables);
         for c in &checks.checks {
-            if let Some(f) = c.source.files.iter().find(|f| !written.contains(f)) {
+            // A cited folder (e.g. a ROD2021 submission folder) counts if the run wrote into it.
+            let wrote = |f: &String| {
+                written.contains(f) || written.iter().any(|w| w.starts_with(&format!("{f}/")))
+            };
+            if let Some(f) = c.source.files.iter().find(|f| !wrote(f)) {
                 bail!(
                     "{}: table `{}` row {} column `{}` cites {f}, which the run did not write (a bug in the experiment)",
                     ctx.experiment,

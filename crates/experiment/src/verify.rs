@@ -23,6 +23,12 @@
 //!   file answering more (the official evaluation's `quesIds`, e.g. a split's novel questions).
 //! - `squad/<exact|f1>:<gold file>`: the official SQuAD evaluation (percent) of predictions
 //!   (`{id: answer}`) against a gold file in the official dataset layout.
+//! - `rod/<stat>:<ground-truth folder>`: the ROD2021 radar detection metric
+//!   ([`kiln_data::rod::evaluate_folders`], a fraction) of a submission **folder** (one
+//!   `<SEQ>.txt` per sequence, the devkit's layout) against a ground-truth folder (`<SEQ>.txt`
+//!   annotations and `frames.json`, see [`kiln_data::rod`]), all sequences pooled; `<stat>` is
+//!   `ap`, `ap50`, `ap60`, `ap70`, `ap80`, `ap90`, `ar`, `ar50`, …, `ar90` (the devkit's 12
+//!   statistics). A sequence without a submission file is an error, as in the devkit.
 //! - `mean:<column>`: the mean of a numeric CSV column (e.g. a per-example loss).
 //! - `weighted_mean:<column>:<weight column>`: Σ weight·value / Σ weight over a CSV's rows (e.g.
 //!   a language model's eval loss from per-block mean losses weighted by predicted tokens).
@@ -245,6 +251,8 @@ pub fn metric(dir: &Path, metric: &str, file: &str) -> Result<f64> {
         glue_metric(&path, task, m)?
     } else if let Some(m) = name.strip_prefix("ctr/") {
         ctr_metric(&path, m)?
+    } else if let Some(stat) = name.strip_prefix("rod/") {
+        rod_metric(&path, &inside(dir, need_arg()?)?, stat)?
     } else {
         match name {
             "bleu" | "tokbleu" => {
@@ -369,6 +377,22 @@ fn ctr_metric(path: &Path, m: &str) -> Result<f64> {
         "calibration" => metrics::calibration(&p, &y)?,
         _ => bail!("unknown CTR metric `{m}`"),
     })
+}
+
+/// One of the devkit's 12 ROD2021 statistics of the submission folder `sub` against the
+/// ground-truth folder `gt`.
+fn rod_metric(sub: &Path, gt: &Path, stat: &str) -> Result<f64> {
+    const STATS: [&str; 12] = [
+        "ap", "ap50", "ap60", "ap70", "ap80", "ap90", "ar", "ar50", "ar60", "ar70", "ar80", "ar90",
+    ];
+    let i = STATS.iter().position(|s| *s == stat).ok_or_else(|| {
+        anyhow!(
+            "unknown ROD2021 statistic `{stat}` (expected one of {})",
+            STATS.join(", ")
+        )
+    })?;
+    let stats = kiln_data::rod::evaluate_folders(gt, sub, &kiln_data::rod::Region::rod2021())?;
+    Ok(stats.stats[i])
 }
 
 /// The official VQA accuracy (percent, as the official evaluation prints it) of a results file
@@ -980,5 +1004,83 @@ mod tests {
         assert!(metric(d.path(), "weighted_mean:loss:tokens", "zero.csv").is_err());
         write(d.path(), "neg.csv", "tokens,loss\n2,1.0\n-1,5.0\n");
         assert!(metric(d.path(), "weighted_mean:loss:tokens", "neg.csv").is_err());
+    }
+
+    #[test]
+    fn rod_metrics_recompute_from_submission_folders() {
+        use kiln_data::rod::{self, Detection, Object, ObjectClass::*, Region, SequenceInput};
+        let d = tempfile::tempdir().unwrap();
+        let obj = |frame, range, angle, class| Object {
+            frame,
+            range,
+            angle,
+            class,
+        };
+        let det = |o: Object, score| Detection {
+            frame: o.frame,
+            range: o.range,
+            angle: o.angle,
+            class: o.class,
+            score,
+        };
+        let a = [obj(0, 10.0, 0.1, Car), obj(1, 6.0, -0.4, Pedestrian)];
+        let b = [obj(0, 8.0, 0.3, Cyclist), obj(2, 15.0, 0.0, Car)];
+        rod::write_ground_truth_folder(&d.path().join("gt"), &[("a", 2, &a), ("b", 3, &b)])
+            .unwrap();
+        let da = [det(a[0], 0.9), det(obj(1, 20.0, 0.8, Pedestrian), 0.95)];
+        let db = [det(b[0], 0.6), det(obj(2, 17.2, 0.0, Car), 0.7)];
+        rod::write_submission(&d.path().join("sub/s0/a.txt"), &da).unwrap();
+        rod::write_submission(&d.path().join("sub/s0/b.txt"), &db).unwrap();
+        let seq = |name, n_frames, gt, dets| SequenceInput {
+            name,
+            n_frames,
+            gt,
+            dets,
+        };
+        let want = rod::evaluate(
+            &[seq("a", 2, &a, &da), seq("b", 3, &b, &db)],
+            &Region::rod2021(),
+        )
+        .unwrap();
+        assert!(want.ap() > 0.1 && want.ap() < 0.9, "{}", want.ap());
+        let got = metric(d.path(), "rod/ap:gt", "sub/s0").unwrap();
+        assert_eq!(got, want.ap());
+        assert_eq!(
+            metric(d.path(), "rod/ar70:gt", "sub/s0").unwrap(),
+            want.stats[9]
+        );
+        assert!(metric(d.path(), "rod/ap55:gt", "sub/s0").is_err());
+        assert!(metric(d.path(), "rod/ap", "sub/s0").is_err());
+        assert!(metric(d.path(), "rod/ap:../gt", "sub/s0").is_err());
+        // Through checks.json, as `kiln verify` runs it: the true value agrees, a tampered one
+        // does not.
+        let run = |cell: String| {
+            write(d.path(), "table.csv", &format!("model,ap\nrodnet,{cell}\n"));
+            let checks = Checks {
+                checks: vec![Check {
+                    table: "table".into(),
+                    row: 0,
+                    column: "ap".into(),
+                    row_label: "rodnet".into(),
+                    decimals: 2,
+                    source: Source::new("rod/ap:gt", vec!["sub/s0".into()], 100.0),
+                }],
+                unsourced: vec![],
+            };
+            write(
+                d.path(),
+                CHECKS_FILE,
+                &serde_json::to_string(&checks).unwrap(),
+            );
+            check_run(d.path()).unwrap()
+        };
+        let ok = run(format!("{:.2}", 100.0 * want.ap()));
+        assert_eq!((ok.agreed, ok.failures.len()), (1, 0), "{:?}", ok.failures);
+        let bad = run(format!("{:.2}", 100.0 * want.ap() + 0.02));
+        assert_eq!(bad.failures.len(), 1);
+        // A sequence without its submission file fails the check, as in the devkit.
+        std::fs::remove_file(d.path().join("sub/s0/b.txt")).unwrap();
+        let r = run(format!("{:.2}", 100.0 * want.ap()));
+        assert!(r.failures[0].contains("b.txt"), "{:?}", r.failures);
     }
 }

@@ -14,9 +14,14 @@ const SUPPORT: f64 = 36.0;
 
 /// The σ (in bins) of an object of `class` whose centre lies on range row `row`:
 /// 2·atan(L_k / (2·r))·s_k clipped to the class interval, r the row's range in metres.
+///
+/// The constants are the devkit's for the 128-bin azimuth grid. On a coarser grid (kiln's mini
+/// profiles) σ and its clip interval shrink with the bin count, so a blob covers the same angles
+/// and ranges as on the sensor's grid; at 128 bins the factor is exactly 1.
 pub fn sigma(class: ObjectClass, row: usize, grid: &Grid) -> f64 {
     let (s, len, (lo, hi)) = class.confmap_constants();
-    (2.0 * (len / (2.0 * grid.range[row])).atan() * s).clamp(lo, hi)
+    let k = grid.cols() as f64 / 128.0;
+    (2.0 * (len / (2.0 * grid.range[row])).atan() * s * k).clamp(lo * k, hi * k)
 }
 
 /// The ConfMap of one frame, `(C, R, A)` row-major with C = 3, or 4 with `noise_channel`.
@@ -166,6 +171,15 @@ mod tests {
                 < 1e-12
         );
         assert!((2.0 * (0.3f64).atan() * 30.0 - 17.5).abs() < 0.02);
+        // A 64-bin grid halves every σ: the same physical spread.
+        let coarse = Grid::new(&crate::sensor::RadarConfig {
+            ramap_rsize: 64,
+            ramap_asize: 64,
+            ..Default::default()
+        });
+        let crow = |r: f64| coarse.ra2idx(r, 0.0).0;
+        assert_eq!(sigma(Car, crow(10.0), &coarse), 5.0);
+        assert_eq!(sigma(Pedestrian, crow(4.0), &coarse), 2.5);
     }
 
     #[test]

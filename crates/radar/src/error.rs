@@ -19,6 +19,9 @@ pub enum RadarError {
     /// A setting or an argument outside what the method allows.
     #[error("{0}")]
     Invalid(String),
+    /// The ROD2021 files and metric (kiln-data): their messages name the file and line.
+    #[error(transparent)]
+    Data(#[from] kiln_data::DataError),
     #[error("non-finite loss {loss} at step {step}: lower the learning rate or check the data")]
     NonFinite { step: usize, loss: f64 },
 }

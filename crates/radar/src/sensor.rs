@@ -128,6 +128,14 @@ impl Grid {
         (self.range[row], self.angle[col])
     }
 
+    /// The evaluated region, for [`kiln_data::rod::evaluate`].
+    pub fn region(&self) -> kiln_data::rod::Region {
+        kiln_data::rod::Region {
+            range: self.range_limits,
+            angle_limit: self.angle_limit,
+        }
+    }
+
     /// Inside the labelled and evaluated region (range in [1, 25] m, |azimuth| ≤ 60°).
     pub fn in_region(&self, range: f64, angle: f64) -> bool {
         range >= self.range_limits.0
@@ -149,52 +157,9 @@ fn nearest(grid: &[f64], x: f64) -> usize {
     best.0
 }
 
-/// The three ROD2021 classes, in the devkit's order (its class ids).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-pub enum ObjectClass {
-    Pedestrian,
-    Cyclist,
-    Car,
-}
-
-impl ObjectClass {
-    pub const ALL: [ObjectClass; 3] = [Self::Pedestrian, Self::Cyclist, Self::Car];
-
-    /// The devkit's class id (the ConfMap channel).
-    pub fn id(self) -> usize {
-        self as usize
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Pedestrian => "pedestrian",
-            Self::Cyclist => "cyclist",
-            Self::Car => "car",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.name() == name)
-    }
-
-    /// Object size (m) of the devkit's `object_config.json`, the OLS scale.
-    pub fn size(self) -> f64 {
-        match self {
-            Self::Pedestrian => 0.5,
-            Self::Cyclist => 1.0,
-            Self::Car => 3.0,
-        }
-    }
-
-    /// ConfMap constants (spec §4): sigma scale s_k, object length L_k, and the σ clip interval.
-    pub fn confmap_constants(self) -> (f64, f64, (f64, f64)) {
-        match self {
-            Self::Pedestrian => (15.0, 1.0, (5.0, 15.0)),
-            Self::Cyclist => (20.0, 2.0, (8.0, 20.0)),
-            Self::Car => (30.0, 3.0, (10.0, 30.0)),
-        }
-    }
-}
+/// The three ROD2021 classes: they live with the metric in kiln-data, so that `kiln verify`
+/// evaluates radar submissions without this crate.
+pub use kiln_data::rod::ObjectClass;
 
 /// The four ROD2021 scenes (spec §2.4), in the authors' classifier order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -346,6 +311,11 @@ mod tests {
         assert!((g.angle[0].to_degrees() + 90.0).abs() < 1e-9);
         assert!((g.angle[64].to_degrees() - 0.451).abs() < 1e-3);
         assert!((g.angle[118].to_degrees() - 59.12).abs() < 1e-2);
+    }
+
+    #[test]
+    fn the_grid_region_is_the_devkits_hard_coded_one() {
+        assert_eq!(Grid::rod2021().region(), kiln_data::rod::Region::rod2021());
     }
 
     #[test]

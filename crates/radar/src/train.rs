@@ -596,4 +596,40 @@ mod tests {
         let err = train_detector(net(), &[broken], &cfg(), 0, &device, |_, _, _| {});
         assert!(matches!(err, Err(RadarError::NonFinite { .. })), "{err:?}");
     }
+    /// Seconds per training window of the mini candidates (run by hand to size profiles):
+    /// `cargo test --release -p kiln-radar --lib mini_step_times -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn mini_step_times() {
+        let device = Device::flex();
+        let archs = [Arch::Cdc, Arch::Hg { stacks: 1 }, Arch::Hgwi, Arch::C21d];
+        for (t, r) in [(8, 64), (16, 64)] {
+            for width in [1.0 / 16.0, 1.0 / 8.0] {
+                for arch in archs {
+                    let net = NetConfig::new(arch, 4)
+                        .with_width(width)
+                        .init(&device)
+                        .unwrap();
+                    let ad = device.clone().autodiff();
+                    let model = net.to_device(&ad).train();
+                    let b = 4;
+                    let x = tensor5(vec![0.5; b * 2 * t * r * r], [b, 2, t, r, r], &ad);
+                    let y = tensor5(vec![0.5; b * 4 * t * r * r], [b, 4, t, r, r], &ad);
+                    let mut times = Vec::new();
+                    for _ in 0..2 {
+                        let start = Instant::now();
+                        let outs = model.forward(x.clone()).unwrap();
+                        let loss = model.loss(outs, y.clone()).unwrap();
+                        let _ = loss.backward();
+                        times.push(start.elapsed().as_secs_f64() / b as f64);
+                    }
+                    println!(
+                        "T={t} R=A={r} width={width:.4} {}: {:.3} s/window",
+                        arch.name(),
+                        times[1]
+                    );
+                }
+            }
+        }
+    }
 }
