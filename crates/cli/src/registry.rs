@@ -13,6 +13,7 @@ pub static EXPERIMENTS: &[&dyn Experiment] = &[
     &kiln_dnas::DNAS_DLRM,
     &kiln_clipvil::CLIP_VIL,
     &kiln_lottery::ONE_LAYER_LOTTERY,
+    &kiln_radar::RADAR,
 ];
 
 /// The registered experiment `name`, or an error listing them.

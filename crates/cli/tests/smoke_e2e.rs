@@ -675,3 +675,48 @@ fn one_layer_lottery_smoke_runs_end_to_end() {
     .unwrap();
     assert_eq!(hyps.lines().count(), 100);
 }
+
+#[test]
+fn radar_smoke_runs_end_to_end() {
+    let (_out, cache, dir) = reproduce("radar", &[]);
+    assert_files(
+        &dir,
+        &[
+            "table.md",
+            "table.csv",
+            "run.json",
+            "paper_reference.md",
+            "ap_per_scene.svg",
+            "radar_frame.png",
+            "training_loss.svg",
+            "ground-truth/test/frames.json",
+            "ground-truth/test/sim_PL_test_00.txt",
+            "ground-truth/test-HW/sim_HW_test_00.txt",
+            "predictions/CDC/plain/seed1/sim_CS_test_00.txt",
+            "predictions/CDC/scene-aware/seed1/sim_HW_test_00.txt",
+        ],
+    );
+    let table = std::fs::read_to_string(dir.join("table.md")).unwrap();
+    assert!(table.contains("SIMULATED"), "{table}");
+    for row in [
+        "plain",
+        "+ SceneMix + double_hard",
+        "extra steps",
+        "scene-aware",
+    ] {
+        assert!(table.contains(row), "missing row {row}:\n{table}");
+    }
+    // The simulated sequences were written in the CRUW layout and read back from it.
+    let sim = std::fs::read_dir(cache.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| e.file_name().to_string_lossy().starts_with("radar-sim"))
+        .expect("simulated CRUW root in the cache")
+        .path();
+    assert!(sim
+        .join("sequences/train/sim_PL_train_00/RADAR_RA_H/000000_0000.npy")
+        .is_file());
+    assert!(sim.join("annotations/train/sim_HW_train_00.txt").is_file());
+    // Every AP and AR cell (overall and per scene, four rows) recomputes from its submissions.
+    assert_verified(&dir, 4 * 6);
+}

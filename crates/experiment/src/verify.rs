@@ -29,6 +29,8 @@
 //!   annotations and `frames.json`, see [`kiln_data::rod`]), all sequences pooled; `<stat>` is
 //!   `ap`, `ap50`, `ap60`, `ap70`, `ap80`, `ap90`, `ar`, `ar50`, …, `ar90` (the devkit's 12
 //!   statistics). A sequence without a submission file is an error, as in the devkit.
+//! - `rod-subset/<stat>:<ground-truth folder>`: the same on the sequences the ground-truth
+//!   folder lists only (a per-scene breakdown), other submission files ignored.
 //! - `mean:<column>`: the mean of a numeric CSV column (e.g. a per-example loss).
 //! - `weighted_mean:<column>:<weight column>`: Σ weight·value / Σ weight over a CSV's rows (e.g.
 //!   a language model's eval loss from per-block mean losses weighted by predicted tokens).
@@ -252,7 +254,9 @@ pub fn metric(dir: &Path, metric: &str, file: &str) -> Result<f64> {
     } else if let Some(m) = name.strip_prefix("ctr/") {
         ctr_metric(&path, m)?
     } else if let Some(stat) = name.strip_prefix("rod/") {
-        rod_metric(&path, &inside(dir, need_arg()?)?, stat)?
+        rod_metric(&path, &inside(dir, need_arg()?)?, stat, false)?
+    } else if let Some(stat) = name.strip_prefix("rod-subset/") {
+        rod_metric(&path, &inside(dir, need_arg()?)?, stat, true)?
     } else {
         match name {
             "bleu" | "tokbleu" => {
@@ -381,7 +385,7 @@ fn ctr_metric(path: &Path, m: &str) -> Result<f64> {
 
 /// One of the devkit's 12 ROD2021 statistics of the submission folder `sub` against the
 /// ground-truth folder `gt`.
-fn rod_metric(sub: &Path, gt: &Path, stat: &str) -> Result<f64> {
+fn rod_metric(sub: &Path, gt: &Path, stat: &str, subset: bool) -> Result<f64> {
     const STATS: [&str; 12] = [
         "ap", "ap50", "ap60", "ap70", "ap80", "ap90", "ar", "ar50", "ar60", "ar70", "ar80", "ar90",
     ];
@@ -391,7 +395,12 @@ fn rod_metric(sub: &Path, gt: &Path, stat: &str) -> Result<f64> {
             STATS.join(", ")
         )
     })?;
-    let stats = kiln_data::rod::evaluate_folders(gt, sub, &kiln_data::rod::Region::rod2021())?;
+    let region = kiln_data::rod::Region::rod2021();
+    let stats = if subset {
+        kiln_data::rod::evaluate_folder_subset(gt, sub, &region)?
+    } else {
+        kiln_data::rod::evaluate_folders(gt, sub, &region)?
+    };
     Ok(stats.stats[i])
 }
 
@@ -1049,6 +1058,23 @@ mod tests {
             metric(d.path(), "rod/ar70:gt", "sub/s0").unwrap(),
             want.stats[9]
         );
+        // The subset metric ignores the submission of a sequence the ground truth does not list.
+        rod::write_ground_truth_folder(&d.path().join("gt-a"), &[("a", 2, &a)]).unwrap();
+        let only_a = rod::evaluate(
+            &[SequenceInput {
+                name: "a",
+                n_frames: 2,
+                gt: &a,
+                dets: &da,
+            }],
+            &Region::rod2021(),
+        )
+        .unwrap();
+        assert_eq!(
+            metric(d.path(), "rod-subset/ap:gt-a", "sub/s0").unwrap(),
+            only_a.ap()
+        );
+        assert!(metric(d.path(), "rod/ap:gt-a", "sub/s0").is_err());
         assert!(metric(d.path(), "rod/ap55:gt", "sub/s0").is_err());
         assert!(metric(d.path(), "rod/ap", "sub/s0").is_err());
         assert!(metric(d.path(), "rod/ap:../gt", "sub/s0").is_err());

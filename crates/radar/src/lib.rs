@@ -35,5 +35,13 @@ pub mod sensor;
 pub mod sim;
 pub mod train;
 
+/// The `radar` experiment (feature `experiment`, on by default).
+#[cfg(feature = "experiment")]
+pub mod experiment;
+
+/// The `radar` experiment, for the registry.
+#[cfg(feature = "experiment")]
+pub const RADAR: experiment::RadarExperiment = experiment::RadarExperiment;
+
 pub use error::{RadarError, Result};
 pub use sensor::{Grid, ObjectClass, RadarConfig, Scene, SceneGroup};

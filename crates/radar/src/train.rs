@@ -601,9 +601,11 @@ mod tests {
     #[test]
     #[ignore]
     fn mini_step_times() {
-        let device = Device::flex();
+        let name = std::env::var("KILN_BENCH_DEVICE").unwrap_or_else(|_| "flex".into());
+        let device = kiln_core::parse_device(&name).unwrap();
+        println!("device {name}");
         let archs = [Arch::Cdc, Arch::Hg { stacks: 1 }, Arch::Hgwi, Arch::C21d];
-        for (t, r) in [(8, 64), (16, 64)] {
+        for (t, r) in [(8, 64)] {
             for width in [1.0 / 16.0, 1.0 / 8.0] {
                 for arch in archs {
                     let net = NetConfig::new(arch, 4)

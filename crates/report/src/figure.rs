@@ -2,7 +2,8 @@
 //! their Pareto front, curves, grouped bars; mean ± sd error bars or bands from seeds; log axes
 //! with SI tick labels; the Okabe-Ito colour-blind-safe palette with a distinct marker per series;
 //! the legend beside the plot, never over the data; the paper's numbers as distinct reference
-//! marks (open stars, or dashed lines for a single value). Each figure is written as SVG, PNG and
+//! marks (open stars, or dashed lines for a single value); image-like maps side by side, each
+//! with its colour bar (viridis) and marker overlays. Each figure is written as SVG, PNG and
 //! PDF (the PDF is the SVG converted with svg2pdf, so the two are the same drawing).
 
 use std::path::Path;
@@ -181,11 +182,140 @@ pub struct Bars {
     pub caption: Option<String>,
 }
 
-/// A figure of either kind.
+/// A figure of any kind.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Chart {
     Xy(Figure),
     Bars(Bars),
+    Maps(Maps),
+}
+
+/// Image-like data side by side (e.g. a radar frame's range-azimuth map, its ConfMap, the ground
+/// truth and the detections): 1 to 4 panels, each with its own colour bar, and one legend beside
+/// them for the marker series of all panels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Maps {
+    pub title: String,
+    pub panels: Vec<MapPanel>,
+    pub caption: Option<String>,
+}
+
+/// One map: `rows × cols` values, row-major.
+///
+/// The axes are uniform: cell `(i, j)` is the rectangle spanning the `j`-th of `cols` equal parts
+/// of `x`'s range and the `i`-th of `rows` equal parts of `y`'s range, row 0 at the bottom (the
+/// low end of `y`, as for range from the sensor). A non-uniform grid (e.g. bins of `sin θ`) is to
+/// be labelled in bins, or resampled by the caller. A range of `None` labels the axis in bins
+/// (`0..cols`, `0..rows`); log axes are refused.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MapPanel {
+    pub title: String,
+    pub rows: usize,
+    pub cols: usize,
+    /// NaN is drawn as a neutral grey (no data); ±∞ take the ends of the scale.
+    pub values: Vec<f64>,
+    pub x: Axis,
+    pub y: Axis,
+    pub scale: ColorScale,
+    pub colorbar_label: Option<String>,
+    /// Overlays in data coordinates; those outside the axes' ranges are not drawn.
+    pub markers: Vec<MapMarker>,
+}
+
+impl MapPanel {
+    /// A panel labelled in bins, on the default scale, without markers.
+    pub fn new(title: &str, rows: usize, cols: usize, values: Vec<f64>) -> Self {
+        Self {
+            title: title.into(),
+            rows,
+            cols,
+            values,
+            x: Axis::linear("column"),
+            y: Axis::linear("row"),
+            scale: ColorScale::default(),
+            colorbar_label: None,
+            markers: Vec::new(),
+        }
+    }
+}
+
+/// A point drawn over a map. Its look (palette colour and marker shape) belongs to its series,
+/// numbered in order of first appearance over all panels, so that a series looks the same in
+/// every panel and the legend names it once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MapMarker {
+    pub x: f64,
+    pub y: f64,
+    pub series: String,
+}
+
+impl MapMarker {
+    pub fn new(series: &str, x: f64, y: f64) -> Self {
+        Self {
+            x,
+            y,
+            series: series.into(),
+        }
+    }
+}
+
+/// A sequential colour map.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum ColorMap {
+    /// Perceptually uniform, legible to the colour-blind and in greyscale (its luminance rises
+    /// monotonically from dark purple to yellow).
+    #[default]
+    Viridis,
+}
+
+/// Viridis at ten evenly spaced points (van der Walt & Smith; the values of R's `viridis(10)`),
+/// interpolated linearly in between: within a few units of the full 256-entry table.
+const VIRIDIS: [RGBColor; 10] = [
+    RGBColor(0x44, 0x01, 0x54),
+    RGBColor(0x48, 0x28, 0x78),
+    RGBColor(0x3e, 0x4a, 0x89),
+    RGBColor(0x31, 0x68, 0x8e),
+    RGBColor(0x26, 0x82, 0x8e),
+    RGBColor(0x1f, 0x9e, 0x89),
+    RGBColor(0x35, 0xb7, 0x79),
+    RGBColor(0x6d, 0xcd, 0x59),
+    RGBColor(0xb4, 0xde, 0x2c),
+    RGBColor(0xfd, 0xe7, 0x25),
+];
+
+/// Cells without data: a grey with no hue, so it reads as none of viridis' values.
+pub const NO_DATA: RGBColor = RGBColor(189, 189, 189);
+
+/// How values become colours.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ColorScale {
+    pub map: ColorMap,
+    /// Values at the two ends (values beyond them take the end colours); `None`: the panel's
+    /// finite minimum and maximum.
+    pub range: Option<(f64, f64)>,
+}
+
+impl ColorScale {
+    pub fn with_range(mut self, lo: f64, hi: f64) -> Self {
+        self.range = Some((lo, hi));
+        self
+    }
+
+    /// The colour at fraction `t` of the scale (clamped to [0, 1]; NaN gives [`NO_DATA`]).
+    pub fn at(&self, t: f64) -> RGBColor {
+        if t.is_nan() {
+            return NO_DATA;
+        }
+        let table: &[RGBColor] = match self.map {
+            ColorMap::Viridis => &VIRIDIS,
+        };
+        let f = t.clamp(0.0, 1.0) * (table.len() - 1) as f64;
+        let k = (f.floor() as usize).min(table.len() - 2);
+        let w = f - k as f64;
+        let (a, b) = (table[k], table[k + 1]);
+        let mix = |x: u8, y: u8| (x as f64 + w * (y as f64 - x as f64)).round() as u8;
+        RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+    }
 }
 
 const W: u32 = 960;
@@ -407,6 +537,8 @@ enum Key {
     Dashed,
     Front(usize),
     Bar(usize),
+    /// A map overlay of series `i`, with the halo it has over the map.
+    OnMap(usize),
 }
 
 fn draw_legend<DB: DrawingBackend>(
@@ -469,6 +601,7 @@ fn draw_legend<DB: DrawingBackend>(
                 ))
                 .map_err(err)?;
             }
+            Key::OnMap(i) => draw_map_marker(area, ((x0 + x1) / 2, yc), *i)?,
         }
         // Long names wrap at about 24 characters.
         let mut line = String::new();
@@ -837,10 +970,393 @@ fn draw_bars<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, b: &Bars) -> Resu
     root.present().map_err(err)
 }
 
+const MAP_W: u32 = 460;
+const MAP_H: u32 = 400;
+const MAP_TITLE_H: u32 = 40;
+/// Right of each map: gap, colour bar, its tick labels and label.
+const COLORBAR_GAP: i32 = 14;
+const COLORBAR_W: i32 = 16;
+const COLORBAR_LABELS: i32 = 76;
+
+/// The shapes of map overlays, in series order: a cross second, as a second series (detections)
+/// often lands on the first (ground truth), and a cross leaves a circle under it visible.
+const MAP_MARKERS: [Marker; 8] = [
+    Marker::Circle,
+    Marker::Cross,
+    Marker::Triangle,
+    Marker::Square,
+    Marker::Plus,
+    Marker::Diamond,
+    Marker::InvertedTriangle,
+    Marker::Pentagon,
+];
+
+/// A map marker of series `i`: its palette colour inside a white then a black ring, so that it
+/// stands out on the dark and the light end of the colour map alike.
+fn draw_map_marker<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    at: (i32, i32),
+    i: usize,
+) -> Result<(), String> {
+    let (m, c) = (
+        MAP_MARKERS[i % MAP_MARKERS.len()],
+        PALETTE[i % PALETTE.len()],
+    );
+    let (x, y) = at;
+    if matches!(m, Marker::Cross | Marker::Plus) {
+        // Strokes: the rings are wider strokes under the coloured one, a pixel longer each.
+        for (s, st) in [
+            (7, BLACK.stroke_width(7)),
+            (6, WHITE.stroke_width(5)),
+            (5, c.stroke_width(3)),
+        ] {
+            let arms = if m == Marker::Cross {
+                [
+                    [(x - s, y - s), (x + s, y + s)],
+                    [(x - s, y + s), (x + s, y - s)],
+                ]
+            } else {
+                [
+                    [(x - s - 1, y), (x + s + 1, y)],
+                    [(x, y - s - 1), (x, y + s + 1)],
+                ]
+            };
+            for a in arms {
+                area.draw(&PathElement::new(a.to_vec(), st)).map_err(err)?;
+            }
+        }
+        return Ok(());
+    }
+    for (r, ring) in [(2, BLACK), (1, WHITE)] {
+        for (dx, dy) in [
+            (-1, -1),
+            (0, -1),
+            (1, -1),
+            (-1, 0),
+            (1, 0),
+            (-1, 1),
+            (0, 1),
+            (1, 1),
+        ] {
+            draw_marker(area, (x + r * dx, y + r * dy), m, ring, 5, true)?;
+        }
+    }
+    draw_marker(area, at, m, c, 5, true)
+}
+
+/// What a map panel spans: its x, y and value ranges.
+struct MapGeom {
+    x: (f64, f64),
+    y: (f64, f64),
+    v: (f64, f64),
+}
+
+/// Checks every panel before anything is drawn, so that a bad panel is an error naming it
+/// rather than a panic or a half-drawn figure.
+fn map_geometry(m: &Maps) -> Result<Vec<MapGeom>, String> {
+    if m.panels.is_empty() || m.panels.len() > 4 {
+        return Err(format!(
+            "maps `{}`: {} panels, expected 1 to 4 side by side",
+            m.title,
+            m.panels.len()
+        ));
+    }
+    m.panels
+        .iter()
+        .enumerate()
+        .map(|(k, p)| {
+            let name = format!("map panel {} `{}`", k + 1, p.title);
+            if p.rows == 0 || p.cols == 0 {
+                return Err(format!("{name}: {} × {} cells", p.rows, p.cols));
+            }
+            if p.rows.checked_mul(p.cols) != Some(p.values.len()) {
+                return Err(format!(
+                    "{name}: {} values for {} × {} cells",
+                    p.values.len(),
+                    p.rows,
+                    p.cols
+                ));
+            }
+            let range = |a: &Axis, n: usize| -> Result<(f64, f64), String> {
+                if a.log {
+                    return Err(format!("{name}: `{}` is a log axis", a.label));
+                }
+                match a.range {
+                    None => Ok((0.0, n as f64)),
+                    Some((lo, hi)) if lo.is_finite() && hi.is_finite() && lo < hi => Ok((lo, hi)),
+                    Some((lo, hi)) => Err(format!(
+                        "{name}: `{}` has the range {lo}..{hi}, expected finite and increasing",
+                        a.label
+                    )),
+                }
+            };
+            let v = match p.scale.range {
+                Some((lo, hi)) if lo.is_finite() && hi.is_finite() && lo < hi => (lo, hi),
+                Some((lo, hi)) => {
+                    return Err(format!(
+                        "{name}: colour range {lo}..{hi}, expected finite and increasing"
+                    ))
+                }
+                None => {
+                    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+                    for &v in p.values.iter().filter(|v| v.is_finite()) {
+                        lo = lo.min(v);
+                        hi = hi.max(v);
+                    }
+                    if lo > hi {
+                        (0.0, 1.0)
+                    } else if lo == hi {
+                        (lo - 0.5, hi + 0.5)
+                    } else {
+                        (lo, hi)
+                    }
+                }
+            };
+            Ok(MapGeom {
+                x: range(&p.x, p.cols)?,
+                y: range(&p.y, p.rows)?,
+                v,
+            })
+        })
+        .collect()
+}
+
+/// The marker series of all panels, in order of first appearance.
+fn map_series(m: &Maps) -> Vec<&str> {
+    let mut names: Vec<&str> = Vec::new();
+    for mk in m.panels.iter().flat_map(|p| &p.markers) {
+        if !names.contains(&mk.series.as_str()) {
+            names.push(&mk.series);
+        }
+    }
+    names
+}
+
+fn draw_maps<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, m: &Maps) -> Result<(), String> {
+    let geom = map_geometry(m)?;
+    let series = map_series(m);
+    root.fill(&WHITE).map_err(err)?;
+    let (w, h) = root.dim_in_pixel();
+    let (plot, legend) = if series.is_empty() {
+        (root.clone(), None)
+    } else {
+        let (p, l) = root.split_horizontally(w - LEGEND_W);
+        (p, Some(l))
+    };
+    let caption_h = if m.caption.is_some() { 24 } else { 0 };
+    let (top, bottom) = plot.split_vertically(h - caption_h);
+    let title_h = if m.title.is_empty() { 0 } else { MAP_TITLE_H };
+    let (head, body) = top.split_vertically(title_h);
+    if title_h > 0 {
+        use plotters::style::text_anchor::{HPos, Pos, VPos};
+        let style = (FONT, 22)
+            .into_font()
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Center, VPos::Top));
+        let hw = head.dim_in_pixel().0 as i32;
+        head.draw(&Text::new(m.title.clone(), (hw / 2, 10), style))
+            .map_err(err)?;
+    }
+    let areas = body.split_evenly((1, m.panels.len()));
+    for ((p, g), area) in m.panels.iter().zip(&geom).zip(&areas) {
+        draw_map_panel(&root, area, p, g, &series)?;
+    }
+    if let Some(c) = &m.caption {
+        bottom
+            .draw(&Text::new(
+                c.clone(),
+                (16, 2),
+                (FONT, 14).into_font().color(&RGBColor(60, 60, 60)),
+            ))
+            .map_err(err)?;
+    }
+    if let Some(l) = legend {
+        let entries: Vec<(Key, String)> = series
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (Key::OnMap(i), n.to_string()))
+            .collect();
+        draw_legend(&l, &entries)?;
+    }
+    root.present().map_err(err)
+}
+
+/// One panel in `area`; `root` (origin at the canvas' corner) takes the drawing in pixels, where
+/// cells are snapped to whole pixels so that neighbours meet without seams.
+fn draw_map_panel<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    area: &DrawingArea<DB, Shift>,
+    p: &MapPanel,
+    g: &MapGeom,
+    series: &[&str],
+) -> Result<(), String> {
+    let ((x0, x1), (y0, y1), (v0, v1)) = (g.x, g.y, g.v);
+    let mut chart = ChartBuilder::on(area)
+        .caption(&p.title, (FONT, 18))
+        .margin(10)
+        .margin_right(COLORBAR_GAP + COLORBAR_W + COLORBAR_LABELS)
+        .x_label_area_size(48)
+        .y_label_area_size(64)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_desc(&p.x.label)
+        .y_desc(&p.y.label)
+        .x_labels(6)
+        .y_labels(6)
+        .x_label_formatter(&|v| si(*v))
+        .y_label_formatter(&|v| si(*v))
+        .label_style((FONT, 15))
+        .axis_desc_style((FONT, 17))
+        .draw()
+        .map_err(err)?;
+    let plotting = chart.plotting_area();
+    // Cell edges in pixels; row edges run bottom-up (row 0 at y0).
+    let bx: Vec<i32> = (0..=p.cols)
+        .map(|j| {
+            plotting
+                .map_coordinate(&(x0 + (x1 - x0) * j as f64 / p.cols as f64, y0))
+                .0
+        })
+        .collect();
+    let by: Vec<i32> = (0..=p.rows)
+        .map(|i| {
+            plotting
+                .map_coordinate(&(x0, y0 + (y1 - y0) * i as f64 / p.rows as f64))
+                .1
+        })
+        .collect();
+    let scale = |v: f64| p.scale.at((v - v0) / (v1 - v0));
+    // Top row first, left to right: each run of equal colour reaches one pixel into its right
+    // and lower neighbours, which are drawn later and cover it, so that no background shows
+    // between cells in any renderer. Cells thinner than a pixel are skipped (one cell per pixel).
+    for i in (0..p.rows).rev() {
+        let (top, bot) = (by[i + 1], by[i] + i32::from(i > 0));
+        if by[i + 1] == by[i] {
+            continue;
+        }
+        let row = &p.values[i * p.cols..(i + 1) * p.cols];
+        let mut j = 0;
+        while j < p.cols {
+            let c = scale(row[j]);
+            let mut e = j + 1;
+            while e < p.cols && scale(row[e]) == c {
+                e += 1;
+            }
+            if bx[e] > bx[j] {
+                let right = bx[e] + i32::from(e < p.cols);
+                root.draw(&Rectangle::new([(bx[j], top), (right, bot)], c.filled()))
+                    .map_err(err)?;
+            }
+            j = e;
+        }
+    }
+    let (ul, br) = (
+        plotting.map_coordinate(&(x0, y1)),
+        plotting.map_coordinate(&(x1, y0)),
+    );
+    root.draw(&Rectangle::new([ul, br], BLACK.stroke_width(1)))
+        .map_err(err)?;
+    for mk in &p.markers {
+        let inside = mk.x >= x0 && mk.x <= x1 && mk.y >= y0 && mk.y <= y1;
+        if let (true, Some(i)) = (inside, series.iter().position(|s| *s == mk.series)) {
+            draw_map_marker(root, plotting.map_coordinate(&(mk.x, mk.y)), i)?;
+        }
+    }
+    // The colour bar: as tall as the map, its own axis on the right.
+    let bar = root.clone().shrink(
+        (br.0 + COLORBAR_GAP, ul.1),
+        ((COLORBAR_W + COLORBAR_LABELS) as u32, (br.1 - ul.1) as u32),
+    );
+    let mut cb = ChartBuilder::on(&bar)
+        .set_label_area_size(LabelAreaPosition::Right, COLORBAR_LABELS)
+        .build_cartesian_2d(0.0..1.0, v0..v1)
+        .map_err(err)?;
+    // The tick labels plotters picks, kept to place the bar's label just beyond the widest.
+    let ticks = std::cell::RefCell::new(Vec::new());
+    cb.configure_mesh()
+        .disable_mesh()
+        .disable_x_axis()
+        .y_labels(6)
+        .y_label_formatter(&|v| {
+            let t = si(*v);
+            ticks.borrow_mut().push(t.clone());
+            t
+        })
+        .label_style((FONT, 15))
+        .draw()
+        .map_err(err)?;
+    let strip = cb.plotting_area();
+    let ((sx0, sy0), (sx1, sy1)) = (
+        strip.map_coordinate(&(0.0, v1)),
+        strip.map_coordinate(&(1.0, v0)),
+    );
+    if let Some(l) = &p.colorbar_label {
+        use plotters::style::text_anchor::{HPos, Pos, VPos};
+        let tick_font = TextStyle::from((FONT, 15).into_font());
+        let widest = ticks
+            .borrow()
+            .iter()
+            .filter_map(|t| root.estimate_text_size(t, &tick_font).ok())
+            .map(|(w, _)| w as i32)
+            .max()
+            .unwrap_or(0);
+        // Reading upwards, as the y axis' label does.
+        let style = (FONT, 17)
+            .into_font()
+            .transform(FontTransform::Rotate270)
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Center, VPos::Top));
+        root.draw(&Text::new(
+            l.clone(),
+            (sx1 + 14 + widest, (sy0 + sy1) / 2),
+            style,
+        ))
+        .map_err(err)?;
+    }
+    for y in sy0..=sy1 {
+        let t = (sy1 - y) as f64 / (sy1 - sy0).max(1) as f64;
+        root.draw(&Rectangle::new(
+            [(sx0, y), (sx1, y + 1)],
+            p.scale.at(t).filled(),
+        ))
+        .map_err(err)?;
+    }
+    root.draw(&Rectangle::new(
+        [(sx0, sy0), (sx1, sy1)],
+        BLACK.stroke_width(1),
+    ))
+    .map_err(err)
+}
+
 fn draw_chart<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, c: &Chart) -> Result<(), String> {
     match c {
         Chart::Xy(f) => draw_xy(root, f),
         Chart::Bars(b) => draw_bars(root, b),
+        Chart::Maps(m) => draw_maps(root, m),
+    }
+}
+
+/// The canvas in pixels: maps grow with their panels (each keeps a square-ish plot and room for
+/// its colour bar), the other kinds are one size.
+fn canvas(c: &Chart) -> (u32, u32) {
+    match c {
+        Chart::Maps(m) => {
+            let legend = if map_series(m).is_empty() {
+                0
+            } else {
+                LEGEND_W
+            };
+            let title = if m.title.is_empty() { 0 } else { MAP_TITLE_H };
+            let caption = if m.caption.is_some() { 24 } else { 0 };
+            (
+                MAP_W * m.panels.len().clamp(1, 4) as u32 + legend,
+                MAP_H + title + caption,
+            )
+        }
+        Chart::Xy(_) | Chart::Bars(_) => (W, H),
     }
 }
 
@@ -848,15 +1364,15 @@ fn draw_chart<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, c: &Chart) -> Re
 pub fn to_svg(c: &Chart) -> Result<String, String> {
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, canvas(c)).into_drawing_area();
         draw_chart(root, c)?;
     }
     Ok(svg)
 }
 
-/// Draws the chart into a PNG file at `path` (W×H).
+/// Draws the chart into a PNG file at `path` (960×540, or wider for maps with several panels).
 pub fn write_png(c: &Chart, path: &Path) -> Result<(), String> {
-    let root = BitMapBackend::new(path, (W, H)).into_drawing_area();
+    let root = BitMapBackend::new(path, canvas(c)).into_drawing_area();
     draw_chart(root, c)
 }
 
@@ -1016,5 +1532,164 @@ mod tests {
         }
         let e = write_chart(&dir.path().join("bad"), &bad).unwrap_err();
         assert!(e.to_string().contains("`FLOPs` is a log axis"), "{e}");
+    }
+
+    /// Two panels as in the radar figure: a smooth confidence map with ground truth and
+    /// detections, and a noisy frame with a no-data stripe.
+    fn radar_like() -> Chart {
+        let n = 64;
+        let blobs = [(20.0, 40.0, 4.0), (44.0, 18.0, 6.0)];
+        let conf: Vec<f64> = (0..n * n)
+            .map(|k| {
+                let (i, j) = ((k / n) as f64, (k % n) as f64);
+                blobs
+                    .iter()
+                    .map(|(bi, bj, s)| {
+                        (-((i - bi).powi(2) + (j - bj).powi(2)) / (2.0 * s * s)).exp()
+                    })
+                    .fold(0.0, f64::max)
+            })
+            .collect();
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let frame: Vec<f64> = conf
+            .iter()
+            .enumerate()
+            .map(|(k, c)| {
+                if (k % n) == 50 {
+                    return f64::NAN;
+                }
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                -30.0 + 25.0 * c + 8.0 * (state >> 11) as f64 / (1u64 << 53) as f64
+            })
+            .collect();
+        // Cell (i, j) centre in metres and degrees.
+        let at = |i: f64, j: f64| (-60.0 + 120.0 * (j + 0.5) / 64.0, 25.0 * (i + 0.5) / 64.0);
+        let gt: Vec<MapMarker> = blobs
+            .iter()
+            .map(|(i, j, _)| {
+                let (x, y) = at(*i, *j);
+                MapMarker::new("ground truth", x, y)
+            })
+            .collect();
+        let det: Vec<MapMarker> = [(21.0, 41.0), (43.0, 17.0), (55.0, 5.0)]
+            .iter()
+            .map(|(i, j)| {
+                let (x, y) = at(*i, *j);
+                MapMarker::new("detections", x, y)
+            })
+            .collect();
+        let axes = |mut p: MapPanel| {
+            p.x = Axis::linear("azimuth (°)").with_range(-60.0, 60.0);
+            p.y = Axis::linear("range (m)").with_range(0.0, 25.0);
+            p
+        };
+        let mut a = axes(MapPanel::new("ConfMap", n, n, conf));
+        a.scale = ColorScale::default().with_range(0.0, 1.0);
+        a.colorbar_label = Some("confidence".into());
+        a.markers = gt.iter().chain(&det).cloned().collect();
+        let mut b = axes(MapPanel::new("radar frame", n, n, frame));
+        b.colorbar_label = Some("power (dB)".into());
+        b.markers = det;
+        Chart::Maps(Maps {
+            title: "a radar frame with its ConfMap, ground truth and detections".into(),
+            panels: vec![a, b],
+            caption: Some("64 × 64 range-azimuth bins; grey: no data".into()),
+        })
+    }
+
+    #[test]
+    fn maps_write_svg_png_and_pdf() {
+        let dir = tempfile::tempdir().unwrap();
+        let stem = dir.path().join("maps");
+        let maps = radar_like();
+        write_chart(&stem, &maps).unwrap();
+        let svg = std::fs::read_to_string(stem.with_extension("svg")).unwrap();
+        assert!(svg.contains("<svg") && svg.contains("ground truth") && svg.contains("ConfMap"));
+        let png = std::fs::read(stem.with_extension("png")).unwrap();
+        assert_eq!(&png[1..4], b"PNG");
+        // IHDR: width and height, big-endian, right after the signature and chunk header.
+        let be = |b: &[u8]| u32::from_be_bytes(b.try_into().unwrap());
+        assert_eq!(
+            (be(&png[16..20]), be(&png[20..24])),
+            (2 * MAP_W + LEGEND_W, MAP_H + MAP_TITLE_H + 24)
+        );
+        assert_eq!(canvas(&maps), (be(&png[16..20]), be(&png[20..24])));
+        let pdf = std::fs::read(stem.with_extension("pdf")).unwrap();
+        assert!(pdf.starts_with(b"%PDF"));
+        // One bare panel: no title, legend or caption; finer than its pixels; no finite value.
+        let mut bare = MapPanel::new("", 3, 1000, vec![f64::NAN; 3000]);
+        bare.values[5] = f64::INFINITY;
+        let bare = Chart::Maps(Maps {
+            title: String::new(),
+            panels: vec![bare],
+            caption: None,
+        });
+        write_chart(&dir.path().join("bare"), &bare).unwrap();
+        assert_eq!(canvas(&bare), (MAP_W, MAP_H));
+        // Set to a file stem to keep the example for a look (e.g. /tmp/maps-example).
+        if let Some(out) = std::env::var_os("KILN_MAPS_EXAMPLE") {
+            write_chart(Path::new(&out), &maps).unwrap();
+        }
+    }
+
+    #[test]
+    fn bad_maps_are_errors_naming_the_panel() {
+        let dir = tempfile::tempdir().unwrap();
+        let fail = |c: &Chart| {
+            write_chart(&dir.path().join("bad"), c)
+                .unwrap_err()
+                .to_string()
+        };
+        let Chart::Maps(good) = radar_like() else {
+            unreachable!()
+        };
+        let mut m = good.clone();
+        m.panels[1].values.pop();
+        let e = fail(&Chart::Maps(m));
+        assert!(
+            e.contains("map panel 2 `radar frame`") && e.contains("4095 values"),
+            "{e}"
+        );
+        let mut m = good.clone();
+        m.panels[0].x.range = Some((f64::NAN, 1.0));
+        let e = fail(&Chart::Maps(m));
+        assert!(
+            e.contains("map panel 1 `ConfMap`") && e.contains("azimuth"),
+            "{e}"
+        );
+        let mut m = good.clone();
+        m.panels[0].scale.range = Some((1.0, f64::INFINITY));
+        assert!(fail(&Chart::Maps(m)).contains("map panel 1 `ConfMap`: colour range"));
+        let mut m = good.clone();
+        m.panels[1].rows = usize::MAX;
+        assert!(fail(&Chart::Maps(m)).contains("map panel 2"));
+        let mut m = good;
+        m.panels.clear();
+        assert!(fail(&Chart::Maps(m)).contains("0 panels"));
+    }
+
+    #[test]
+    fn viridis_runs_dark_to_light() {
+        let s = ColorScale::default();
+        assert_eq!(s.at(0.0), RGBColor(0x44, 0x01, 0x54));
+        assert_eq!(s.at(1.0), RGBColor(0xfd, 0xe7, 0x25));
+        assert_eq!((s.at(-3.0), s.at(7.0)), (s.at(0.0), s.at(1.0)));
+        assert_eq!(s.at(f64::NAN), NO_DATA);
+        // Relative luminance (sRGB, WCAG): rising, so the map reads the same in greyscale.
+        let lum = |c: RGBColor| {
+            let lin = |u: u8| {
+                let v = u as f64 / 255.0;
+                if v <= 0.04045 {
+                    v / 12.92
+                } else {
+                    ((v + 0.055) / 1.055).powf(2.4)
+                }
+            };
+            0.2126 * lin(c.0) + 0.7152 * lin(c.1) + 0.0722 * lin(c.2)
+        };
+        let l: Vec<f64> = (0..=100).map(|k| lum(s.at(k as f64 / 100.0))).collect();
+        assert!(l.windows(2).all(|w| w[1] > w[0]), "{l:?}");
     }
 }

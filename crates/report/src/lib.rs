@@ -8,7 +8,10 @@ pub mod table;
 
 use std::path::Path;
 
-pub use figure::{write_chart, Axis, Bars, Better, Chart, Figure, Point, Reference, Style};
+pub use figure::{
+    write_chart, Axis, Bars, Better, Chart, ColorMap, ColorScale, Figure, MapMarker, MapPanel,
+    Maps, Point, Reference, Style,
+};
 pub use plot::{heatmap, line_plot, Series};
 pub use table::{Cell, Source, Table};
 

@@ -78,6 +78,12 @@ pub fn read_submission(path: &Path) -> Result<Vec<Detection>> {
 
 /// Writes an annotation txt atomically (a reader never sees half a file).
 pub fn write_annotations(path: &Path, objects: &[Object]) -> Result<()> {
+    write_atomically(path, &annotation_text(path, objects)?)
+}
+
+/// The annotation txt of `objects`, checked as [`write_annotations`] checks it (`path` names the
+/// file in errors): for a caller that writes the file itself, e.g. into a run folder.
+pub fn annotation_text(path: &Path, objects: &[Object]) -> Result<String> {
     let mut text = String::new();
     for (i, o) in objects.iter().enumerate() {
         check_position(path, i, o.frame, o.range, o.angle)?;
@@ -89,11 +95,16 @@ pub fn write_annotations(path: &Path, objects: &[Object]) -> Result<()> {
             o.class.name()
         ));
     }
-    write_atomically(path, &text)
+    Ok(text)
 }
 
 /// Writes a submission txt atomically; refuses a score the devkit would fail on.
 pub fn write_submission(path: &Path, dets: &[Detection]) -> Result<()> {
+    write_atomically(path, &submission_text(path, dets)?)
+}
+
+/// The submission txt of `dets`, checked as [`write_submission`] checks it.
+pub fn submission_text(path: &Path, dets: &[Detection]) -> Result<String> {
     let mut text = String::new();
     for (i, d) in dets.iter().enumerate() {
         check_position(path, i, d.frame, d.range, d.angle)?;
@@ -115,7 +126,7 @@ pub fn write_submission(path: &Path, dets: &[Detection]) -> Result<()> {
             d.score
         ));
     }
-    write_atomically(path, &text)
+    Ok(text)
 }
 
 fn check_position(path: &Path, i: usize, frame: usize, range: f64, angle: f64) -> Result<()> {

@@ -106,7 +106,20 @@ pub type GroundTruth = (String, usize, Vec<Object>);
 /// Writes a ground-truth folder (`<name>.txt` per sequence and [`FRAMES_FILE`]), each file
 /// atomically.
 pub fn write_ground_truth_folder(dir: &Path, seqs: &[(&str, usize, &[Object])]) -> Result<()> {
+    for (path, bytes) in ground_truth_files(dir, seqs)? {
+        kiln_core::atomic_write(&path, &bytes).map_err(|e| DataError::Invalid(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// The files of a ground-truth folder at `dir` (paths under `dir`, contents), checked as
+/// [`write_ground_truth_folder`] checks them: for a caller that writes them itself.
+pub fn ground_truth_files(
+    dir: &Path,
+    seqs: &[(&str, usize, &[Object])],
+) -> Result<Vec<(std::path::PathBuf, Vec<u8>)>> {
     let mut frames = BTreeMap::new();
+    let mut out = Vec::new();
     for &(name, n_frames, objects) in seqs {
         check_name(dir, name)?;
         if frames.insert(name, n_frames).is_some() {
@@ -115,12 +128,15 @@ pub fn write_ground_truth_folder(dir: &Path, seqs: &[(&str, usize, &[Object])]) 
                 dir.display()
             )));
         }
-        write_annotations(&dir.join(format!("{name}.txt")), objects)?;
+        let path = dir.join(format!("{name}.txt"));
+        let text = labels::annotation_text(&path, objects)?;
+        out.push((path, text.into_bytes()));
     }
     let path = dir.join(FRAMES_FILE);
     let text = serde_json::to_string_pretty(&frames)
         .map_err(|e| DataError::Invalid(format!("{}: {e}", path.display())))?;
-    kiln_core::atomic_write(&path, text.as_bytes()).map_err(|e| DataError::Invalid(e.to_string()))
+    out.push((path, text.into_bytes()));
+    Ok(out)
 }
 
 /// Reads a ground-truth folder: the sequences of its [`FRAMES_FILE`], in name order.
@@ -157,6 +173,22 @@ pub fn read_ground_truth_folder(dir: &Path) -> Result<Vec<GroundTruth>> {
 /// The ROD2021 metric of the submission folder `sub_dir` against the ground-truth folder
 /// `gt_dir`, all sequences pooled (see the module doc for the layout).
 pub fn evaluate_folders(gt_dir: &Path, sub_dir: &Path, region: &Region) -> Result<RodStats> {
+    evaluate_folders_with(gt_dir, sub_dir, region, false)
+}
+
+/// [`evaluate_folders`] on the sequences `gt_dir` lists only, ignoring the other submission
+/// files of `sub_dir`: a per-scene breakdown (spec §10.4) evaluates one submission against each
+/// scene's ground-truth folder, as the devkit does on a copy holding that scene's files.
+pub fn evaluate_folder_subset(gt_dir: &Path, sub_dir: &Path, region: &Region) -> Result<RodStats> {
+    evaluate_folders_with(gt_dir, sub_dir, region, true)
+}
+
+fn evaluate_folders_with(
+    gt_dir: &Path,
+    sub_dir: &Path,
+    region: &Region,
+    subset: bool,
+) -> Result<RodStats> {
     let gt = read_ground_truth_folder(gt_dir)?;
     let subs = txt_stems(sub_dir)?;
     let want: BTreeSet<String> = gt.iter().map(|g| g.0.clone()).collect();
@@ -168,7 +200,7 @@ pub fn evaluate_folders(gt_dir: &Path, sub_dir: &Path, region: &Region) -> Resul
             gt_dir.display()
         )));
     }
-    if let Some(extra) = subs.iter().find(|s| !want.contains(*s)) {
+    if let Some(extra) = subs.iter().find(|s| !subset && !want.contains(*s)) {
         return Err(DataError::Invalid(format!(
             "{}: submission {extra}.txt has no ground truth in {}: remove it or add its labels \
              (the devkit refuses unmatched file names)",
