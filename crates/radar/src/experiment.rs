@@ -200,6 +200,10 @@ impl Paper for RadarExperiment {
         }
         record(ctx, file, p, &data, out)
     }
+
+    fn benches(&self) -> &'static [kiln_experiment::Bench] {
+        &[("radar-cdc", crate::bench::cdc_train)]
+    }
 }
 
 /// The three splits in memory.

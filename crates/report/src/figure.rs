@@ -1274,11 +1274,31 @@ fn draw_map_panel<DB: DrawingBackend>(
         .set_label_area_size(LabelAreaPosition::Right, COLORBAR_LABELS)
         .build_cartesian_2d(0.0..1.0, v0..v1)
         .map_err(err)?;
+    // The gradient first, so the tick labels are drawn over it, never under it.
+    let strip = cb.plotting_area();
+    let ((sx0, sy0), (sx1, sy1)) = (
+        strip.map_coordinate(&(0.0, v1)),
+        strip.map_coordinate(&(1.0, v0)),
+    );
+    for y in sy0..=sy1 {
+        let t = (sy1 - y) as f64 / (sy1 - sy0).max(1) as f64;
+        root.draw(&Rectangle::new(
+            [(sx0, y), (sx1, y + 1)],
+            p.scale.at(t).filled(),
+        ))
+        .map_err(err)?;
+    }
+    root.draw(&Rectangle::new(
+        [(sx0, sy0), (sx1, sy1)],
+        BLACK.stroke_width(1),
+    ))
+    .map_err(err)?;
     // The tick labels plotters picks, kept to place the bar's label just beyond the widest.
     let ticks = std::cell::RefCell::new(Vec::new());
     cb.configure_mesh()
         .disable_mesh()
         .disable_x_axis()
+        .set_tick_mark_size(LabelAreaPosition::Right, 5)
         .y_labels(6)
         .y_label_formatter(&|v| {
             let t = si(*v);
@@ -1288,11 +1308,6 @@ fn draw_map_panel<DB: DrawingBackend>(
         .label_style((FONT, 15))
         .draw()
         .map_err(err)?;
-    let strip = cb.plotting_area();
-    let ((sx0, sy0), (sx1, sy1)) = (
-        strip.map_coordinate(&(0.0, v1)),
-        strip.map_coordinate(&(1.0, v0)),
-    );
     if let Some(l) = &p.colorbar_label {
         use plotters::style::text_anchor::{HPos, Pos, VPos};
         let tick_font = TextStyle::from((FONT, 15).into_font());
@@ -1311,24 +1326,12 @@ fn draw_map_panel<DB: DrawingBackend>(
             .pos(Pos::new(HPos::Center, VPos::Top));
         root.draw(&Text::new(
             l.clone(),
-            (sx1 + 14 + widest, (sy0 + sy1) / 2),
+            (sx1 + 22 + widest, (sy0 + sy1) / 2),
             style,
         ))
         .map_err(err)?;
     }
-    for y in sy0..=sy1 {
-        let t = (sy1 - y) as f64 / (sy1 - sy0).max(1) as f64;
-        root.draw(&Rectangle::new(
-            [(sx0, y), (sx1, y + 1)],
-            p.scale.at(t).filled(),
-        ))
-        .map_err(err)?;
-    }
-    root.draw(&Rectangle::new(
-        [(sx0, sy0), (sx1, sy1)],
-        BLACK.stroke_width(1),
-    ))
-    .map_err(err)
+    Ok(())
 }
 
 fn draw_chart<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, c: &Chart) -> Result<(), String> {
