@@ -55,6 +55,13 @@ pub struct SimSettings {
     pub train_per_scene: usize,
     pub valid_per_scene: usize,
     pub test_per_scene: usize,
+    /// Multiplies every scene's clutter reflectivity (1: the simulator's scenes).
+    #[serde(default = "one")]
+    pub clutter_scale: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 /// One architecture of the table.
@@ -69,6 +76,9 @@ pub struct ModelSettings {
     /// equal-steps control and the full scene-aware pipeline).
     #[serde(default)]
     pub ablations: bool,
+    /// The output head and loss (default: the architecture's training script's, spec §6).
+    #[serde(default)]
+    pub head: Option<crate::nets::Head>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -239,8 +249,14 @@ fn load_simulated(ctx: &RunContext, p: &Profile) -> Result<Dataset> {
     };
     let grid = Grid::new(&radar);
     let key = format!(
-        "radar-sim-v1-g{}-f{}-{}-{}-{}-s{}",
-        s.grid, s.frames, s.train_per_scene, s.valid_per_scene, s.test_per_scene, ctx.seed
+        "radar-sim-v1-g{}-f{}-{}-{}-{}-c{}-s{}",
+        s.grid,
+        s.frames,
+        s.train_per_scene,
+        s.valid_per_scene,
+        s.test_per_scene,
+        s.clutter_scale,
+        ctx.seed
     );
     let root_dir = ctx.cache.join(&key);
     let splits = [
@@ -262,6 +278,7 @@ fn load_simulated(ctx: &RunContext, p: &Profile) -> Result<Dataset> {
                     let seed = ctx.seed * 1_000_003 + (si * 1000 + scene.id() * 100 + k) as u64;
                     let mut spec = SimSpec::new(sim_name(scene, split, k), scene, s.frames, seed);
                     spec.config.radar = radar.clone();
+                    spec.config.clutter_scale *= s.clutter_scale;
                     specs.push(spec);
                 }
             }
@@ -545,10 +562,12 @@ fn run_seed(
     for (mi, m) in p.models.iter().enumerate() {
         let rows = Row::rows(m.ablations);
         let net = |s: u64| -> Result<RadarNet> {
-            Ok(NetConfig::new(m.arch, 4)
-                .with_width(m.width)
-                .with_seed(s)
-                .init(device)?)
+            let cfg = NetConfig::new(m.arch, 4).with_width(m.width).with_seed(s);
+            let cfg = match m.head {
+                Some(h) => cfg.with_head(h),
+                None => cfg,
+            };
+            Ok(cfg.init(device)?)
         };
         let train = |cfg: &TrainCfg, n: RadarNet, what: &str, on: &[SeqData]| {
             let bar = progress::bar(0, &format!("seed {seed}: {} {what}", m.arch.name()));
