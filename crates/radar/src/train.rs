@@ -634,4 +634,59 @@ mod tests {
             }
         }
     }
+    /// Whether a (kt, 5, 5) Conv3d is faster on a backend as one conv2d over the time-shifted
+    /// frames stacked along channels (run by hand: `KILN_BENCH_DEVICE=flex cargo test --release
+    /// -p kiln-radar --lib conv3d_as_conv2d_times -- --ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn conv3d_as_conv2d_times() {
+        use burn::tensor::module::{conv2d, conv3d};
+        use burn::tensor::ops::ConvOptions;
+        use burn::tensor::Distribution;
+        let name = std::env::var("KILN_BENCH_DEVICE").unwrap_or_else(|_| "flex".into());
+        let device = kiln_core::parse_device(&name).unwrap();
+        let ad = device.clone().autodiff();
+        for (b, c, o, t, r) in [(4, 4, 4, 8, 32), (4, 8, 8, 8, 32), (2, 8, 8, 16, 64)] {
+            let x = Tensor::<5>::random([b, c, t, r, r], Distribution::Normal(0.0, 1.0), &ad)
+                .require_grad();
+            let w = Tensor::<5>::random([o, c, 9, 5, 5], Distribution::Normal(0.0, 0.1), &ad)
+                .require_grad();
+            let time = |f: &dyn Fn() -> Tensor<5>| {
+                let mut v = Vec::new();
+                for _ in 0..3 {
+                    let start = Instant::now();
+                    let y = f();
+                    let _ = y.sum().backward();
+                    v.push(start.elapsed().as_secs_f64());
+                }
+                v[2]
+            };
+            let direct = || {
+                conv3d(
+                    x.clone(),
+                    w.clone(),
+                    None,
+                    ConvOptions::new([1, 1, 1], [4, 2, 2], [1, 1, 1], 1),
+                )
+            };
+            let stacked = || {
+                // [b, c, t + 8, r, r] → 9 shifted windows stacked on channels, frames on batch.
+                let xp = x.clone().pad([(0, 0), (0, 0), (4, 4), (0, 0), (0, 0)], 0.0);
+                let parts: Vec<Tensor<5>> = (0..9).map(|dt| xp.clone().narrow(2, dt, t)).collect();
+                let xs = Tensor::cat(parts, 1) // [b, 9c, t, r, r] (dt-major)
+                    .swap_dims(1, 2)
+                    .reshape([b * t, 9 * c, r, r]);
+                let ws = w.clone().swap_dims(1, 2).reshape([o, 9 * c, 5, 5]);
+                conv2d(xs, ws, None, ConvOptions::new([1, 1], [2, 2], [1, 1], 1))
+                    .reshape([b, t, o, r, r])
+                    .swap_dims(1, 2)
+            };
+            let same = (direct() - stacked()).abs().max().into_scalar::<f32>();
+            println!(
+                "{name} x[{b},{c},{t},{r},{r}] w[{o},{c},9,5,5]: conv3d {:.4} s, stacked conv2d {:.4} s (fwd+bwd), max diff {same:.2e}",
+                time(&direct),
+                time(&stacked)
+            );
+        }
+    }
 }
