@@ -596,6 +596,55 @@ mod tests {
         let err = train_detector(net(), &[broken], &cfg(), 0, &device, |_, _, _| {});
         assert!(matches!(err, Err(RadarError::NonFinite { .. })), "{err:?}");
     }
+    #[test]
+    fn the_scene_classifier_routes_trivially_separable_scenes() {
+        use crate::nets::SceneClassifierConfig;
+        use rand::SeedableRng;
+        let device = Device::flex();
+        let grid = Grid::new(&small_grid_cfg());
+        let plane = 32 * 32;
+        // Scene k's frames hold noise around the level k: a classifier that learns anything
+        // routes every sequence right, unless labels and predictions disagree on the order.
+        let seq = |scene: Scene, seed: u64| {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let frames: Vec<Vec<f32>> = (0..16)
+                .map(|_| {
+                    (0..2 * plane)
+                        .map(|_| scene.id() as f32 + rng.random_range(-0.3..0.3))
+                        .collect()
+                })
+                .collect();
+            SeqData::new(
+                format!("{}{seed}", scene.code()),
+                scene,
+                &frames,
+                vec![],
+                &grid,
+                true,
+            )
+            .unwrap()
+        };
+        let train: Vec<SeqData> = Scene::ALL.iter().map(|&s| seq(s, 1)).collect();
+        let cls = SceneClassifierConfig {
+            width: 1.0 / 16.0,
+            seed: 0,
+            ..SceneClassifierConfig::default()
+        }
+        .init(&device)
+        .unwrap();
+        let cfg = TrainCfg {
+            epochs: 30,
+            batch_size: 4,
+            lr: 3e-3,
+            ..cfg()
+        };
+        let (cls, _) = train_classifier(cls, &train, &cfg, 0, &device, |_, _, _| {}).unwrap();
+        for scene in Scene::ALL {
+            let votes = classify_windows(&cls, &seq(scene, 7), 8, 4, &device).unwrap();
+            assert_eq!(crate::scene::scene_vote(&votes), Some(scene), "{votes:?}");
+        }
+    }
+
     /// Seconds per training window of the mini candidates (run by hand to size profiles):
     /// `cargo test --release -p kiln-radar --lib mini_step_times -- --ignored --nocapture`.
     #[test]
