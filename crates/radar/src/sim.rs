@@ -1537,7 +1537,7 @@ mod tests {
 
     /// Throughput: `cargo test --release -p kiln-radar --lib sim_throughput -- --ignored --nocapture`.
     #[test]
-    #[ignore]
+    #[ignore = "timing, run by hand: prints seconds, asserts nothing about speed"]
     fn sim_throughput() {
         for scene in Scene::ALL {
             let mut cfg = SimConfig::for_scene(scene);

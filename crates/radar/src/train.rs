@@ -648,7 +648,7 @@ mod tests {
     /// Seconds per training window of the mini candidates (run by hand to size profiles):
     /// `cargo test --release -p kiln-radar --lib mini_step_times -- --ignored --nocapture`.
     #[test]
-    #[ignore]
+    #[ignore = "timing, run by hand: prints seconds, asserts nothing about speed"]
     fn mini_step_times() {
         let name = std::env::var("KILN_BENCH_DEVICE").unwrap_or_else(|_| "flex".into());
         let device = kiln_core::parse_device(&name).unwrap();
@@ -687,7 +687,7 @@ mod tests {
     /// frames stacked along channels (run by hand: `KILN_BENCH_DEVICE=flex cargo test --release
     /// -p kiln-radar --lib conv3d_as_conv2d_times -- --ignored --nocapture`).
     #[test]
-    #[ignore]
+    #[ignore = "timing, run by hand: prints seconds, asserts nothing about speed"]
     fn conv3d_as_conv2d_times() {
         use burn::tensor::module::{conv2d, conv3d};
         use burn::tensor::ops::ConvOptions;

@@ -557,7 +557,7 @@ pub(crate) mod tests {
     /// --ignored --nocapture`. CDC at width 1/8 (8/16/32 channels) on a (4,2,16,128,128) batch,
     /// inference and one training step (forward + backward).
     #[test]
-    #[ignore]
+    #[ignore = "timing, run by hand: prints seconds, asserts nothing about speed"]
     fn bench_forward() {
         let x = rand_input([4, 2, 16, 128, 128], 11);
         for arch in [Arch::Cdc, Arch::C21d] {
@@ -592,7 +592,7 @@ pub(crate) mod tests {
     /// The paper-width parameter counts for the record (`--ignored --nocapture`); each is
     /// checked against §5's layer list in its module's tests.
     #[test]
-    #[ignore]
+    #[ignore = "prints the paper-width parameter table by hand; the counts are asserted elsewhere"]
     fn print_paper_parameter_counts() {
         let (a, b) = (Stem::Torchvision, Stem::B);
         for arch in [
