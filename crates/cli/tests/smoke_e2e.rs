@@ -694,15 +694,19 @@ fn radar_smoke_runs_end_to_end() {
             "ground-truth/test-HW/sim_HW_test_00.txt",
             "predictions/CDC/plain/seed1/sim_CS_test_00.txt",
             "predictions/CDC/scene-aware/seed1/sim_HW_test_00.txt",
+            "predictions/HG/scene-aware-true-routing/seed1/sim_PL_test_00.txt",
+            "predictions/all/ensemble/seed1/sim_CR_test_00.txt",
         ],
     );
     let table = std::fs::read_to_string(dir.join("table.md")).unwrap();
     assert!(table.contains("SIMULATED"), "{table}");
     for row in [
         "plain",
-        "+ SceneMix + double_hard",
+        "+ double_hard + SceneMix",
         "extra steps",
         "scene-aware",
+        "routed by the true scene",
+        "ensemble",
     ] {
         assert!(table.contains(row), "missing row {row}:\n{table}");
     }
@@ -717,6 +721,7 @@ fn radar_smoke_runs_end_to_end() {
         .join("sequences/train/sim_PL_train_00/RADAR_RA_H/000000_0000.npy")
         .is_file());
     assert!(sim.join("annotations/train/sim_HW_train_00.txt").is_file());
-    // Every AP and AR cell (overall and per scene, four rows) recomputes from its submissions.
-    assert_verified(&dir, 4 * 6);
+    // Every AP and AR cell (overall and per scene) of the six rows per architecture and the
+    // ensemble recomputes from its submissions.
+    assert_verified(&dir, (2 * 6 + 1) * 6);
 }

@@ -204,6 +204,18 @@ pub struct TrainLog {
     pub mixed: [usize; 3],
 }
 
+impl TrainLog {
+    fn new(windows: usize) -> Self {
+        Self {
+            epoch_loss: Vec::new(),
+            steps: 0,
+            windows,
+            seconds: 0.0,
+            mixed: [0; 3],
+        }
+    }
+}
+
 /// Every training window `(sequence, start)` of `data`, dynamic sequences twice with
 /// `double_hard`.
 fn training_windows(data: &[SeqData], cfg: &TrainCfg) -> Result<Vec<(usize, usize)>> {
@@ -226,6 +238,11 @@ fn training_windows(data: &[SeqData], cfg: &TrainCfg) -> Result<Vec<(usize, usiz
     Ok(out)
 }
 
+/// Optimiser steps per epoch of `cfg` on `data` (the last batch may be short).
+pub fn steps_per_epoch(data: &[SeqData], cfg: &TrainCfg) -> Result<usize> {
+    Ok(training_windows(data, cfg)?.len().div_ceil(cfg.batch_size))
+}
+
 fn tensor5(values: Vec<f32>, dims: [usize; 5], device: &Device) -> Tensor<5> {
     Tensor::<5>::from_data(TensorData::new(values, dims), device)
 }
@@ -238,7 +255,7 @@ pub fn train_detector(
     cfg: &TrainCfg,
     seed: u64,
     device: &Device,
-    mut on_step: impl FnMut(usize, usize, f64),
+    on_step: impl FnMut(usize, usize, f64),
 ) -> Result<(RadarNet, TrainLog)> {
     cfg.validate()?;
     let started = Instant::now();
@@ -256,29 +273,21 @@ pub fn train_detector(
         ));
     }
     let ad = device.clone().autodiff();
-    let mut model = net.to_device(&ad).train();
-    let mut optim = AdamConfig::new().init();
-    let per_epoch = windows.len().div_ceil(cfg.batch_size);
-    let total = per_epoch * cfg.epochs;
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7261_6461);
-    let mut order = windows.clone();
-    let mut log = TrainLog {
-        epoch_loss: Vec::new(),
-        steps: 0,
-        windows: windows.len(),
-        seconds: 0.0,
-        mixed: [0; 3],
-    };
-    for epoch in 0..cfg.epochs {
-        order.shuffle(&mut rng);
-        let mut sum = 0.0;
-        for batch in order.chunks(cfg.batch_size) {
+    let mut log = TrainLog::new(windows.len());
+    let model = fit(
+        net.to_device(&ad).train(),
+        &windows,
+        cfg,
+        &mut rng,
+        &mut log,
+        |model: &RadarNet, batch, rng, log| {
             let b = batch.len();
             let (mut xs, mut ys) = (Vec::new(), Vec::new());
             for &(i, s) in batch {
                 let mut w = data[i].window(s, cfg.win);
                 if let Some(gate) = cfg.scene_mix {
-                    let l: MixLog = scene_mix(&mut w, dims, gate, &mut rng, |r| {
+                    let l: MixLog = scene_mix(&mut w, dims, gate, rng, |r| {
                         let (j, t) = windows[r.random_range(0..windows.len())];
                         data[j].window(t, cfg.win)
                     });
@@ -292,7 +301,36 @@ pub fn train_detector(
             let x = tensor5(xs, [b, 2, dims.t, dims.r, dims.a], &ad);
             let y = tensor5(ys, [b, dims.c, dims.t, dims.r, dims.a], &ad);
             let outs = model.forward(x)?;
-            let loss = model.loss(outs, y)?;
+            model.loss(outs, y)
+        },
+        on_step,
+    )?;
+    log.seconds = started.elapsed().as_secs_f64();
+    Ok((model.valid(), log))
+}
+
+/// The epoch loop both trainers share: the windows reshuffled every epoch, batches of
+/// `cfg.batch_size`, one Adam step per batch at the StepLR rate, and an error at the first
+/// non-finite loss. `loss_of` builds a batch's loss; it draws from the same generator as the
+/// shuffle, so a seed fixes the whole run.
+fn fit<M: Module>(
+    mut model: M,
+    windows: &[(usize, usize)],
+    cfg: &TrainCfg,
+    rng: &mut ChaCha8Rng,
+    log: &mut TrainLog,
+    mut loss_of: impl FnMut(&M, &[(usize, usize)], &mut ChaCha8Rng, &mut TrainLog) -> Result<Tensor<1>>,
+    mut on_step: impl FnMut(usize, usize, f64),
+) -> Result<M> {
+    let mut optim = AdamConfig::new().init();
+    let per_epoch = windows.len().div_ceil(cfg.batch_size);
+    let total = per_epoch * cfg.epochs;
+    let mut order = windows.to_vec();
+    for epoch in 0..cfg.epochs {
+        order.shuffle(rng);
+        let mut sum = 0.0;
+        for batch in order.chunks(cfg.batch_size) {
+            let loss = loss_of(&model, batch, rng, log)?;
             let l = loss.clone().into_scalar::<f32>() as f64;
             if !l.is_finite() {
                 return Err(RadarError::NonFinite {
@@ -308,8 +346,7 @@ pub fn train_detector(
         }
         log.epoch_loss.push(sum / per_epoch as f64);
     }
-    log.seconds = started.elapsed().as_secs_f64();
-    Ok((model.valid(), log))
+    Ok(model)
 }
 
 /// The detections of one sequence (spec §9): windows every `stride` frames, averaged per
@@ -370,30 +407,22 @@ pub fn train_classifier(
     cfg: &TrainCfg,
     seed: u64,
     device: &Device,
-    mut on_step: impl FnMut(usize, usize, f64),
+    on_step: impl FnMut(usize, usize, f64),
 ) -> Result<(SceneClassifier, TrainLog)> {
     cfg.validate()?;
     let started = Instant::now();
     let windows = training_windows(data, cfg)?;
     let ad = device.clone().autodiff();
-    let mut model = net.to_device(&ad).train();
-    let mut optim = AdamConfig::new().init();
-    let per_epoch = windows.len().div_ceil(cfg.batch_size);
-    let total = per_epoch * cfg.epochs;
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7363_656e);
-    let mut order = windows.clone();
-    let mut log = TrainLog {
-        epoch_loss: Vec::new(),
-        steps: 0,
-        windows: windows.len(),
-        seconds: 0.0,
-        mixed: [0; 3],
-    };
+    let mut log = TrainLog::new(windows.len());
     let (r, a) = (data[0].rows, data[0].cols);
-    for epoch in 0..cfg.epochs {
-        order.shuffle(&mut rng);
-        let mut sum = 0.0;
-        for batch in order.chunks(cfg.batch_size) {
+    let model = fit(
+        net.to_device(&ad).train(),
+        &windows,
+        cfg,
+        &mut rng,
+        &mut log,
+        |model: &SceneClassifier, batch, _, _| {
             let b = batch.len();
             let mut xs = Vec::new();
             let mut labels = Vec::new();
@@ -404,24 +433,12 @@ pub fn train_classifier(
             let x = tensor5(xs, [b, 2, cfg.win, r, a], &ad);
             let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [b]), &ad);
             let logits = model.forward(x)?;
-            let loss = burn::nn::loss::CrossEntropyLossConfig::new()
+            Ok(burn::nn::loss::CrossEntropyLossConfig::new()
                 .init(&ad)
-                .forward(logits, y);
-            let l = loss.clone().into_scalar::<f32>() as f64;
-            if !l.is_finite() {
-                return Err(RadarError::NonFinite {
-                    step: log.steps,
-                    loss: l,
-                });
-            }
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(cfg.lr_at(epoch), model, grads);
-            sum += l;
-            log.steps += 1;
-            on_step(log.steps, total, l);
-        }
-        log.epoch_loss.push(sum / per_epoch as f64);
-    }
+                .forward(logits, y))
+        },
+        on_step,
+    )?;
     log.seconds = started.elapsed().as_secs_f64();
     Ok((model.valid(), log))
 }
