@@ -474,8 +474,8 @@ struct Outcome {
     /// Per seed: the scene classifier's accuracies.
     classifier: Vec<ClassifierScore>,
     /// The first seed's maps for the figure: (arch index, test sequence 0 maps of the
-    /// scene-aware row, frame).
-    figure: Option<(usize, SeqMaps)>,
+    /// scene-aware row, the peak threshold that row used on it).
+    figure: Option<(usize, SeqMaps, f64)>,
     /// Training loss curves of the first seed: (label, per-epoch loss).
     curves: Vec<(String, Vec<f64>)>,
 }
@@ -868,7 +868,7 @@ fn run_seed(
                 }
             }
             if seed == p.seeds[0] && out.figure.is_none() {
-                out.figure = Some((mi, test_maps[0].clone()));
+                out.figure = Some((mi, test_maps[0].clone(), per_group[&route[0]]));
             }
         }
     }
@@ -1054,7 +1054,12 @@ fn record(
         let mut all_ap = pct(&ap);
         bars.push(Some(Point::seeds(f64::NAN, &std::mem::take(&mut all_ap))));
         if matches!(row, Row::Plain | Row::SceneAware | Row::Ensemble) {
-            per_scene_bars.push((format!("{arch} {}", row.slug()), bars));
+            let name = if *row == Row::Ensemble {
+                row.slug().to_string()
+            } else {
+                format!("{arch} {}", row.slug())
+            };
+            per_scene_bars.push((name, bars));
         }
         cells.push(match plain_ap.get(mi) {
             Some(base) if *row != Row::Plain => {
@@ -1173,8 +1178,8 @@ fn record(
             caption: Some(format!("mean ± sd over seeds {:?}", p.seeds)),
         })),
     );
-    if let Some((mi, maps)) = &out.figure {
-        if let Some(plot) = frame_figure(data, &p.models[*mi], maps, p)? {
+    if let Some((mi, maps, peak_thres)) = &out.figure {
+        if let Some(plot) = frame_figure(data, &p.models[*mi], maps, *peak_thres, p)? {
             rec.plot("radar_frame", plot);
         }
     }
@@ -1214,6 +1219,7 @@ fn frame_figure(
     data: &Dataset,
     m: &ModelSettings,
     maps: &[(usize, Vec<f32>)],
+    peak_thres: f64,
     p: &Profile,
 ) -> Result<Option<Plot>> {
     let grid = &data.grid;
@@ -1249,7 +1255,11 @@ fn frame_figure(
                 .fold(f64::MIN, f64::max)
         })
         .collect();
-    let post = p.post;
+    // The threshold the scene-aware row used on this sequence (its routed group's).
+    let post = PostCfg {
+        peak_thres,
+        ..p.post
+    };
     let dets = frame_detections(pred, *frame, grid, &post);
     let at = |r: f64, a: f64| (a.sin(), r);
     let mut markers = Vec::new();
