@@ -434,6 +434,7 @@ impl Row {
         } else {
             vec![
                 Row::Plain,
+                Row::PlainLong,
                 Row::Aug,
                 Row::AugExtra,
                 Row::Branches,
